@@ -1,0 +1,49 @@
+# Lookout + WebStore. The README's two commands: `make run` and `make test`.
+GO       ?= go
+BIN      := bin
+PEERS    := .cache/bin
+GOFLAGS  ?= -buildvcs=false
+export GOFLAGS
+
+.PHONY: all build ui run test test-go test-web vet lint bench peers clean
+
+all: build
+
+# The web UI is built into internal/ui/dist and embedded into the lookout binary.
+ui:
+	@if [ -f web/package.json ]; then \
+		cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; \
+	fi
+
+build: ui
+	$(GO) build -o $(BIN)/lookout ./cmd/lookout
+	$(GO) build -o $(BIN)/webstore ./cmd/webstore
+
+# Lookout + WebStore services + traffic, then open http://localhost:3000
+run: build
+	./$(BIN)/webstore demo
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# Real peers (Prometheus, promtool, telemetrygen, collector builder) built with
+# `go install` into the gitignored .cache/bin; tests build them on demand too.
+peers:
+	GOBIN=$(CURDIR)/$(PEERS) CGO_ENABLED=0 $(GO) install github.com/prometheus/prometheus/cmd/prometheus@v0.316.0
+	GOBIN=$(CURDIR)/$(PEERS) CGO_ENABLED=0 $(GO) install github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+	GOBIN=$(CURDIR)/$(PEERS) CGO_ENABLED=0 $(GO) install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@v0.161.0
+
+test-go: ui
+	$(GO) test -race -timeout 40m ./...
+
+test-web: build
+	@if [ -f web/package.json ]; then cd web && npm test; fi
+
+test: vet test-go test-web
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN) internal/ui/dist/assets internal/ui/dist/index.html

@@ -1,0 +1,129 @@
+// Package testpeers builds and locates the real third-party programs that
+// end-to-end tests run beside Lookout: Prometheus, promtool, telemetrygen and
+// the OpenTelemetry Collector builder. Each is built once with `go install`
+// into the repository's gitignored .cache/bin and reused by later runs.
+package testpeers
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// Pinned versions of the peers. Change them here only.
+const (
+	PrometheusModule   = "github.com/prometheus/prometheus"
+	PrometheusVersion  = "v0.316.0"
+	TelemetrygenModule = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
+	TelemetrygenVer    = "v0.161.0"
+	BuilderModule      = "go.opentelemetry.io/collector/cmd/builder"
+	BuilderVersion     = "v0.165.0"
+)
+
+var mu sync.Mutex
+
+// RepoRoot returns the repository root (the directory holding go.mod).
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// BinDir is where peers are installed: $LOOKOUT_PEERS_BIN or <repo>/.cache/bin.
+func BinDir() (string, error) {
+	if d := os.Getenv("LOOKOUT_PEERS_BIN"); d != "" {
+		return d, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, ".cache", "bin"), nil
+}
+
+// Install builds pkg@version into BinDir unless a binary named name is
+// already there, and returns its path. Concurrent test binaries serialise on
+// a file lock so the build runs once.
+func Install(name, pkg, version string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	dir, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, name)
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	cmd := exec.Command("go", "install", pkg+"@"+version)
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s@%s: %w\n%s", pkg, version, err, out)
+	}
+	return bin, nil
+}
+
+// need returns the peer's path or ends the test: Skip only when
+// LOOKOUT_ALLOW_PEER_SKIP=1, otherwise Fatal, so CI never passes silently
+// without the comparison it promises.
+func need(t testing.TB, name, pkg, version string) string {
+	t.Helper()
+	bin, err := Install(name, pkg, version)
+	if err != nil {
+		if os.Getenv("LOOKOUT_ALLOW_PEER_SKIP") == "1" {
+			t.Skipf("peer %s unavailable (build failed): %v", name, err)
+		}
+		t.Fatalf("peer %s unavailable: %v", name, err)
+	}
+	return bin
+}
+
+// Prometheus returns the path of a real Prometheus server binary.
+func Prometheus(t testing.TB) string {
+	return need(t, "prometheus", PrometheusModule+"/cmd/prometheus", PrometheusVersion)
+}
+
+// Promtool returns the path of promtool.
+func Promtool(t testing.TB) string {
+	return need(t, "promtool", PrometheusModule+"/cmd/promtool", PrometheusVersion)
+}
+
+// Telemetrygen returns the path of telemetrygen.
+func Telemetrygen(t testing.TB) string {
+	return need(t, "telemetrygen", TelemetrygenModule, TelemetrygenVer)
+}
+
+// Builder returns the path of the OpenTelemetry Collector builder (ocb).
+func Builder(t testing.TB) string {
+	return need(t, "builder", BuilderModule, BuilderVersion)
+}
