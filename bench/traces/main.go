@@ -1,0 +1,350 @@
+// Command traces benchmarks Lookout's trace store and Tempo API on this
+// machine: sustained durable ingest (requests decoded from OTLP protobuf,
+// as a receiver would, then stored with synced commits), GET /api/traces/<id>
+// latency over HTTP at the stored scale, and TraceQL search latency over the
+// last hour. It prints one report; RESULTS.md records the runs.
+//
+//	go run ./bench/traces -spans 1000000 -hours 1
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/lookout-dev/lookout/internal/tempoapi"
+	"github.com/lookout-dev/lookout/internal/traceql"
+	"github.com/lookout-dev/lookout/internal/tracestore"
+)
+
+func main() {
+	dir := flag.String("dir", "", "data directory (default: a new temp dir, removed afterwards)")
+	total := flag.Int("spans", 1_000_000, "spans to ingest")
+	hours := flag.Float64("hours", 1, "spread span start times over this many hours before now")
+	perTrace := flag.Int("spans-per-trace", 5, "spans per trace")
+	batch := flag.Int("batch", 500, "spans per request")
+	workers := flag.Int("workers", 4, "concurrent ingest requests")
+	gets := flag.Int("gets", 2000, "GET /api/traces/<id> samples")
+	searches := flag.Int("searches", 20, "samples per search query")
+	skipIngest := flag.Bool("skip-ingest", false, "reuse the data in -dir")
+	cpuProfile := flag.String("cpuprofile", "", "write an ingest CPU profile to this file")
+	searchProfile := flag.String("search-cpuprofile", "", "write a search CPU profile to this file")
+	cacheMiB := flag.Int64("cache-mib", 0, "Pebble block cache in MiB (0: the store's default)")
+	settle := flag.Duration("settle", 0, "wait this long after ingest (background compactions) before measuring reads")
+	flag.Parse()
+
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "lookout-bench-traces-")
+		check(err)
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	opts := tracestore.DefaultOptions()
+	opts.SizeLimit = -1
+	if *cacheMiB > 0 {
+		opts.CacheSize = *cacheMiB << 20
+	}
+	store, err := tracestore.Open(*dir, opts, logger, nil)
+	check(err)
+	defer store.Close()
+
+	now := time.Now()
+	span0 := now.Add(-time.Duration(*hours * float64(time.Hour)))
+	var sample []pcommon.TraceID
+	if !*skipIngest {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			check(err)
+			check(pprof.StartCPUProfile(f))
+		}
+		sample = ingest(store, *total, *perTrace, *batch, *workers, span0, now)
+		if *cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
+	} else {
+		res, err := store.Search(context.Background(), tracestore.SearchRequest{Limit: *gets, Start: span0})
+		check(err)
+		for _, m := range res.Traces {
+			sample = append(sample, m.TraceID)
+		}
+	}
+	printMem("after ingest")
+	time.Sleep(*settle)
+
+	srv := httptest.NewServer(tempoapi.NewHandler(tempoapi.Options{Traces: store, QueryTimeout: time.Minute}))
+	defer srv.Close()
+	benchGets(srv.URL, sample, *gets)
+	if *searchProfile != "" {
+		f, err := os.Create(*searchProfile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+	}
+	benchSearch(srv.URL, now, *searches)
+	if *searchProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	printMem("at end")
+	fmt.Printf("disk: %s\n", du(*dir))
+}
+
+var services = []string{"main-service", "payments-service", "inventory-service", "payment-provider", "frontend", "db-proxy", "auth", "search"}
+var names = []string{"POST /checkout", "GET /products", "validate_cart", "check_inventory", "process_payment", "payment_provider_api", "create_order", "db.query.get_product"}
+
+// template builds a telemetrygen-like request: one resource per service,
+// spans of perTrace-span traces with a handful of attributes.
+func template(spans, perTrace int, rng *rand.Rand) []byte {
+	td := ptrace.NewTraces()
+	bySvc := map[int]ptrace.SpanSlice{}
+	for i := 0; i < spans; i++ {
+		svc := rng.IntN(len(services))
+		ss, ok := bySvc[svc]
+		if !ok {
+			rs := td.ResourceSpans().AppendEmpty()
+			rs.Resource().Attributes().PutStr("service.name", services[svc])
+			rs.Resource().Attributes().PutStr("telemetry.sdk.language", "go")
+			rs.Resource().Attributes().PutStr("host.name", fmt.Sprintf("host-%d", svc))
+			sc := rs.ScopeSpans().AppendEmpty()
+			sc.Scope().SetName("bench")
+			ss = sc.Spans()
+			bySvc[svc] = ss
+		}
+		sp := ss.AppendEmpty()
+		t, k := i/perTrace, i%perTrace
+		sp.SetTraceID(pcommon.TraceID{byte(t >> 8), byte(t)})
+		sp.SetSpanID(pcommon.SpanID{byte(t >> 8), byte(t), byte(k + 1), 1})
+		if k > 0 {
+			sp.SetParentSpanID(pcommon.SpanID{byte(t >> 8), byte(t), byte(k), 1})
+			sp.SetKind(ptrace.SpanKindClient)
+		} else {
+			sp.SetKind(ptrace.SpanKindServer)
+		}
+		sp.SetName(names[rng.IntN(len(names))])
+		d := time.Duration(rng.ExpFloat64() * float64(50*time.Millisecond))
+		sp.SetStartTimestamp(pcommon.Timestamp(k * 1000))
+		sp.SetEndTimestamp(pcommon.Timestamp(k*1000) + pcommon.Timestamp(d))
+		if rng.IntN(50) == 0 {
+			sp.Status().SetCode(ptrace.StatusCodeError)
+		}
+		a := sp.Attributes()
+		a.PutStr("http.request.method", []string{"GET", "POST"}[rng.IntN(2)])
+		a.PutInt("http.response.status_code", int64([]int{200, 200, 200, 404, 500}[rng.IntN(5)]))
+		a.PutStr("country", []string{"US", "DE", "FR", "JP"}[rng.IntN(4)])
+		a.PutStr("url.path", fmt.Sprintf("/api/v1/items/%d", rng.IntN(1000)))
+	}
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	check(err)
+	return b
+}
+
+func ingest(store *tracestore.Store, total, perTrace, batch, workers int, from, to time.Time) []pcommon.TraceID {
+	rng := rand.New(rand.NewPCG(1, 1))
+	var templates [][]byte
+	for range 16 {
+		templates = append(templates, template(batch, perTrace, rng))
+	}
+	requests := (total + batch - 1) / batch
+	var next, spans atomic.Int64
+	var mu sync.Mutex
+	var sample []pcommon.TraceID
+	span := to.Sub(from)
+	start := time.Now()
+	cpu0 := cpuTime()
+	var wg sync.WaitGroup
+	var un ptrace.ProtoUnmarshaler
+	progressDone := make(chan struct{})
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-progressDone:
+				return
+			case <-t.C:
+				fmt.Fprintf(os.Stderr, "  %d spans, %.0f spans/s\n", spans.Load(), float64(spans.Load())/time.Since(start).Seconds())
+			}
+		}
+	}()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r := next.Add(1) - 1
+				if r >= int64(requests) {
+					return
+				}
+				// Decode like a receiver, then give every trace a unique ID
+				// and a start time spread evenly over [from, to].
+				td, err := un.UnmarshalTraces(templates[r%int64(len(templates))])
+				check(err)
+				base := uint64(from.UnixNano()) + uint64(float64(span)*float64(r)/float64(requests))
+				n := 0
+				for _, rs := range td.ResourceSpans().All() {
+					for _, ss := range rs.ScopeSpans().All() {
+						for _, sp := range ss.Spans().All() {
+							id := sp.TraceID()
+							binary.BigEndian.PutUint64(id[8:], uint64(r))
+							id[2] = 0xbe
+							sp.SetTraceID(id)
+							d := sp.EndTimestamp() - sp.StartTimestamp()
+							sp.SetStartTimestamp(pcommon.Timestamp(base) + sp.StartTimestamp())
+							sp.SetEndTimestamp(sp.StartTimestamp() + d)
+							n++
+						}
+					}
+				}
+				if r%int64(max(requests/4000, 1)) == 0 {
+					mu.Lock()
+					sample = append(sample, td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID())
+					mu.Unlock()
+				}
+				res, err := store.ConsumeTraces(context.Background(), td)
+				check(err)
+				if res.Rejected > 0 {
+					panic(res.Message)
+				}
+				spans.Add(int64(n))
+			}
+		}()
+		_ = w
+	}
+	wg.Wait()
+	close(progressDone)
+	el := time.Since(start)
+	cpu := cpuTime() - cpu0
+	fmt.Printf("ingest: %d spans in %d requests of %d spans (%d-span traces), %d concurrent, synced commits: %.1fs, %.0f spans/s; %.2f CPU-s per million spans (incl. protobuf decode) = %.0f spans/s per fully available core\n",
+		spans.Load(), requests, batch, perTrace, workers, el.Seconds(), float64(spans.Load())/el.Seconds(),
+		cpu.Seconds()/float64(spans.Load())*1e6, float64(spans.Load())/cpu.Seconds())
+	return sample
+}
+
+func benchGets(base string, ids []pcommon.TraceID, n int) {
+	if len(ids) == 0 {
+		return
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	var lat []time.Duration
+	client := &http.Client{}
+	for i := 0; i < n; i++ {
+		id := ids[rng.IntN(len(ids))]
+		t0 := time.Now()
+		resp, err := client.Get(base + "/api/traces/" + id.String())
+		check(err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			panic(fmt.Sprintf("GET trace %s: %d", id, resp.StatusCode))
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	fmt.Printf("GET /api/traces/<id> over HTTP (JSON), %d random stored traces: %s\n", n, pct(lat))
+}
+
+func benchSearch(base string, now time.Time, n int) {
+	queries := []string{
+		`{}`,
+		`{ resource.service.name = "payments-service" && status = error }`,
+		`{ span.http.response.status_code = 500 && name = "POST /checkout" }`,
+		`{ duration > 400ms }`,
+		`{ kind = server } >> { status = error }`,
+		`{ name = "no-such-span" }`,
+		// Every minute has long, failing and validate_cart spans, so block
+		// summaries cannot skip: this reads every record of the hour.
+		`{ name = "validate_cart" && duration > 300ms && status = error }`,
+	}
+	start, end := now.Add(-time.Hour).Unix(), now.Unix()
+	for _, q := range queries {
+		if _, err := traceql.Parse(q); err != nil {
+			panic(err)
+		}
+		var lat []time.Duration
+		found := 0
+		cpu0 := cpuTime()
+		for range n {
+			t0 := time.Now()
+			resp, err := http.Get(fmt.Sprintf("%s/api/search?q=%s&start=%d&end=%d&limit=20", base, url.QueryEscape(q), start, end))
+			check(err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				panic(string(body))
+			}
+			lat = append(lat, time.Since(t0))
+			found = strings.Count(string(body), `"traceID"`)
+		}
+		fmt.Printf("search last hour, limit 20, %-70s %2d found: %s; CPU %s per query\n", q, found, pct(lat),
+			((cpuTime() - cpu0) / time.Duration(n)).Round(100*time.Microsecond))
+	}
+}
+
+// cpuTime is the CPU time (user+system) this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func pct(lat []time.Duration) string {
+	slices.Sort(lat)
+	p := func(q float64) time.Duration { return lat[min(int(q*float64(len(lat))), len(lat)-1)] }
+	return fmt.Sprintf("p50 %s p95 %s p99 %s max %s", p(.5).Round(10*time.Microsecond), p(.95).Round(10*time.Microsecond),
+		p(.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
+}
+
+func printMem(when string) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	var rss, hwm string
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			rss = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			hwm = strings.TrimSpace(v)
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("memory %s: RSS %s, peak RSS %s, Go heap in use %d MiB\n", when, rss, hwm, ms.HeapInuse>>20)
+}
+
+func du(dir string) string {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			n += info.Size()
+		}
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func check(err error) {
+	if err != nil {
+		panic(err)
+	}
+}

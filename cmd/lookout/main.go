@@ -1,0 +1,63 @@
+// Command lookout receives OpenTelemetry data over OTLP and serves it through
+// the Prometheus and Tempo HTTP APIs and a web UI. It runs with no arguments;
+// see `lookout -h` for flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/lookout-dev/lookout/internal/app"
+)
+
+// defaultGOGC matches Prometheus's default runtime.gogc.
+const defaultGOGC = 75
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg := app.DefaultConfig()
+	fs := flag.NewFlagSet("lookout", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "lookout: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "lookout: invalid flags:\n%v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	if os.Getenv("GOGC") == "" {
+		// Prometheus's server runs with GOGC=75 unless told otherwise; so
+		// does Lookout, trading a little CPU for a smaller heap.
+		debug.SetGCPercent(defaultGOGC)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(cfg, logger)
+	if err != nil {
+		logger.Error("lookout failed to start", "err", err)
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		logger.Error("lookout stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}

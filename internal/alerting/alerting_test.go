@@ -1,0 +1,651 @@
+package alerting
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.uber.org/goleak"
+
+	"github.com/lookout-dev/lookout/rules"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// memTraces is a trace getter over ptrace data held in memory: the one
+// method of the trace store the Manager uses.
+type memTraces struct {
+	mu     sync.Mutex
+	traces map[pcommon.TraceID]ptrace.Traces
+}
+
+func (m *memTraces) GetTrace(_ context.Context, id pcommon.TraceID) (ptrace.Traces, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	td, ok := m.traces[id]
+	return td, ok, nil
+}
+
+func traceID(n int) pcommon.TraceID {
+	var id pcommon.TraceID
+	binary.BigEndian.PutUint64(id[:8], 0xabcdef0000000000)
+	binary.BigEndian.PutUint64(id[8:], uint64(n))
+	return id
+}
+
+// checkoutTrace is a WebStore checkout whose payment provider call took provider.
+func checkoutTrace(id pcommon.TraceID, start time.Time, provider time.Duration) ptrace.Traces {
+	td := ptrace.NewTraces()
+	span := func(service, name string, parent pcommon.SpanID, n uint64, from, to time.Time) pcommon.SpanID {
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", service)
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		var sid pcommon.SpanID
+		binary.BigEndian.PutUint64(sid[:], n)
+		sp.SetTraceID(id)
+		sp.SetSpanID(sid)
+		sp.SetParentSpanID(parent)
+		sp.SetName(name)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(from))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(to))
+		return sid
+	}
+	ms := time.Millisecond
+	root := span("main-service", "POST /checkout", pcommon.SpanID{}, 1, start, start.Add(provider+60*ms))
+	span("main-service", "validate_cart", root, 2, start.Add(ms), start.Add(4*ms))
+	span("main-service", "check_inventory", root, 3, start.Add(5*ms), start.Add(25*ms))
+	pp := span("main-service", "process_payment", root, 4, start.Add(25*ms), start.Add(provider+45*ms))
+	pay := span("payments-service", "POST /payments", pp, 5, start.Add(27*ms), start.Add(provider+43*ms))
+	span("payments-service", "payment_provider_api", pay, 6, start.Add(30*ms), start.Add(provider+30*ms))
+	span("main-service", "create_order", root, 7, start.Add(provider+45*ms), start.Add(provider+58*ms))
+	return td
+}
+
+type fixture struct {
+	db     *tsdb.DB
+	engine *promql.Engine
+	traces *memTraces
+	now    time.Time
+	// slow lists the exemplars of the slow series: value and trace number.
+	slow []struct {
+		v float64
+		n int
+	}
+}
+
+var (
+	slowSeries = labels.FromStrings("__name__", "webstore_payment_duration_bucket", "job", "payments-service", "country", "US", "payment_method", "card")
+	fastSeries = labels.FromStrings("__name__", "webstore_payment_duration_bucket", "job", "payments-service", "country", "DE", "payment_method", "paypal")
+	buckets    = []float64{0.1, 0.5, 1, 2.5, 5, 7.5, 10}
+)
+
+// newFixture opens a real TSDB with exemplar storage and writes 10 minutes
+// of webstore.payment.duration histograms: the US/card series slow (every
+// request between 7.5 s and 10 s), the DE/paypal series fast. Both carry
+// exemplars; one slow exemplar's trace is not in the trace store, and one
+// slow exemplar is older than the alert window.
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = 10000
+	db, err := tsdb.Open(t.TempDir(), promslog.NewNopLogger(), nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fixture{
+		db:     db,
+		engine: promql.NewEngine(promql.EngineOpts{Logger: promslog.NewNopLogger(), MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute}),
+		traces: &memTraces{traces: map[pcommon.TraceID]ptrace.Traces{}},
+		now:    time.Now(),
+	}
+	// Slow exemplars by minute offset before now: value, trace number.
+	exemplarAt := map[int]struct {
+		v float64
+		n int
+	}{
+		10: {9.9, 99}, // before the alert window: must not be evidence
+		4:  {7.6, 1}, 3: {7.9, 2}, 2: {7.3, 3},
+	}
+	late := []struct {
+		v float64
+		n int
+	}{{7.8, 4}, {7.4, 5}, {7.7, 6}} // 7.7: trace never received
+	app := db.Appender(context.Background())
+	var count float64
+	for i := 40; i >= 0; i-- {
+		ts := f.now.Add(-time.Duration(i) * 15 * time.Second)
+		count += 10
+		for _, le := range append(buckets, 1e308) {
+			slowV, fastV := 0.0, count
+			if le >= 10 {
+				slowV = count
+			}
+			if le < 0.5 {
+				fastV = 0
+			}
+			leStr := fmt.Sprint(le)
+			if le == 1e308 {
+				leStr = "+Inf"
+			}
+			sl := labels.NewBuilder(slowSeries).Set("le", leStr).Labels()
+			fl := labels.NewBuilder(fastSeries).Set("le", leStr).Labels()
+			if _, err := app.Append(0, sl, ts.UnixMilli(), slowV); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := app.Append(0, fl, ts.UnixMilli(), fastV); err != nil {
+				t.Fatal(err)
+			}
+			if le != 10 {
+				continue
+			}
+			var exs []struct {
+				v float64
+				n int
+			}
+			if i%4 == 0 {
+				if e, ok := exemplarAt[i/4]; ok {
+					exs = append(exs, e)
+				}
+			}
+			if i == 6 {
+				exs = append(exs, late...)
+			}
+			for k, e := range exs {
+				id := traceID(e.n)
+				ex := exemplar.Exemplar{
+					Labels: labels.FromStrings("trace_id", hex.EncodeToString(id[:]), "span_id", fmt.Sprintf("%016x", 6)),
+					Value:  e.v, Ts: ts.UnixMilli() + int64(k), HasTs: true,
+				}
+				if _, err := app.AppendExemplar(0, sl, ex); err != nil {
+					t.Fatal(err)
+				}
+				if e.n != 6 {
+					f.traces.traces[id] = checkoutTrace(id, ts.Add(-time.Duration(e.v*float64(time.Second))), time.Duration(e.v*float64(time.Second)))
+				}
+				if e.n != 99 {
+					f.slow = append(f.slow, e)
+				}
+			}
+			// A fast exemplar: same alert rule, other series.
+			if i%8 == 0 {
+				id := traceID(1000 + i)
+				fe := exemplar.Exemplar{Labels: labels.FromStrings("trace_id", hex.EncodeToString(id[:])), Value: 0.3, Ts: ts.UnixMilli(), HasTs: true}
+				if _, err := app.AppendExemplar(0, fl, fe); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// fastRules is the built-in rule file with every `for:` shortened to 1s and
+// the group interval left to the Manager, so a test sees pending → firing
+// within seconds on the real expressions.
+func fastRules(t *testing.T) string {
+	t.Helper()
+	b, err := rules.Default.ReadFile(rules.DefaultFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), "for: 1m", "for: 1s")
+	s = strings.ReplaceAll(s, "for: 2m", "for: 1s")
+	s = strings.ReplaceAll(s, "    interval: 15s\n", "")
+	if s == string(b) {
+		t.Fatal("rule file rewrite did nothing")
+	}
+	p := filepath.Join(t.TempDir(), "webstore.yml")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// webhookSink records Alertmanager webhook messages.
+type webhookSink struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func (s *webhookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.msgs = append(s.msgs, b)
+	s.mu.Unlock()
+}
+
+func (s *webhookSink) firing(name string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.msgs {
+		var m WebhookMessage
+		if json.Unmarshal(b, &m) == nil && m.Status == "firing" && m.GroupLabels["alertname"] == name {
+			return b
+		}
+	}
+	return nil
+}
+
+func TestManagerFiresWithEvidence(t *testing.T) {
+	f := newFixture(t)
+	good := &webhookSink{}
+	goodSrv := httptest.NewServer(good)
+	defer goodSrv.Close()
+
+	// A receiver that never answers and one whose port is closed.
+	hung := make(chan struct{}, 10)
+	release := make(chan struct{})
+	hangSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hung <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hangSrv.Close()
+	defer close(release)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + l.Addr().String() + "/hook"
+	l.Close()
+
+	reg := prometheus.NewRegistry()
+	m, err := New(Options{
+		Engine: f.engine, Queryable: f.db, Appendable: f.db, Exemplars: f.db, Traces: f.traces,
+		RuleFiles:    []string{fastRules(t)},
+		EvalInterval: 100 * time.Millisecond,
+		WebhookURLs:  []string{goodSrv.URL + "/hook", deadURL, hangSrv.URL},
+		ExternalURL:  "http://lookout.example:9090",
+		Logger:       slog.New(slog.DiscardHandler),
+		Registerer:   reg,
+		Webhook:      WebhookOptions{InitialBackoff: 5 * time.Millisecond, MaxAttempts: 3, Timeout: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	alertLabels := labels.FromStrings("alertname", "HighPaymentLatency", "severity", "critical",
+		"job", "payments-service", "country", "US", "payment_method", "card")
+	eventually(t, "HighPaymentLatency firing with evidence", func() bool {
+		_, ok := m.Evidence(alertLabels)
+		return ok
+	})
+	ev, _ := m.Evidence(alertLabels)
+
+	// pending came before firing: the rules manager wrote both ALERTS states
+	// (the pending series is stale by now, so count over a range).
+	for _, state := range []string{"pending", "firing"} {
+		eventually(t, "ALERTS "+state+" series", func() bool {
+			q, err := f.engine.NewInstantQuery(context.Background(), f.db, nil,
+				`count_over_time(ALERTS{alertname="HighPaymentLatency",country="US",alertstate="`+state+`"}[10m])`, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			r := q.Exec(context.Background())
+			return r.Err == nil && len(r.Value.(promql.Vector)) == 1
+		})
+	}
+
+	// Highest value first; the older-than-window 9.9 and the other series' 0.3 left out.
+	want := []string{traceHex(2), traceHex(4), traceHex(6), traceHex(1), traceHex(5), traceHex(3)}
+	if got := ev.TraceIDs(); got != strings.Join(want, ",") {
+		t.Errorf("trace IDs = %s\nwant       %s", got, strings.Join(want, ","))
+	}
+	values := []float64{7.9, 7.8, 7.7, 7.6, 7.4, 7.3}
+	for i, ex := range ev.Exemplars {
+		if i < len(values) && ex.Value != values[i] {
+			t.Errorf("exemplar %d value %v, want %v", i, ex.Value, values[i])
+		}
+		if ex.Labels["country"] != "US" || ex.SpanID != "0000000000000006" {
+			t.Errorf("exemplar %d: series %v span %q", i, ex.Labels, ex.SpanID)
+		}
+		if ts := time.UnixMilli(int64(ex.Timestamp * 1000)); ts.Before(ev.Start) || ts.After(ev.End) {
+			t.Errorf("exemplar %d at %v outside window %v–%v", i, ts, ev.Start, ev.End)
+		}
+	}
+	if wantSum := "payment_provider_api 7.6 s in 5 of 5 (1 of 6 traces not received)"; ev.Summary != wantSum {
+		t.Errorf("summary %q, want %q", ev.Summary, wantSum)
+	}
+	if ev.MissingTraces != 1 {
+		t.Errorf("missing traces %d, want 1", ev.MissingTraces)
+	}
+
+	// The fast series never fires.
+	for _, r := range m.AlertingRules() {
+		for _, a := range r.ActiveAlerts() {
+			if a.Labels.Get("country") == "DE" {
+				t.Errorf("fast series alert %v", a.Labels)
+			}
+		}
+	}
+
+	// Webhooks: the live receiver gets Alertmanager JSON; the hung one
+	// holds its request while evaluation goes on.
+	eventually(t, "webhook firing message", func() bool { return good.firing("HighPaymentLatency") != nil })
+	golden(t, "webhook.golden.json", normalize(t, good.firing("HighPaymentLatency")))
+	select {
+	case <-hung:
+	case <-time.After(time.Minute):
+		t.Fatal("hung receiver never called")
+	}
+	group := m.RulesRetriever(context.Background()).RuleGroups()[0]
+	hungAt := time.Now()
+	eventually(t, "evaluation after a receiver hung", func() bool { return group.GetLastEvaluation().After(hungAt) })
+	eventually(t, "dead receiver failure counted", func() bool {
+		return testutil.ToFloat64(m.metrics.failed.WithLabelValues(deadURL)) >= 1
+	})
+	if got := testutil.ToFloat64(m.metrics.retries.WithLabelValues(deadURL)); got < 2 {
+		t.Errorf("dead receiver retries %v, want >= 2 (3 attempts)", got)
+	}
+	if got := testutil.ToFloat64(m.metrics.sent.WithLabelValues(goodSrv.URL + "/hook")); got < 1 {
+		t.Errorf("sent %v, want >= 1", got)
+	}
+
+	// The Prometheus API answers, decorated.
+	api := newPrometheusAPI(t, m, f)
+	for _, tc := range []struct{ path, golden string }{
+		{"/prometheus/api/v1/alerts", "alerts.golden.json"},
+		{"/prometheus/api/v1/rules?type=alert", "rules.golden.json"},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		m.Middleware(api).ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", tc.path, rec.Code, rec.Body)
+		}
+		golden(t, tc.golden, normalize(t, rec.Body.Bytes()))
+	}
+}
+
+func traceHex(n int) string {
+	id := traceID(n)
+	return hex.EncodeToString(id[:])
+}
+
+// newPrometheusAPI is Prometheus's own web/api/v1 API over the fixture,
+// mounted under /prometheus/api/v1 as Lookout's UI port serves it.
+func newPrometheusAPI(t *testing.T, m *Manager, f *fixture) http.Handler {
+	t.Helper()
+	api := v1.NewAPI(f.engine, f.db, nil, f.db, nil, nil, nil,
+		func() config.Config { return config.DefaultConfig }, nil, v1.GlobalURLOptions{},
+		func(h http.HandlerFunc) http.HandlerFunc { return h }, nil, "", false, false, 0,
+		promslog.NewNopLogger(), m.RulesRetriever, 0, 0, 0, false, nil, nil, nil, nil, nil,
+		prometheus.NewRegistry(), prometheus.NewRegistry(), nil, false, nil, false, false, false,
+		5*time.Minute, false, false, nil, nil, v1.OpenAPIOptions{}, nil, false, 0)
+	r := route.New()
+	api.Register(r.WithPrefix("/prometheus/api/v1"))
+	return r
+}
+
+// normalize replaces the values that depend on the wall clock so golden
+// files compare shapes and content; everything else is compared exactly.
+func normalize(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	var walk func(any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				switch k {
+				case "startsAt", "activeAt", "start", "end", "timestamp", "lastEvaluation", "evaluationTime", "keepFiringSince":
+					x[k] = "<" + k + ">"
+				case "file":
+					if s, ok := e.(string); ok {
+						x[k] = filepath.Base(s) // a temp dir
+					}
+				case "value":
+					// An alert's value (a string) moves with the rate window;
+					// exemplar values (numbers) are exact.
+					if _, ok := e.(string); ok {
+						x[k] = "<value>"
+					}
+				default:
+					x[k] = walk(e)
+				}
+			}
+		case []any:
+			for i := range x {
+				x[i] = walk(x[i])
+			}
+		}
+		return v
+	}
+	out, err := json.MarshalIndent(walk(v), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(out, '\n')
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file (run with -update):\n%s", name, got)
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	f := newFixture(t)
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: rate(x[5m]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := Options{Engine: f.engine, Queryable: f.db, Appendable: f.db}
+	tests := []struct {
+		name string
+		mod  func(*Options)
+		want string
+	}{
+		{"no engine", func(o *Options) { o.Engine = nil }, "Engine is required"},
+		{"bad webhook", func(o *Options) { o.WebhookURLs = []string{"ftp://x"} }, "webhook URL"},
+		{"glob matches nothing", func(o *Options) { o.RuleFiles = []string{filepath.Join(t.TempDir(), "*.yml")} }, "no file matches"},
+		{"bad expression", func(o *Options) { o.RuleFiles = []string{bad} }, "load rules"},
+		{"unknown builtin", func(o *Options) { o.RuleFiles = []string{"builtin:nope.yml"} }, "no such built-in file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := base
+			tt.mod(&o)
+			_, err := New(o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New() error = %v, want containing %q", err, tt.want)
+			}
+		})
+	}
+	// The default is the built-in file, loaded and valid.
+	m, err := New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.RuleFiles(); len(got) != 1 || got[0] != "builtin:webstore.yml" {
+		t.Errorf("RuleFiles() = %v", got)
+	}
+}
+
+func TestSelectorsOf(t *testing.T) {
+	tests := []struct {
+		expr   string
+		names  []string
+		window time.Duration
+	}{
+		{`histogram_quantile(0.95, rate(webstore_payment_duration_bucket[5m])) > 5`, []string{"webstore_payment_duration_bucket"}, 5 * time.Minute},
+		{`sum by (job) (rate(http_server_request_duration_count{http_response_status_code=~"5.."}[10m])) > 1`,
+			[]string{"http_server_request_duration_count", "http_server_request_duration_bucket"}, 10 * time.Minute},
+		{`rate(a_sum[5m]) > 2 * rate(a_sum[1d] offset 5m)`, []string{"a_sum", "a_bucket"}, 24 * time.Hour},
+		{`sum(rate(h_count{code=~"5.."}[5m])) / sum(rate(h_count[5m])) > 0.05 and sum(rate(h_count[5m])) > 1`,
+			[]string{"h_count", "h_bucket"}, 5 * time.Minute},
+		{`up == 0`, []string{"up"}, defaultWindow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.expr, func(t *testing.T) {
+			e, err := (loader{parser: newParser()}).Parse(tt.expr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sets, window := selectorsOf(e)
+			var names []string
+			for _, s := range sets {
+				for _, m := range s {
+					if m.Name == labels.MetricName {
+						names = append(names, m.Value)
+					}
+				}
+			}
+			if strings.Join(names, ",") != strings.Join(tt.names, ",") || window != tt.window {
+				t.Errorf("selectorsOf() = %v %v, want %v %v", names, window, tt.names, tt.window)
+			}
+		})
+	}
+}
+
+func TestMiddlewarePassThrough(t *testing.T) {
+	m := &Manager{evidence: newEvidenceStore()}
+	m.evidence.put(labels.FromStrings("alertname", "A").Hash(), Evidence{Summary: "s", Exemplars: []Exemplar{{TraceID: "ab"}}})
+	tests := []struct {
+		name, path, ctype, body string
+		status                  int
+		want                    string
+	}{
+		{"other path", "/api/v1/query", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"A"}}]}}`, 200, ""},
+		{"error answer", "/api/v1/alerts", "application/json", `{"status":"error"}`, 500, ""},
+		{"not json", "/api/v1/alerts", "text/plain", `hello`, 200, ""},
+		{"broken json", "/api/v1/alerts", "application/json", `{"data":`, 200, ""},
+		{"no evidence", "/api/v1/alerts", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"B"}}]}}`, 200, ""},
+		{"evidence", "/x/api/v1/alerts", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"A"},"annotations":{"runbook":"r"}}]}}`, 200,
+			`{"data":{"alerts":[{"annotations":{"evidence_summary":"s","evidence_trace_ids":"ab","runbook":"r"},"evidence":{"summary":"s","exemplars":[{"traceID":"ab","value":0,"timestamp":0,"labels":null}],"missingTraces":0,"start":"0001-01-01T00:00:00Z","end":"0001-01-01T00:00:00Z"},"labels":{"alertname":"A"}}]},"status":"success"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Accept-Encoding") != "" && tt.path != "/api/v1/query" {
+					t.Error("Accept-Encoding not removed")
+				}
+				w.Header().Set("Content-Type", tt.ctype)
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, tt.path, nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			h.ServeHTTP(rec, req)
+			want := tt.want
+			if want == "" {
+				want = tt.body
+			}
+			if rec.Body.String() != want || rec.Code != tt.status {
+				t.Errorf("got %d %s\nwant %d %s", rec.Code, rec.Body, tt.status, want)
+			}
+		})
+	}
+}
+
+func TestWebhookRetriesThenSucceeds(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	met := newMetrics(nil)
+	s := newSender(srv.URL, WebhookOptions{QueueSize: 1, MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond, Timeout: time.Minute}, met, slog.New(slog.DiscardHandler))
+	s.deliver(context.Background(), []byte(`{}`))
+	s.client.CloseIdleConnections()
+	if calls != 3 || testutil.ToFloat64(met.sent.WithLabelValues(srv.URL)) != 1 || testutil.ToFloat64(met.retries.WithLabelValues(srv.URL)) != 2 {
+		t.Errorf("calls %d sent %v retries %v", calls, testutil.ToFloat64(met.sent.WithLabelValues(srv.URL)), testutil.ToFloat64(met.retries.WithLabelValues(srv.URL)))
+	}
+	// A 400 is permanent: one attempt, counted as failed.
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadRequest) }))
+	defer bad.Close()
+	s = newSender(bad.URL, WebhookOptions{QueueSize: 1, MaxAttempts: 5, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond, Timeout: time.Minute}, met, slog.New(slog.DiscardHandler))
+	s.deliver(context.Background(), []byte(`{}`))
+	s.client.CloseIdleConnections()
+	if testutil.ToFloat64(met.failed.WithLabelValues(bad.URL)) != 1 || testutil.ToFloat64(met.retries.WithLabelValues(bad.URL)) != 0 {
+		t.Error("400 not treated as permanent")
+	}
+	// A full queue drops instead of blocking.
+	s.enqueue(WebhookMessage{})
+	s.enqueue(WebhookMessage{})
+	if testutil.ToFloat64(met.dropped.WithLabelValues(bad.URL)) != 1 {
+		t.Error("full queue did not drop")
+	}
+}

@@ -1,0 +1,186 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/rules"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	tests := map[string]func(*Config){
+		"empty data dir":     func(c *Config) { c.DataDir = "" },
+		"bad listen":         func(c *Config) { c.PrometheusListen = "9090" },
+		"no prometheus port": func(c *Config) { c.PrometheusListen = "" },
+		"bad strategy":       func(c *Config) { c.TranslationStrategy = "Underscores" },
+		"zero retention":     func(c *Config) { c.MetricsRetention = 0 },
+		"bad url":            func(c *Config) { c.PrometheusURL = "localhost:9090" },
+		"bad log level":      func(c *Config) { c.LogLevel = "loud" },
+		"zero request size":  func(c *Config) { c.MaxRequestBytes = 0 },
+	}
+	for name, mod := range tests {
+		c := DefaultConfig()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("lookout", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	err := fs.Parse([]string{"--data-dir=/tmp/x", "--metrics.retention=30d", "--traces.retention=36h",
+		"--otlp.translation-strategy=NoTranslation", "--otlp.grpc-listen=", "--otlp.promote-resource-attributes=k8s.pod.name, cloud.region"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/tmp/x" || c.MetricsRetention != 30*24*time.Hour || c.TracesRetention != 36*time.Hour ||
+		c.TranslationStrategy != "NoTranslation" || c.OTLPGRPCListen != "" ||
+		strings.Join(c.PromoteResourceAttributes, "|") != "k8s.pod.name|cloud.region" {
+		t.Errorf("parsed %+v", c)
+	}
+	if err := fs.Parse([]string{"--metrics.retention=soon"}); err == nil {
+		t.Error("bad duration accepted")
+	}
+}
+
+type rulesStub struct{}
+
+func (rulesStub) RuleGroups() []*rules.Group           { return nil }
+func (rulesStub) AlertingRules() []*rules.AlertingRule { return nil }
+
+type closer struct {
+	name  string
+	order *[]string
+	mu    *sync.Mutex
+}
+
+func (c closer) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.order = append(*c.order, c.name)
+	return nil
+}
+
+// TestWiringPoints checks every Options hook: the Tempo and UI handlers,
+// the API middleware, Extend, services and closers, and the /prometheus/
+// and /tempo/ prefixes on the UI port.
+func TestWiringPoints(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	extended := false
+	serviceStopped := make(chan struct{})
+	opts := Options{
+		TempoHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "tempo:"+r.URL.Path)
+		}),
+		UIHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ui:"+r.URL.Path)
+		}),
+		APIMiddleware: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Middleware", "yes")
+				next.ServeHTTP(w, r)
+			})
+		},
+		Extend: func(p Parts, o *Options) error {
+			if p.MetricStore == nil || p.Engine == nil {
+				return errors.New("parts missing")
+			}
+			extended = true
+			o.RulesRetriever = func(context.Context) v1.RulesRetriever { return rulesStub{} }
+			return nil
+		},
+		Services: []func(context.Context) error{func(ctx context.Context) error {
+			<-ctx.Done()
+			close(serviceStopped)
+			return ctx.Err()
+		}},
+		Closers: []io.Closer{closer{"traces", &order, &mu}},
+	}
+	a, stop := runApp(t, testConfig(t), opts)
+	if !extended {
+		t.Fatal("Extend not called")
+	}
+	get := func(url string) (string, http.Header) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.Header
+	}
+	for url, want := range map[string]string{
+		"http://" + a.TempoAddr() + "/api/traces/abc":               "tempo:/api/traces/abc",
+		"http://" + a.UIAddr() + "/tempo/api/search":                "tempo:/api/search",
+		"http://" + a.UIAddr() + "/d/http-metrics":                  "ui:/d/http-metrics",
+		"http://" + a.UIAddr() + "/prometheus/api/v1/rules":         `"groups":[]`,
+		"http://" + a.PrometheusAddr() + "/api/v1/alerts":           `"alerts":[]`,
+		"http://" + a.PrometheusAddr() + "/-/ready":                 "Ready",
+		"http://" + a.PrometheusAddr() + "/metrics":                 "lookout_metricstore_samples_appended_total",
+		"http://" + a.UIAddr() + "/prometheus/api/v1/query?query=1": `"result":[`,
+	} {
+		body, h := get(url)
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: %q, want %q", url, body, want)
+		}
+		if strings.Contains(url, "/api/v1/") && h.Get("X-Middleware") != "yes" {
+			t.Errorf("%s: API middleware not applied", url)
+		}
+	}
+	select {
+	case <-serviceStopped:
+		t.Fatal("service stopped while running")
+	default:
+	}
+	stop()
+	select {
+	case <-serviceStopped:
+	default:
+		t.Error("service not stopped on shutdown")
+	}
+	if len(order) != 1 {
+		t.Errorf("closers run: %v", order)
+	}
+}
+
+// TestRemoteAPIs points the UI's /prometheus/ at another Lookout's API.
+func TestRemoteAPIs(t *testing.T) {
+	remote := startApp(t, testConfig(t), Options{})
+	cfg := testConfig(t)
+	cfg.PrometheusURL = "http://" + remote.PrometheusAddr()
+	a := startApp(t, cfg, Options{})
+	resp, err := http.Get("http://" + a.UIAddr() + "/prometheus/api/v1/status/flags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), remote.cfg.DataDir) {
+		t.Errorf("proxied flags %s do not name the remote's data dir %s", b, remote.cfg.DataDir)
+	}
+}
+
+func TestListenConflict(t *testing.T) {
+	a := startApp(t, testConfig(t), Options{})
+	cfg := testConfig(t)
+	cfg.PrometheusListen = a.PrometheusAddr()
+	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "listen Prometheus API") {
+		t.Errorf("want a listen error, got %v", err)
+	}
+}

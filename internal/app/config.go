@@ -1,0 +1,228 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/lookout-dev/lookout/internal/metricstore"
+)
+
+// Config holds every lookout flag (DESIGN.md's contract). The zero value is
+// not useful; start from DefaultConfig.
+type Config struct {
+	// DataDir holds all state: TSDB, trace store, exemplar index.
+	DataDir string
+	// OTLPGRPCListen is the OTLP/gRPC address; empty disables it.
+	OTLPGRPCListen string
+	// OTLPHTTPListen is the OTLP/HTTP address; empty disables it.
+	OTLPHTTPListen string
+	// PrometheusListen serves the Prometheus HTTP API and /metrics.
+	PrometheusListen string
+	// TempoListen serves the Tempo HTTP API; empty disables it.
+	TempoListen string
+	// UIListen serves the web UI and both APIs under /prometheus/ and
+	// /tempo/; empty disables it.
+	UIListen string
+	// Rules is a glob of Prometheus rule files; empty means the built-in
+	// rules/webstore.yml.
+	Rules string
+	// TranslationStrategy is Prometheus's name of the OTLP translation
+	// strategy.
+	TranslationStrategy string
+	// PromoteResourceAttributes lists resource attributes to copy onto
+	// every series, as Prometheus's otlp.promote_resource_attributes.
+	PromoteResourceAttributes []string
+	// DeltaToCumulative converts delta temporality to cumulative.
+	DeltaToCumulative bool
+	// MetricsRetention and TracesRetention are age limits.
+	MetricsRetention, TracesRetention time.Duration
+	// MaxExemplars sizes the TSDB's in-memory exemplar ring.
+	MaxExemplars int64
+	// PrometheusURL and TempoURL, when set, make the UI read these remote
+	// APIs instead of the embedded stores.
+	PrometheusURL, TempoURL string
+	// MaxRequestBytes bounds one OTLP request, decompressed.
+	MaxRequestBytes int64
+	// QueryExemplars adds "exemplars" to instant query result series.
+	QueryExemplars bool
+	// ShutdownTimeout bounds the graceful stop.
+	ShutdownTimeout time.Duration
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// TracesMaxBytes bounds the trace store's disk use; 0 keeps the
+	// store's default and a negative value disables the size limit.
+	TracesMaxBytes int64
+	// TempoQueryTimeout bounds each trace search and tag request.
+	TempoQueryTimeout time.Duration
+	// RuleEvaluationInterval is the evaluation interval of rule groups that
+	// do not set their own.
+	RuleEvaluationInterval time.Duration
+	// WebhookURLs receive firing and resolved alerts as Alertmanager
+	// webhook JSON.
+	WebhookURLs []string
+}
+
+// DefaultConfig returns the defaults of DESIGN.md; the binary runs with them.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:                "./lookout-data",
+		OTLPGRPCListen:         "127.0.0.1:4317",
+		OTLPHTTPListen:         "127.0.0.1:4318",
+		PrometheusListen:       "127.0.0.1:9090",
+		TempoListen:            "127.0.0.1:3200",
+		UIListen:               "127.0.0.1:3000",
+		TranslationStrategy:    "UnderscoreEscapingWithoutSuffixes",
+		DeltaToCumulative:      true,
+		MetricsRetention:       15 * 24 * time.Hour,
+		TracesRetention:        7 * 24 * time.Hour,
+		MaxExemplars:           100000,
+		MaxRequestBytes:        16 << 20,
+		QueryExemplars:         true,
+		ShutdownTimeout:        30 * time.Second,
+		LogLevel:               "info",
+		TempoQueryTimeout:      30 * time.Second,
+		RuleEvaluationInterval: 15 * time.Second,
+	}
+}
+
+// RegisterFlags binds the flags to c; the current values are the defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for all state: TSDB, trace store, exemplar index")
+	fs.StringVar(&c.OTLPGRPCListen, "otlp.grpc-listen", c.OTLPGRPCListen, "OTLP/gRPC listen address; empty disables")
+	fs.StringVar(&c.OTLPHTTPListen, "otlp.http-listen", c.OTLPHTTPListen, "OTLP/HTTP listen address (/v1/metrics, /v1/traces); empty disables")
+	fs.StringVar(&c.PrometheusListen, "prometheus.listen", c.PrometheusListen, "Prometheus HTTP API (/api/v1/*) and Lookout's own /metrics")
+	fs.StringVar(&c.TempoListen, "tempo.listen", c.TempoListen, "Tempo HTTP API listen address; empty disables")
+	fs.StringVar(&c.UIListen, "ui.listen", c.UIListen, "web UI listen address, also serving /prometheus/ and /tempo/; empty disables")
+	fs.StringVar(&c.Rules, "rules", c.Rules, "Prometheus rule files (glob); empty uses the built-in rules/webstore.yml")
+	fs.StringVar(&c.TranslationStrategy, "otlp.translation-strategy", c.TranslationStrategy,
+		"OTLP metric and label name translation, by Prometheus's names: UnderscoreEscapingWithSuffixes, UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes, NoTranslation")
+	fs.Func("otlp.promote-resource-attributes", "comma-separated resource attributes to add as labels to every series", func(s string) error {
+		c.PromoteResourceAttributes = splitList(s)
+		return nil
+	})
+	fs.BoolVar(&c.DeltaToCumulative, "otlp.delta-to-cumulative", c.DeltaToCumulative, "convert delta temporality sums and histograms to cumulative")
+	fs.Int64Var(&c.MaxRequestBytes, "otlp.max-request-bytes", c.MaxRequestBytes, "largest OTLP request accepted, in bytes after decompression")
+	durationFlag(fs, &c.MetricsRetention, "metrics.retention", "how long metric samples are kept (e.g. 15d, 12h)")
+	durationFlag(fs, &c.TracesRetention, "traces.retention", "how long traces are kept; traces referenced by a kept exemplar are kept longer")
+	fs.Int64Var(&c.MaxExemplars, "metrics.max-exemplars", c.MaxExemplars, "exemplars kept in the TSDB's in-memory ring buffer")
+	fs.StringVar(&c.PrometheusURL, "prometheus.url", c.PrometheusURL, "if set, the UI reads this Prometheus-compatible API instead of the embedded store")
+	fs.StringVar(&c.TempoURL, "tempo.url", c.TempoURL, "if set, the UI reads this Tempo-compatible API instead of the embedded store")
+	fs.BoolVar(&c.QueryExemplars, "prometheus.query-exemplars", c.QueryExemplars, "add \"exemplars\" to /api/v1/query result series (extension)")
+	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "how long a graceful stop may take")
+	fs.StringVar(&c.LogLevel, "log.level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.Int64Var(&c.TracesMaxBytes, "traces.max-bytes", c.TracesMaxBytes, "disk bytes the trace store may use before the oldest unpinned traces go; 0 = default (10 GiB), negative = no limit")
+	durationFlag(fs, &c.TempoQueryTimeout, "tempo.query-timeout", "how long one trace search or tag request may run")
+	durationFlag(fs, &c.RuleEvaluationInterval, "rules.evaluation-interval", "evaluation interval of rule groups that set none")
+	fs.Func("alerting.webhook-url", "URL receiving alerts as Alertmanager webhook JSON (repeatable, or comma-separated)", func(s string) error {
+		for _, u := range splitList(s) {
+			if _, err := url.ParseRequestURI(u); err != nil {
+				return fmt.Errorf("invalid webhook URL %q: %w", u, err)
+			}
+			c.WebhookURLs = append(c.WebhookURLs, u)
+		}
+		return nil
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// durationFlag accepts Prometheus durations such as 15d as well as Go's.
+func durationFlag(fs *flag.FlagSet, d *time.Duration, name, usage string) {
+	fs.Func(name, fmt.Sprintf("%s (default %s)", usage, model.Duration(*d)), func(s string) error {
+		md, err := model.ParseDuration(s)
+		if err != nil {
+			gd, gerr := time.ParseDuration(s)
+			if gerr != nil {
+				return fmt.Errorf("invalid duration %q: use e.g. 15d, 12h, 30m", s)
+			}
+			*d = gd
+			return nil
+		}
+		*d = time.Duration(md)
+		return nil
+	})
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.PrometheusListen == "" {
+		errs = append(errs, errors.New("--prometheus.listen must not be empty"))
+	}
+	for name, addr := range map[string]string{
+		"--otlp.grpc-listen": c.OTLPGRPCListen, "--otlp.http-listen": c.OTLPHTTPListen,
+		"--prometheus.listen": c.PrometheusListen, "--tempo.listen": c.TempoListen, "--ui.listen": c.UIListen,
+	} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port: %w", name, addr, err))
+		}
+	}
+	if err := metricstore.ValidateTranslationStrategy(c.TranslationStrategy); err != nil {
+		errs = append(errs, fmt.Errorf("--otlp.translation-strategy: %w", err))
+	}
+	if c.MetricsRetention <= 0 {
+		errs = append(errs, errors.New("--metrics.retention must be positive"))
+	}
+	if c.TracesRetention <= 0 {
+		errs = append(errs, errors.New("--traces.retention must be positive"))
+	}
+	if c.MaxRequestBytes <= 0 {
+		errs = append(errs, errors.New("--otlp.max-request-bytes must be positive"))
+	}
+	if c.MaxExemplars < 0 {
+		errs = append(errs, errors.New("--metrics.max-exemplars must not be negative"))
+	}
+	for name, u := range map[string]string{"--prometheus.url": c.PrometheusURL, "--tempo.url": c.TempoURL} {
+		if u == "" {
+			continue
+		}
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			errs = append(errs, fmt.Errorf("%s %q: want an http(s) URL", name, u))
+		}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log.level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// SlogLevel returns the configured log level (info if invalid).
+func (c Config) SlogLevel() slog.Level {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return slog.LevelInfo
+	}
+	return lvl
+}
+
+// ExternalURL is where people reach this Lookout's UI, for links in alerts.
+func (c Config) ExternalURL() string {
+	if c.UIListen == "" {
+		return "http://" + c.PrometheusListen
+	}
+	return "http://" + c.UIListen
+}

@@ -1,0 +1,130 @@
+package app
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lookout-dev/lookout/internal/alerting"
+	"github.com/lookout-dev/lookout/internal/exemplars"
+	"github.com/lookout-dev/lookout/internal/tempoapi"
+	"github.com/lookout-dev/lookout/internal/tracestore"
+	"github.com/lookout-dev/lookout/internal/ui"
+)
+
+// New assembles the whole of Lookout from cfg: the metrics side, the
+// durable exemplar index, the trace store, the Tempo API, the web UI and the
+// rule manager. cmd/lookout, `webstore demo` and the end-to-end tests all
+// start Lookout through it.
+func New(cfg Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts, closeStores, err := fullOptions(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	a, err := NewWithOptions(cfg, logger, opts)
+	if err != nil {
+		// NewWithOptions may or may not have closed them: closing is idempotent.
+		return nil, errors.Join(err, closeStores())
+	}
+	return a, nil
+}
+
+// fullOptions opens the stores that sit beside the TSDB and returns the
+// Options wiring them in, and a function closing them (safe to call twice).
+func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The index and the store need each other: the store asks the index
+	// which traces are pinned, the index asks the store which traces exist.
+	xo := exemplars.DefaultOptions()
+	xo.Retention = cfg.MetricsRetention
+	idx, err := exemplars.Open(filepath.Join(cfg.DataDir, "exemplars"), xo, logger.With("component", "exemplars"), reg)
+	if err != nil {
+		return Options{}, nil, err
+	}
+	to := tracestore.DefaultOptions()
+	to.Retention = cfg.TracesRetention
+	if cfg.TracesMaxBytes != 0 {
+		to.SizeLimit = cfg.TracesMaxBytes
+	}
+	to.Pinner = idx
+	traces, err := tracestore.Open(filepath.Join(cfg.DataDir, "traces"), to, logger.With("component", "tracestore"), reg)
+	if err != nil {
+		return Options{}, nil, errors.Join(err, idx.Close())
+	}
+	idx.SetTraces(traces)
+	// Stop ingest (done by App), then close the trace store, then the index.
+	closeTraces, closeIdx := onceCloser(traces), onceCloser(idx)
+	closeStores := func() error { return errors.Join(closeTraces.Close(), closeIdx.Close()) }
+
+	tempo := tempoapi.NewHandler(tempoapi.Options{
+		Traces:       traces,
+		Exemplars:    idx,
+		Logger:       logger.With("component", "tempoapi"),
+		Registerer:   reg,
+		Gatherer:     reg,
+		QueryTimeout: cfg.TempoQueryTimeout,
+	})
+	opts := Options{
+		Registry:          reg,
+		TracesSink:        traces,
+		ExemplarWriter:    idx,
+		ExemplarQueryable: idx,
+		TempoHandler:      tempo,
+		UIHandler:         ui.NewHandler(ui.Options{Logger: logger.With("component", "ui")}),
+		Closers:           []io.Closer{closeTraces, closeIdx},
+		Extend: func(p Parts, o *Options) error {
+			var files []string
+			if cfg.Rules != "" {
+				files = []string{cfg.Rules}
+			}
+			m, err := alerting.New(alerting.Options{
+				Engine:       p.Engine,
+				Queryable:    p.MetricStore.Queryable(),
+				Appendable:   p.MetricStore.Appendable(),
+				Exemplars:    idx,
+				Traces:       traces,
+				RuleFiles:    files,
+				EvalInterval: cfg.RuleEvaluationInterval,
+				WebhookURLs:  cfg.WebhookURLs,
+				ExternalURL:  cfg.ExternalURL(),
+				Logger:       logger.With("component", "alerting"),
+				Registerer:   reg,
+			})
+			if err != nil {
+				return err
+			}
+			o.RulesRetriever = m.RulesRetriever
+			o.APIMiddleware = m.Middleware
+			o.Services = append(o.Services, m.Run)
+			return nil
+		},
+	}
+	return opts, closeStores, nil
+}
+
+// onceCloser makes Close idempotent.
+func onceCloser(c io.Closer) io.Closer { return &closeOnce{c: c} }
+
+type closeOnce struct {
+	c    io.Closer
+	once sync.Once
+	err  error
+}
+
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { c.err = c.c.Close() })
+	return c.err
+}

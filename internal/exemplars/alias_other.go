@@ -1,0 +1,6 @@
+//go:build slicelabels || dedupelabels
+
+package exemplars
+
+// aliasLabels is false for label builds that keep the strings they are given.
+const aliasLabels = false

@@ -1,0 +1,109 @@
+package metricstore
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/lookout-dev/lookout/internal/exemplars"
+)
+
+// appender wraps one TSDB appender for one request. It keeps the translator
+// going past a refused sample (the translator would otherwise drop the rest
+// of that metric), counts what was stored and refused, and notes the
+// exemplars the TSDB took. Like storage.AppenderV2 it is not goroutine-safe.
+type appender struct {
+	storage.AppenderV2
+	maxTime int64
+	collect bool // keep exemplar records for the exemplar writer
+
+	appended, rejected int64
+	exRejected         int64
+	errs               []string
+	exKeys             []exemplarKey
+	recs               []exemplars.Record
+}
+
+const maxNotedErrors = 5
+
+func (a *appender) note(err error) {
+	if len(a.errs) < maxNotedErrors {
+		a.errs = append(a.errs, err.Error())
+	}
+}
+
+func (a *appender) message(translationErr error) string {
+	msgs := a.errs
+	if translationErr != nil {
+		msgs = append(msgs, strings.Split(translationErr.Error(), "\n")...)
+	}
+	if len(msgs) > maxNotedErrors {
+		msgs = append(msgs[:maxNotedErrors:maxNotedErrors], fmt.Sprintf("and %d more", len(msgs)-maxNotedErrors))
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Append implements storage.AppenderV2.
+func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if t > a.maxTime {
+		a.rejected++
+		a.note(fmt.Errorf("series %s: sample timestamp too far in the future: %w", shortLabels(ls), storage.ErrOutOfBounds))
+		return 0, nil
+	}
+	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+	var badExemplar map[int]bool
+	if err != nil {
+		var pe *storage.AppendPartialError
+		if !errors.As(err, &pe) {
+			a.rejected++
+			a.note(fmt.Errorf("series %s: %w", shortLabels(ls), err))
+			return 0, nil
+		}
+		badExemplar = make(map[int]bool, len(pe.ExemplarErrors))
+		for _, e := range pe.ExemplarErrors {
+			if !badExemplar[e.Index] {
+				a.exRejected++
+				badExemplar[e.Index] = true
+				a.note(fmt.Errorf("exemplar on series %s: %w", shortLabels(ls), e.Err))
+			}
+		}
+	}
+	a.appended++
+	if len(opts.Exemplars) == 0 {
+		return ref, nil
+	}
+	for i, e := range opts.Exemplars {
+		if badExemplar[i] {
+			continue
+		}
+		var buf [24]byte
+		putU64(buf[0:], uint64(e.Ts))
+		putU64(buf[8:], math.Float64bits(e.Value))
+		putU64(buf[16:], e.Labels.Hash())
+		a.exKeys = append(a.exKeys, exemplarKey{ref: ref, key: xxhash.Sum64(buf[:])})
+		if a.collect {
+			a.recs = append(a.recs, exemplars.Record{Series: ls, Exemplar: e})
+		}
+	}
+	return ref, nil
+}
+
+func putU64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func shortLabels(ls labels.Labels) string {
+	s := ls.String()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

@@ -1,0 +1,473 @@
+package metricstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/storage"
+	prw "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.uber.org/zap"
+
+	"github.com/lookout-dev/lookout/internal/exemplars"
+	"github.com/lookout-dev/lookout/internal/ingest"
+)
+
+// Options configure a Store. Start from DefaultOptions.
+type Options struct {
+	// Retention is how long samples are kept. Default 15 days.
+	Retention time.Duration
+	// MaxExemplars sizes the TSDB's in-memory exemplar ring buffer.
+	// Default 100000, Prometheus's default.
+	MaxExemplars int64
+	// OTLP is Prometheus's OTLP translation configuration (translation
+	// strategy, promoted resource attributes, ...). Default:
+	// config.DefaultOTLPConfig with the UnderscoreEscapingWithoutSuffixes
+	// strategy.
+	OTLP config.OTLPConfig
+	// DeltaToCumulative converts delta sums and histograms to cumulative in
+	// memory, as Prometheus's otlp-deltatocumulative feature does. Default
+	// true. Mutually exclusive with NativeDelta.
+	DeltaToCumulative bool
+	// NativeDelta stores delta samples as they arrive (Prometheus's
+	// otlp-native-delta-ingestion). Default false.
+	NativeDelta bool
+	// LookbackDelta is the PromQL lookback, used to space target_info
+	// samples. Default 5 minutes.
+	LookbackDelta time.Duration
+	// ExemplarWriter, when not nil, receives every exemplar the TSDB
+	// accepted (deduplicated), in batches, after the samples are committed.
+	ExemplarWriter exemplars.Writer
+	// ExemplarQueueSize bounds the batches waiting for ExemplarWriter. When
+	// the queue is full a batch is dropped and counted rather than slowing
+	// ingestion. Default 1024.
+	ExemplarQueueSize int
+	// MaxAheadTime rejects samples further in the future than this, as
+	// Prometheus's OTLP receiver does. Default 10 minutes.
+	MaxAheadTime time.Duration
+}
+
+// DefaultOptions returns the options Lookout uses unless told otherwise.
+func DefaultOptions() Options {
+	otlp := config.DefaultOTLPConfig
+	otlp.TranslationStrategy = otlptranslator.UnderscoreEscapingWithoutSuffixes
+	return Options{
+		Retention:         15 * 24 * time.Hour,
+		MaxExemplars:      100000,
+		OTLP:              otlp,
+		DeltaToCumulative: true,
+		LookbackDelta:     5 * time.Minute,
+		ExemplarQueueSize: 1024,
+		MaxAheadTime:      10 * time.Minute,
+	}
+}
+
+// Validate reports options that cannot work together.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Retention <= 0 {
+		errs = append(errs, errors.New("retention must be positive"))
+	}
+	if o.MaxExemplars < 0 {
+		errs = append(errs, errors.New("max exemplars must not be negative"))
+	}
+	if o.DeltaToCumulative && o.NativeDelta {
+		errs = append(errs, errors.New("delta-to-cumulative conversion and native delta ingestion cannot both be on"))
+	}
+	if err := ValidateTranslationStrategy(string(o.OTLP.TranslationStrategy)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// TranslationStrategies lists Prometheus's names for the OTLP translation
+// strategies.
+var TranslationStrategies = []otlptranslator.TranslationStrategyOption{
+	otlptranslator.UnderscoreEscapingWithSuffixes,
+	otlptranslator.UnderscoreEscapingWithoutSuffixes,
+	otlptranslator.NoUTF8EscapingWithSuffixes,
+	otlptranslator.NoTranslation,
+}
+
+// ValidateTranslationStrategy returns an error naming the valid strategies
+// when s is not one of them.
+func ValidateTranslationStrategy(s string) error {
+	for _, t := range TranslationStrategies {
+		if string(t) == s {
+			return nil
+		}
+	}
+	names := make([]string, len(TranslationStrategies))
+	for i, t := range TranslationStrategies {
+		names[i] = string(t)
+	}
+	return fmt.Errorf("unknown OTLP translation strategy %q (valid: %s)", s, strings.Join(names, ", "))
+}
+
+// Store is Prometheus's TSDB fed with OTLP metrics. It is safe for
+// concurrent use. After Close, ConsumeMetrics returns an error.
+type Store struct {
+	db       *tsdb.DB
+	stats    *tsdb.DBStats
+	dir      string
+	logger   *slog.Logger
+	opts     Options
+	settings prw.Settings
+	metrics  *storeMetrics
+
+	converters sync.Pool
+	d2c        processor.Metrics
+
+	dedupe *dedupeCache
+	exq    chan []exemplars.Record
+	exDone chan struct{}
+
+	mu     sync.RWMutex // held for reading by writers, for writing by Close
+	closed bool
+}
+
+var _ ingest.MetricsSink = (*Store)(nil)
+
+// Open opens (or creates) the TSDB under dir and replays its WAL.
+func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	to := tsdb.DefaultOptions()
+	to.RetentionDuration = opts.Retention.Milliseconds()
+	to.EnableExemplarStorage = true
+	to.MaxExemplars = opts.MaxExemplars
+	to.WALCompression = compression.Snappy
+	// Blocks larger than 10% of retention make retention coarse, as
+	// Prometheus's own main computes.
+	maxBlock := min(opts.Retention/10, 31*24*time.Hour)
+	if maxBlock.Milliseconds() > to.MinBlockDuration {
+		to.MaxBlockDuration = maxBlock.Milliseconds()
+	}
+	stats := tsdb.NewDBStats()
+	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, to, stats)
+	if err != nil {
+		return nil, fmt.Errorf("open metrics TSDB in %s: %w", dir, err)
+	}
+	s := &Store{
+		db:     db,
+		stats:  stats,
+		dir:    dir,
+		logger: logger,
+		opts:   opts,
+		settings: prw.Settings{
+			AddMetricSuffixes:                    opts.OTLP.TranslationStrategy.ShouldAddSuffixes(),
+			AllowUTF8:                            !opts.OTLP.TranslationStrategy.ShouldEscape(),
+			PromoteResourceAttributes:            prw.NewPromoteResourceAttributes(opts.OTLP),
+			KeepIdentifyingResourceAttributes:    opts.OTLP.KeepIdentifyingResourceAttributes,
+			ConvertHistogramsToNHCB:              opts.OTLP.ConvertHistogramsToNHCB,
+			PromoteScopeMetadata:                 opts.OTLP.PromoteScopeMetadata,
+			AllowDeltaTemporality:                opts.NativeDelta,
+			LookbackDelta:                        opts.LookbackDelta,
+			LabelNameUnderscoreSanitization:      opts.OTLP.LabelNameUnderscoreSanitization,
+			LabelNamePreserveMultipleUnderscores: opts.OTLP.LabelNamePreserveMultipleUnderscores,
+		},
+		metrics: newStoreMetrics(reg),
+		dedupe:  newDedupeCache(1 << 22),
+	}
+	s.converters.New = func() any { return prw.NewPrometheusConverter(nil) }
+	if opts.DeltaToCumulative {
+		fac := deltatocumulative.NewFactory()
+		set := processor.Settings{
+			ID:                component.NewID(fac.Type()),
+			TelemetrySettings: component.TelemetrySettings{MeterProvider: noop.NewMeterProvider(), Logger: zap.NewNop()},
+		}
+		next, err := consumer.NewMetrics(func(ctx context.Context, md pmetric.Metrics) error {
+			acc, _ := ctx.Value(resultKey{}).(*ingest.Result)
+			res, err := s.write(ctx, md)
+			if acc != nil {
+				*acc = res
+			}
+			return err
+		})
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		d2c, err := fac.CreateMetrics(context.Background(), set, fac.CreateDefaultConfig(), next)
+		if err == nil {
+			err = d2c.Start(context.Background(), nil)
+		}
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("start delta-to-cumulative conversion: %w", err)
+		}
+		s.d2c = d2c
+	}
+	if opts.ExemplarWriter != nil {
+		size := opts.ExemplarQueueSize
+		if size <= 0 {
+			size = 1024
+		}
+		s.exq = make(chan []exemplars.Record, size)
+		s.exDone = make(chan struct{})
+		go s.forwardExemplars()
+	}
+	return s, nil
+}
+
+type resultKey struct{}
+
+// ConsumeMetrics implements ingest.MetricsSink: it translates md as
+// Prometheus's OTLP receiver does and appends it in one TSDB transaction.
+// Samples the TSDB refuses (out of order, duplicate timestamps, too far in
+// the future) and metrics the translator refuses are reported as a partial
+// success; everything else in the batch is kept. A batch of which nothing
+// could be stored is ErrBadData.
+func (s *Store) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (ingest.Result, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ingest.Result{}, errors.New("metric store is closed")
+	}
+	sortHistogramExemplars(md)
+	if s.d2c != nil && hasDelta(md) {
+		var res ingest.Result
+		// The processor holds a lock while it converts; only batches with
+		// delta data take this path, as in Prometheus's handler.
+		err := s.d2c.ConsumeMetrics(context.WithValue(ctx, resultKey{}, &res), md)
+		return res, err
+	}
+	return s.write(ctx, md)
+}
+
+func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, error) {
+	app := &appender{
+		AppenderV2: s.db.AppenderV2(ctx),
+		maxTime:    time.Now().Add(s.opts.MaxAheadTime).UnixMilli(),
+		collect:    s.opts.ExemplarWriter != nil,
+	}
+	conv := s.converters.Get().(*prw.PrometheusConverter)
+	conv.Reset(app)
+	annots, terr := conv.FromMetrics(ctx, md, s.settings)
+	conv.Reset(nil)
+	s.converters.Put(conv)
+
+	if ws, _ := annots.AsStrings("", 0, 0); len(ws) > 0 {
+		s.logger.Debug("warnings translating OTLP metrics", "warnings", ws)
+	}
+	if err := ctx.Err(); err != nil {
+		_ = app.Rollback()
+		return ingest.Result{}, fmt.Errorf("append metrics: %w", err)
+	}
+	translationErrs := countErrors(terr)
+	rejected := app.rejected + int64(translationErrs)
+	s.metrics.samplesRejected.Add(float64(app.rejected))
+	s.metrics.translationErrors.Add(float64(translationErrs))
+	if app.appended == 0 && rejected > 0 {
+		_ = app.Rollback()
+		return ingest.Result{}, fmt.Errorf("%w: nothing stored: %s", ingest.ErrBadData, app.message(terr))
+	}
+	if err := app.Commit(); err != nil {
+		return ingest.Result{}, fmt.Errorf("commit metrics: %w", err)
+	}
+	s.metrics.samplesAppended.Add(float64(app.appended))
+	s.metrics.exemplarsRejected.Add(float64(app.exRejected))
+	s.afterCommit(app)
+	res := ingest.Result{Rejected: rejected}
+	if rejected > 0 {
+		res.Message = app.message(terr)
+	}
+	return res, nil
+}
+
+// afterCommit counts the exemplars that were new and queues them for the
+// exemplar writer.
+func (s *Store) afterCommit(app *appender) {
+	if len(app.exKeys) == 0 {
+		return
+	}
+	fresh := s.dedupe.filter(app.exKeys)
+	s.metrics.exemplarsAppended.Add(float64(len(fresh)))
+	s.metrics.exemplarsDuplicate.Add(float64(len(app.exKeys) - len(fresh)))
+	if !app.collect || len(fresh) == 0 {
+		return
+	}
+	recs := make([]exemplars.Record, 0, len(fresh))
+	for _, i := range fresh {
+		recs = append(recs, app.recs[i])
+	}
+	select {
+	case s.exq <- recs:
+	default:
+		s.metrics.exemplarWriterDropped.Add(float64(len(recs)))
+	}
+}
+
+func (s *Store) forwardExemplars() {
+	defer close(s.exDone)
+	for recs := range s.exq {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := s.opts.ExemplarWriter.WriteExemplars(ctx, recs); err != nil {
+			s.metrics.exemplarWriterErrors.Add(float64(len(recs)))
+			s.logger.Warn("exemplar index write failed", "exemplars", len(recs), "err", err)
+		}
+		cancel()
+	}
+}
+
+// DB returns the underlying TSDB.
+func (s *Store) DB() *tsdb.DB { return s.db }
+
+// Dir returns the TSDB directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Queryable returns the samples for PromQL and the series/labels APIs.
+func (s *Store) Queryable() storage.SampleAndChunkQueryable { return s.db }
+
+// ExemplarQueryable returns the TSDB's own in-memory exemplar storage.
+func (s *Store) ExemplarQueryable() storage.ExemplarQueryable { return s.db }
+
+// Appendable returns the TSDB appender, e.g. for recording rules.
+func (s *Store) Appendable() storage.AppendableV2 { return s.db }
+
+// Close stops accepting metrics, flushes queued exemplars to the writer and
+// closes the TSDB cleanly. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	var errs []error
+	if s.d2c != nil {
+		errs = append(errs, s.d2c.Shutdown(context.Background()))
+	}
+	if s.exq != nil {
+		close(s.exq)
+		<-s.exDone
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close metrics TSDB: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// MetricsDir is where Lookout keeps the TSDB under its data directory.
+func MetricsDir(dataDir string) string { return filepath.Join(dataDir, "metrics") }
+
+func countErrors(err error) int {
+	if err == nil {
+		return 0
+	}
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		return len(j.Unwrap())
+	}
+	return 1
+}
+
+// sortHistogramExemplars orders each classic histogram data point's
+// exemplars by value. Prometheus's translator walks exemplars and bucket
+// bounds together assuming both ascend; an unsorted batch would otherwise put
+// an exemplar on a higher bucket than the first with le >= value.
+func sortHistogramExemplars(md pmetric.Metrics) {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				if m.Type() != pmetric.MetricTypeHistogram {
+					continue
+				}
+				dps := m.Histogram().DataPoints()
+				for p := range dps.Len() {
+					sortExemplarsByValue(dps.At(p).Exemplars())
+				}
+			}
+		}
+	}
+}
+
+func exemplarValue(e pmetric.Exemplar) float64 {
+	if e.ValueType() == pmetric.ExemplarValueTypeInt {
+		return float64(e.IntValue())
+	}
+	return e.DoubleValue()
+}
+
+func sortExemplarsByValue(es pmetric.ExemplarSlice) {
+	n := es.Len()
+	if n < 2 {
+		return
+	}
+	sorted := true
+	for i := 1; i < n; i++ {
+		if exemplarValue(es.At(i)) < exemplarValue(es.At(i-1)) {
+			sorted = false
+			break
+		}
+	}
+	if sorted {
+		return
+	}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		return cmp.Compare(exemplarValue(es.At(a)), exemplarValue(es.At(b)))
+	})
+	out := pmetric.NewExemplarSlice()
+	out.EnsureCapacity(n)
+	for _, i := range idx {
+		es.At(i).CopyTo(out.AppendEmpty())
+	}
+	out.CopyTo(es)
+}
+
+func hasDelta(md pmetric.Metrics) bool {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				t := pmetric.AggregationTemporalityUnspecified
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					t = m.Sum().AggregationTemporality()
+				case pmetric.MetricTypeHistogram:
+					t = m.Histogram().AggregationTemporality()
+				case pmetric.MetricTypeExponentialHistogram:
+					t = m.ExponentialHistogram().AggregationTemporality()
+				}
+				if t == pmetric.AggregationTemporalityDelta {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

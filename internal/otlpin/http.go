@@ -1,0 +1,240 @@
+package otlpin
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/lookout-dev/lookout/internal/ingest"
+)
+
+const (
+	contentTypeProto = "application/x-protobuf"
+	contentTypeJSON  = "application/json"
+)
+
+// errTooLarge marks a body over MaxRequestBytes once decompressed.
+var errTooLarge = errors.New("request body too large")
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Handler returns the OTLP/HTTP handler: POST /v1/metrics and /v1/traces.
+func (r *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/metrics", r.serveMetrics)
+	mux.HandleFunc("/v1/traces", r.serveTraces)
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		writeStatus(w, contentTypeOf(req), http.StatusNotFound, codes.NotFound,
+			fmt.Sprintf("unknown path %q: OTLP/HTTP serves /v1/metrics and /v1/traces", req.URL.Path))
+	})
+	return mux
+}
+
+// contentTypeOf returns the request's OTLP encoding, for error bodies.
+func contentTypeOf(req *http.Request) string {
+	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if mt == contentTypeJSON {
+		return contentTypeJSON
+	}
+	return contentTypeProto
+}
+
+// readRequest checks method and content type and reads the body,
+// decompressing gzip and enforcing the size limit while it reads. It writes
+// the error response itself and returns ok=false on failure.
+func (r *Receiver) readRequest(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer) (ct string, ok bool) {
+	ct = contentTypeOf(req)
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeStatus(w, ct, http.StatusMethodNotAllowed, codes.Unimplemented, req.Method+" not allowed: OTLP/HTTP takes POST")
+		return ct, false
+	}
+	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err != nil || (mt != contentTypeProto && mt != contentTypeJSON) {
+		writeStatus(w, ct, http.StatusUnsupportedMediaType, codes.InvalidArgument,
+			fmt.Sprintf("unsupported content type %q: send %s or %s", req.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))
+		return ct, false
+	}
+	if err := readBody(buf, req.Body, req.Header.Get("Content-Encoding"), r.opts.MaxRequestBytes); err != nil {
+		switch {
+		case errors.Is(err, errTooLarge):
+			writeStatus(w, ct, http.StatusRequestEntityTooLarge, codes.InvalidArgument, err.Error())
+		default:
+			writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, err.Error())
+		}
+		return ct, false
+	}
+	return ct, true
+}
+
+// readBody copies body into buf, decoding the content encoding, and fails
+// as soon as more than limit decompressed bytes arrive.
+func readBody(buf *bytes.Buffer, body io.Reader, encoding string, limit int64) error {
+	var src io.Reader
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "", "identity":
+		src = body
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return fmt.Errorf("bad gzip body: %w", err)
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return fmt.Errorf("unsupported content encoding %q: send gzip or no encoding", encoding)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if n > limit {
+		return fmt.Errorf("%w: over %d bytes decompressed", errTooLarge, limit)
+	}
+	return nil
+}
+
+func (r *Receiver) serveMetrics(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer putBuf(buf)
+	ct, ok := r.readRequest(w, req, buf)
+	if !ok {
+		r.m.requests.WithLabelValues("metrics", "http", "bad_request").Inc()
+		return
+	}
+	er := pmetricotlp.NewExportRequest()
+	if err := unmarshal(ct, buf.Bytes(), er.UnmarshalProto, er.UnmarshalJSON); err != nil {
+		r.m.requests.WithLabelValues("metrics", "http", "bad_data").Inc()
+		writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, "decode OTLP metrics: "+err.Error())
+		return
+	}
+	md := er.Metrics()
+	n := int64(md.DataPointCount())
+	res, err := r.consume(req.Context(), func(ctx context.Context) (ingest.Result, error) { return r.metrics.ConsumeMetrics(ctx, md) })
+	r.observe("metrics", "http", n, res, err, start)
+	if err != nil {
+		r.writeSinkError(w, ct, err)
+		return
+	}
+	resp := pmetricotlp.NewExportResponse()
+	if res.Rejected > 0 {
+		resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
+		resp.PartialSuccess().SetErrorMessage(res.Message)
+	}
+	writeResponse(w, ct, resp.MarshalProto, resp.MarshalJSON)
+}
+
+func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer putBuf(buf)
+	ct, ok := r.readRequest(w, req, buf)
+	if !ok {
+		r.m.requests.WithLabelValues("traces", "http", "bad_request").Inc()
+		return
+	}
+	er := ptraceotlp.NewExportRequest()
+	if err := unmarshal(ct, buf.Bytes(), er.UnmarshalProto, er.UnmarshalJSON); err != nil {
+		r.m.requests.WithLabelValues("traces", "http", "bad_data").Inc()
+		writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, "decode OTLP traces: "+err.Error())
+		return
+	}
+	td := er.Traces()
+	n := int64(td.SpanCount())
+	res, err := r.consume(req.Context(), func(ctx context.Context) (ingest.Result, error) { return r.traces.ConsumeTraces(ctx, td) })
+	r.observe("traces", "http", n, res, err, start)
+	if err != nil {
+		r.writeSinkError(w, ct, err)
+		return
+	}
+	resp := ptraceotlp.NewExportResponse()
+	if res.Rejected > 0 {
+		resp.PartialSuccess().SetRejectedSpans(res.Rejected)
+		resp.PartialSuccess().SetErrorMessage(res.Message)
+	}
+	writeResponse(w, ct, resp.MarshalProto, resp.MarshalJSON)
+}
+
+func putBuf(b *bytes.Buffer) {
+	// Don't keep huge buffers around.
+	if b.Cap() <= 4<<20 {
+		bufPool.Put(b)
+	}
+}
+
+func unmarshal(ct string, b []byte, fromProto, fromJSON func([]byte) error) error {
+	if ct == contentTypeJSON {
+		return fromJSON(b)
+	}
+	return fromProto(b)
+}
+
+func (r *Receiver) writeSinkError(w http.ResponseWriter, ct string, err error) {
+	switch {
+	case errors.Is(err, ingest.ErrBadData):
+		writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, err.Error())
+	case errors.Is(err, ingest.ErrOverloaded):
+		w.Header().Set("Retry-After", strconv.Itoa(int((r.opts.RetryAfter+time.Second-1)/time.Second)))
+		writeStatus(w, ct, http.StatusTooManyRequests, codes.ResourceExhausted, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeStatus(w, ct, http.StatusServiceUnavailable, codes.Unavailable, err.Error())
+	default:
+		writeStatus(w, ct, http.StatusInternalServerError, codes.Internal, err.Error())
+	}
+}
+
+func writeResponse(w http.ResponseWriter, ct string, toProto, toJSON func() ([]byte, error)) {
+	var b []byte
+	var err error
+	if ct == contentTypeJSON {
+		b, err = toJSON()
+	} else {
+		b, err = toProto()
+	}
+	if err != nil {
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// writeStatus writes an OTLP error: a google.rpc.Status in the request's
+// encoding, as the OTLP/HTTP specification asks.
+func writeStatus(w http.ResponseWriter, ct string, httpCode int, code codes.Code, msg string) {
+	st := &spb.Status{Code: int32(code), Message: msg}
+	var b []byte
+	var err error
+	if ct == contentTypeJSON {
+		b, err = protojson.Marshal(st)
+	} else {
+		b, err = proto.Marshal(st)
+	}
+	if err != nil {
+		http.Error(w, msg, httpCode)
+		return
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(httpCode)
+	_, _ = w.Write(b)
+}

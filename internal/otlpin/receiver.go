@@ -1,0 +1,265 @@
+package otlpin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip gRPC payloads.
+
+	"github.com/lookout-dev/lookout/internal/ingest"
+)
+
+// Options configure a Receiver. Start from DefaultOptions.
+type Options struct {
+	// GRPCListen is the OTLP/gRPC address; empty disables gRPC.
+	// Default 127.0.0.1:4317.
+	GRPCListen string
+	// HTTPListen is the OTLP/HTTP address; empty disables HTTP.
+	// Default 127.0.0.1:4318.
+	HTTPListen string
+	// MaxRequestBytes bounds one request's decompressed size. Default 16 MiB.
+	MaxRequestBytes int64
+	// MaxConcurrentRequests bounds requests being stored at once; requests
+	// beyond it are refused with 429 / RESOURCE_EXHAUSTED so the client backs
+	// off. Default 64.
+	MaxConcurrentRequests int
+	// RetryAfter is the delay suggested to clients told to retry. Default 1s.
+	RetryAfter time.Duration
+}
+
+// DefaultOptions returns the receiver defaults of DESIGN.md.
+func DefaultOptions() Options {
+	return Options{
+		GRPCListen:            "127.0.0.1:4317",
+		HTTPListen:            "127.0.0.1:4318",
+		MaxRequestBytes:       16 << 20,
+		MaxConcurrentRequests: 64,
+		RetryAfter:            time.Second,
+	}
+}
+
+// Receiver serves OTLP over gRPC and HTTP and hands the decoded data to the
+// sinks. Start binds the listeners; Shutdown stops accepting, waits for
+// requests in flight and returns. A Receiver is started at most once.
+type Receiver struct {
+	opts    Options
+	metrics ingest.MetricsSink
+	traces  ingest.TracesSink
+	logger  *slog.Logger
+	m       *receiverMetrics
+	sem     chan struct{}
+
+	grpcLn, httpLn net.Listener
+	grpcSrv        *grpc.Server
+	httpSrv        *http.Server
+	wg             sync.WaitGroup
+	serveErr       chan error
+	bound, started bool
+}
+
+// New returns a receiver. A nil traces sink accepts and counts spans
+// without storing them. metrics must not be nil.
+func New(opts Options, metrics ingest.MetricsSink, traces ingest.TracesSink, logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+	if metrics == nil {
+		return nil, errors.New("otlpin: a metrics sink is required")
+	}
+	if opts.MaxRequestBytes <= 0 {
+		return nil, errors.New("otlpin: max request size must be positive")
+	}
+	if opts.MaxConcurrentRequests <= 0 {
+		opts.MaxConcurrentRequests = DefaultOptions().MaxConcurrentRequests
+	}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = time.Second
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if traces == nil {
+		traces = discardTraces{}
+	}
+	return &Receiver{
+		opts:     opts,
+		metrics:  metrics,
+		traces:   traces,
+		logger:   logger,
+		m:        newReceiverMetrics(reg),
+		sem:      make(chan struct{}, opts.MaxConcurrentRequests),
+		serveErr: make(chan error, 2),
+	}, nil
+}
+
+// Listen binds the configured listeners without serving yet, so their
+// addresses are known. Start calls it if needed.
+func (r *Receiver) Listen() error {
+	if r.bound {
+		return nil
+	}
+	r.bound = true
+	if r.opts.GRPCListen != "" {
+		ln, err := net.Listen("tcp", r.opts.GRPCListen)
+		if err != nil {
+			return fmt.Errorf("listen OTLP/gRPC on %s: %w", r.opts.GRPCListen, err)
+		}
+		r.grpcLn = ln
+		r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(r.opts.MaxRequestBytes)))
+		pmetricotlp.RegisterGRPCServer(r.grpcSrv, &metricsGRPC{r: r})
+		ptraceotlp.RegisterGRPCServer(r.grpcSrv, &tracesGRPC{r: r})
+	}
+	if r.opts.HTTPListen != "" {
+		ln, err := net.Listen("tcp", r.opts.HTTPListen)
+		if err != nil {
+			if r.grpcLn != nil {
+				_ = r.grpcLn.Close()
+			}
+			return fmt.Errorf("listen OTLP/HTTP on %s: %w", r.opts.HTTPListen, err)
+		}
+		r.httpLn = ln
+		r.httpSrv = &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+// Start binds the listeners (unless Listen did) and serves in the
+// background.
+func (r *Receiver) Start() error {
+	if err := r.Listen(); err != nil {
+		return err
+	}
+	r.started = true
+	if r.grpcSrv != nil {
+		r.wg.Go(func() {
+			if err := r.grpcSrv.Serve(r.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				r.serveErr <- fmt.Errorf("OTLP/gRPC server: %w", err)
+			}
+		})
+	}
+	if r.httpSrv != nil {
+		r.wg.Go(func() {
+			if err := r.httpSrv.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.serveErr <- fmt.Errorf("OTLP/HTTP server: %w", err)
+			}
+		})
+	}
+	return nil
+}
+
+// Err reports a server that stopped on its own; it never closes.
+func (r *Receiver) Err() <-chan error { return r.serveErr }
+
+// GRPCAddr returns the bound gRPC address, or nil when disabled.
+func (r *Receiver) GRPCAddr() net.Addr {
+	if r.grpcLn == nil {
+		return nil
+	}
+	return r.grpcLn.Addr()
+}
+
+// HTTPAddr returns the bound HTTP address, or nil when disabled.
+func (r *Receiver) HTTPAddr() net.Addr {
+	if r.httpLn == nil {
+		return nil
+	}
+	return r.httpLn.Addr()
+}
+
+// Shutdown stops accepting requests and waits for those in flight to reach
+// the sinks, or for ctx to end.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	if !r.started {
+		for _, ln := range []net.Listener{r.grpcLn, r.httpLn} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
+		return nil
+	}
+	var errs []error
+	if r.httpSrv != nil {
+		if err := r.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop OTLP/HTTP: %w", err))
+			_ = r.httpSrv.Close()
+		}
+	}
+	if r.grpcSrv != nil {
+		done := make(chan struct{})
+		go func() { r.grpcSrv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.grpcSrv.Stop()
+			<-done
+			errs = append(errs, fmt.Errorf("stop OTLP/gRPC: %w", ctx.Err()))
+		}
+	}
+	r.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// acquire takes a request slot, or reports overload.
+func (r *Receiver) acquire() bool {
+	select {
+	case r.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Receiver) release() { <-r.sem }
+
+type discardTraces struct{}
+
+func (discardTraces) ConsumeTraces(context.Context, ptrace.Traces) (ingest.Result, error) {
+	return ingest.Result{}, nil
+}
+
+type receiverMetrics struct {
+	items    *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
+	f := promauto.With(reg)
+	m := &receiverMetrics{
+		items: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "lookout", Subsystem: "otlp", Name: "accepted_items_total",
+			Help: "Metric data points or spans accepted, by signal and transport.",
+		}, []string{"signal", "transport"}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "lookout", Subsystem: "otlp", Name: "rejected_items_total",
+			Help: "Metric data points or spans refused (bad data, partial success, overload), by signal and transport.",
+		}, []string{"signal", "transport"}),
+		requests: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "lookout", Subsystem: "otlp", Name: "requests_total",
+			Help: "OTLP export requests by signal, transport and outcome code (HTTP status or gRPC code).",
+		}, []string{"signal", "transport", "code"}),
+		latency: f.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "lookout", Subsystem: "otlp", Name: "request_duration_seconds",
+			Help:    "Time to decode and store one OTLP export request.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"signal", "transport"}),
+	}
+	// Export zeros from the start so rate() works from the first request.
+	for _, signal := range []string{"metrics", "traces"} {
+		for _, transport := range []string{"grpc", "http"} {
+			m.items.WithLabelValues(signal, transport)
+			m.rejected.WithLabelValues(signal, transport)
+		}
+	}
+	return m
+}

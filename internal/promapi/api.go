@@ -1,0 +1,257 @@
+package promapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// PrometheusVersion is the version of the embedded Prometheus libraries,
+// reported by /api/v1/status/buildinfo so clients such as Grafana enable the
+// features this API has.
+const PrometheusVersion = "3.16.0"
+
+// Options configure the API. Queryable, ExemplarQueryable and AdminStats are
+// required.
+type Options struct {
+	Queryable         storage.SampleAndChunkQueryable
+	ExemplarQueryable storage.ExemplarQueryable
+	// Appendable is optional; the API does not accept writes.
+	Appendable storage.AppendableV2
+	AdminStats v1.TSDBAdminStats
+	DBDir      string
+	// RulesRetriever serves /api/v1/rules and /api/v1/alerts; nil serves
+	// empty lists.
+	RulesRetriever func(context.Context) v1.RulesRetriever
+	// Engine evaluates PromQL; nil creates one with NewEngine.
+	Engine *promql.Engine
+	// LookbackDelta is PromQL's lookback and the window of the exemplars
+	// extension. Default 5 minutes.
+	LookbackDelta time.Duration
+	// QueryExemplars turns on the "exemplars" member of instant query
+	// results. Default on in DefaultOptions.
+	QueryExemplars bool
+	// Retention is reported by /api/v1/status/runtimeinfo.
+	Retention time.Duration
+	// Flags are reported by /api/v1/status/flags.
+	Flags map[string]string
+	// Ready reports whether the server is ready; nil means always.
+	Ready func() bool
+	// Gatherer serves /metrics; nil serves no /metrics.
+	Gatherer prometheus.Gatherer
+	// Registerer receives the engine's and API's own metrics.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// DefaultOptions returns options with the defaults filled in; the storage
+// fields still need setting.
+func DefaultOptions() Options {
+	return Options{LookbackDelta: 5 * time.Minute, QueryExemplars: true}
+}
+
+// NewEngine returns a PromQL engine configured as Prometheus's server
+// configures it by default.
+func NewEngine(logger *slog.Logger, reg prometheus.Registerer, lookback time.Duration) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger.With("component", "query engine"),
+		Reg:                      reg,
+		MaxSamples:               50000000,
+		Timeout:                  2 * time.Minute,
+		LookbackDelta:            lookback,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+	})
+}
+
+// API serves Prometheus's HTTP API v1 (Prometheus's own handler) plus
+// /metrics, /-/ready and /-/healthy. It works mounted under a prefix with
+// http.StripPrefix.
+type API struct {
+	engine  *promql.Engine
+	handler http.Handler
+}
+
+// New builds the API.
+func New(opts Options) (*API, error) {
+	if opts.Queryable == nil || opts.AdminStats == nil {
+		return nil, errors.New("promapi: Queryable and AdminStats are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LookbackDelta <= 0 {
+		opts.LookbackDelta = 5 * time.Minute
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	engine := opts.Engine
+	if engine == nil {
+		engine = NewEngine(opts.Logger, opts.Registerer, opts.LookbackDelta)
+	}
+	rr := opts.RulesRetriever
+	if rr == nil {
+		rr = func(context.Context) v1.RulesRetriever { return noRules{} }
+	}
+	ready := opts.Ready
+	if ready == nil {
+		ready = func() bool { return true }
+	}
+	readyFunc := func(f http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !ready() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, "Service Unavailable")
+				return
+			}
+			f(w, r)
+		}
+	}
+	start := time.Now()
+	cwd, _ := os.Getwd()
+	retention := opts.Retention
+	runtimeInfo := func() (v1.RuntimeInfo, error) {
+		host, _ := os.Hostname()
+		return v1.RuntimeInfo{
+			StartTime:           start,
+			CWD:                 cwd,
+			Hostname:            host,
+			ServerTime:          time.Now().UTC(),
+			ReloadConfigSuccess: true,
+			LastConfigTime:      start,
+			GoroutineCount:      runtime.NumGoroutine(),
+			GOMAXPROCS:          runtime.GOMAXPROCS(0),
+			GOGC:                os.Getenv("GOGC"),
+			GODEBUG:             os.Getenv("GODEBUG"),
+			StorageRetention:    retention.String(),
+		}, nil
+	}
+	flags := opts.Flags
+	if flags == nil {
+		flags = map[string]string{}
+	}
+	cfg := config.DefaultConfig
+	var gatherer prometheus.Gatherer = prometheus.NewRegistry()
+	if opts.Gatherer != nil {
+		gatherer = opts.Gatherer
+	}
+	api := v1.NewAPI(
+		engine,
+		opts.Queryable,
+		opts.Appendable,
+		opts.ExemplarQueryable,
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		func() config.Config { return cfg },
+		flags,
+		v1.GlobalURLOptions{ListenAddress: "", Host: "localhost:9090", Scheme: "http"},
+		readyFunc,
+		opts.AdminStats,
+		opts.DBDir,
+		false, // admin API
+		false, // search API
+		0,
+		opts.Logger.With("component", "api"),
+		rr,
+		5e7, // remote read sample limit
+		10,  // remote read concurrency
+		1048576,
+		false, // agent
+		nil,   // CORS origin
+		runtimeInfo,
+		&v1.PrometheusVersion{Version: PrometheusVersion, Branch: "lookout", GoVersion: runtime.Version()},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		gatherer, // for the chunk count of /status/tsdb
+		opts.Registerer,
+		nil,   // stats renderer
+		false, // remote write receiver
+		nil,
+		false, false, false, // OTLP receiver here: Lookout has its own
+		opts.LookbackDelta,
+		false,
+		false,
+		nil,
+		nil,
+		v1.OpenAPIOptions{Version: PrometheusVersion},
+		nil,
+		false,
+		2*time.Minute,
+	)
+	if opts.QueryExemplars && opts.ExemplarQueryable != nil {
+		api.ClearCodecs()
+		api.InstallCodec(exemplarCodec{eq: opts.ExemplarQueryable, lookback: opts.LookbackDelta, logger: opts.Logger})
+	}
+	router := route.New()
+	api.Register(router.WithPrefix("/api/v1"))
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", router)
+	if opts.Gatherer != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "Lookout is Healthy.")
+	})
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "Service Unavailable")
+			return
+		}
+		fmt.Fprintln(w, "Lookout is Ready.")
+	})
+	return &API{engine: engine, handler: mux}, nil
+}
+
+// Handler returns the HTTP handler.
+func (a *API) Handler() http.Handler { return a.handler }
+
+// Engine returns the PromQL engine, e.g. for a rule manager.
+func (a *API) Engine() *promql.Engine { return a.engine }
+
+// Close releases the engine.
+func (a *API) Close() error { return a.engine.Close() }
+
+// noRules serves empty /api/v1/rules and /api/v1/alerts.
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+// noTargets: Lookout has no scrape targets.
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                       { return []string{} }
+func (noTargets) TargetsActive() map[string][]*scrape.Target  { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDroppedCounts() map[string]int        { return map[string]int{} }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
+	return nil, errors.New("lookout does not scrape; it receives OTLP")
+}
+
+// noAlertmanagers: notifications are sent by the alerting part, not here.
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }

@@ -1,0 +1,338 @@
+package traceql
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Expr is a spanset expression: a filter or an operator over two spansets.
+type Expr interface {
+	fmt.Stringer
+	isExpr()
+}
+
+// Filter is a spanset filter `{ cond }`; a nil Cond is `{}` and matches all spans.
+type Filter struct {
+	Cond Cond
+}
+
+// SpansetOp combines two spanset expressions.
+type SpansetOp struct {
+	Op   SpansetOperator
+	L, R Expr
+}
+
+// SpansetOperator names an operator between spansets.
+type SpansetOperator int
+
+// The supported spanset operators.
+const (
+	OpAnd        SpansetOperator = iota // &&: both sides match in the trace; result is the union
+	OpOr                                // ||: either side matches; result is the union
+	OpDescendant                        // >>: right-side spans that descend from a left-side span
+	OpChild                             // >: right-side spans whose parent is a left-side span
+	OpAncestor                          // <<: right-side spans that are ancestors of a left-side span
+	OpParent                            // <: right-side spans that are the parent of a left-side span
+	OpSibling                           // ~: right-side spans sharing a parent with a left-side span
+)
+
+var spansetOpText = [...]string{"&&", "||", ">>", ">", "<<", "<", "~"}
+
+func (o SpansetOperator) String() string { return spansetOpText[o] }
+
+func (*Filter) isExpr()    {}
+func (*SpansetOp) isExpr() {}
+
+func (f *Filter) String() string {
+	if f.Cond == nil {
+		return "{ }"
+	}
+	return "{ " + f.Cond.String() + " }"
+}
+
+func (o *SpansetOp) String() string {
+	return "(" + o.L.String() + " " + o.Op.String() + " " + o.R.String() + ")"
+}
+
+// Cond is a condition over one span (and its trace) inside a filter.
+type Cond interface {
+	fmt.Stringer
+	isCond()
+}
+
+// Logical is `a && b` or `a || b` inside a filter.
+type Logical struct {
+	And  bool
+	L, R Cond
+}
+
+// Compare is `field op literal`. A query written `literal op field` is
+// normalised to this form when parsed.
+type Compare struct {
+	Field Field
+	Op    CmpOp
+	Value Value
+	re    *regexp.Regexp
+}
+
+// BoolLiteral is a bare `true` or `false` inside a filter.
+type BoolLiteral bool
+
+func (*Logical) isCond()    {}
+func (*Compare) isCond()    {}
+func (BoolLiteral) isCond() {}
+
+func (l *Logical) String() string {
+	op := "||"
+	if l.And {
+		op = "&&"
+	}
+	return "(" + l.L.String() + " " + op + " " + l.R.String() + ")"
+}
+
+func (c *Compare) String() string {
+	return c.Field.String() + " " + c.Op.String() + " " + c.Value.String()
+}
+
+func (b BoolLiteral) String() string { return strconv.FormatBool(bool(b)) }
+
+// CmpOp is a comparison operator.
+type CmpOp int
+
+// The comparison operators.
+const (
+	CmpEq CmpOp = iota
+	CmpNeq
+	CmpGt
+	CmpGte
+	CmpLt
+	CmpLte
+	CmpRe
+	CmpNre
+)
+
+var cmpText = [...]string{"=", "!=", ">", ">=", "<", "<=", "=~", "!~"}
+
+func (o CmpOp) String() string { return cmpText[o] }
+
+// Scope says where an attribute is looked up.
+type Scope int
+
+// The attribute scopes.
+const (
+	ScopeAny      Scope = iota // .foo: span first, then resource
+	ScopeSpan                  // span.foo
+	ScopeResource              // resource.foo
+)
+
+// Intrinsic is a built-in span or trace field.
+type Intrinsic int
+
+// The supported intrinsics. IntrinsicNone marks an attribute field.
+const (
+	IntrinsicNone Intrinsic = iota
+	IntrinsicName
+	IntrinsicStatus
+	IntrinsicStatusMessage
+	IntrinsicKind
+	IntrinsicDuration
+	IntrinsicTraceDuration
+	IntrinsicRootName
+	IntrinsicRootServiceName
+)
+
+var intrinsicNames = map[string]Intrinsic{
+	"name":               IntrinsicName,
+	"status":             IntrinsicStatus,
+	"statusMessage":      IntrinsicStatusMessage,
+	"kind":               IntrinsicKind,
+	"duration":           IntrinsicDuration,
+	"traceDuration":      IntrinsicTraceDuration,
+	"rootName":           IntrinsicRootName,
+	"rootServiceName":    IntrinsicRootServiceName,
+	"span:name":          IntrinsicName,
+	"span:status":        IntrinsicStatus,
+	"span:statusMessage": IntrinsicStatusMessage,
+	"span:kind":          IntrinsicKind,
+	"span:duration":      IntrinsicDuration,
+	"trace:duration":     IntrinsicTraceDuration,
+	"trace:rootName":     IntrinsicRootName,
+	"trace:rootService":  IntrinsicRootServiceName,
+}
+
+var intrinsicText = map[Intrinsic]string{
+	IntrinsicName:            "name",
+	IntrinsicStatus:          "status",
+	IntrinsicStatusMessage:   "statusMessage",
+	IntrinsicKind:            "kind",
+	IntrinsicDuration:        "duration",
+	IntrinsicTraceDuration:   "traceDuration",
+	IntrinsicRootName:        "rootName",
+	IntrinsicRootServiceName: "rootServiceName",
+}
+
+// IntrinsicNames lists the intrinsics in the form Tempo's tag API reports them.
+func IntrinsicNames() []string {
+	return []string{"duration", "kind", "name", "rootName", "rootServiceName", "status", "statusMessage", "traceDuration"}
+}
+
+// TraceLevel reports whether the intrinsic describes the whole trace.
+func (i Intrinsic) TraceLevel() bool {
+	return i == IntrinsicTraceDuration || i == IntrinsicRootName || i == IntrinsicRootServiceName
+}
+
+// Field is an intrinsic or an attribute.
+type Field struct {
+	Intrinsic Intrinsic
+	Scope     Scope
+	Name      string // attribute name when Intrinsic is IntrinsicNone
+}
+
+func (f Field) String() string {
+	if f.Intrinsic != IntrinsicNone {
+		return intrinsicText[f.Intrinsic]
+	}
+	name := f.Name
+	if strings.ContainsAny(name, " \t\"") {
+		name = strconv.Quote(name)
+	}
+	switch f.Scope {
+	case ScopeSpan:
+		return "span." + name
+	case ScopeResource:
+		return "resource." + name
+	}
+	return "." + name
+}
+
+// ValueType is the type of a literal or attribute value.
+type ValueType int
+
+// The value types.
+const (
+	TypeNil ValueType = iota
+	TypeString
+	TypeInt
+	TypeFloat
+	TypeBool
+	TypeDuration
+	TypeStatus
+	TypeKind
+)
+
+// Status values, numbered as in OTLP.
+const (
+	StatusUnset = 0
+	StatusOK    = 1
+	StatusError = 2
+)
+
+// Kind values, numbered as in OTLP.
+const (
+	KindUnspecified = 0
+	KindInternal    = 1
+	KindServer      = 2
+	KindClient      = 3
+	KindProducer    = 4
+	KindConsumer    = 5
+)
+
+var statusNames = map[string]int64{"unset": StatusUnset, "ok": StatusOK, "error": StatusError}
+var kindNames = map[string]int64{
+	"unspecified": KindUnspecified, "internal": KindInternal, "server": KindServer,
+	"client": KindClient, "producer": KindProducer, "consumer": KindConsumer,
+}
+
+// StatusName returns TraceQL's name of an OTLP status code.
+func StatusName(code int64) string {
+	for k, v := range statusNames {
+		if v == code {
+			return k
+		}
+	}
+	return "unset"
+}
+
+// KindName returns TraceQL's name of an OTLP span kind.
+func KindName(kind int64) string {
+	for k, v := range kindNames {
+		if v == kind {
+			return k
+		}
+	}
+	return "unspecified"
+}
+
+// Value is a typed value: a literal in a query or an attribute of a span.
+// Durations are nanoseconds in I; status and kind codes are in I.
+type Value struct {
+	Type ValueType
+	S    string
+	I    int64
+	F    float64
+	B    bool
+}
+
+// StringValue, IntValue, FloatValue and BoolValue build attribute values.
+func StringValue(s string) Value { return Value{Type: TypeString, S: s} }
+
+// IntValue returns an int value.
+func IntValue(i int64) Value { return Value{Type: TypeInt, I: i} }
+
+// FloatValue returns a float value.
+func FloatValue(f float64) Value { return Value{Type: TypeFloat, F: f} }
+
+// BoolValue returns a bool value.
+func BoolValue(b bool) Value { return Value{Type: TypeBool, B: b} }
+
+func (v Value) String() string {
+	switch v.Type {
+	case TypeString:
+		return strconv.Quote(v.S)
+	case TypeInt:
+		return strconv.FormatInt(v.I, 10)
+	case TypeFloat:
+		return strconv.FormatFloat(v.F, 'g', -1, 64)
+	case TypeBool:
+		return strconv.FormatBool(v.B)
+	case TypeDuration:
+		return time.Duration(v.I).String()
+	case TypeStatus:
+		return StatusName(v.I)
+	case TypeKind:
+		return KindName(v.I)
+	}
+	return "nil"
+}
+
+// Text renders the value without quotes, as the tag-values API reports it.
+func (v Value) Text() string {
+	if v.Type == TypeString {
+		return v.S
+	}
+	return v.String()
+}
+
+// TypeName is the type name Tempo's v2 tag-values API uses.
+func (v Value) TypeName() string {
+	switch v.Type {
+	case TypeString:
+		return "string"
+	case TypeInt:
+		return "int"
+	case TypeFloat:
+		return "float"
+	case TypeBool:
+		return "bool"
+	case TypeDuration:
+		return "duration"
+	case TypeStatus:
+		return "keyword"
+	case TypeKind:
+		return "keyword"
+	}
+	return "nil"
+}

@@ -1,0 +1,491 @@
+package traceql
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrUnsupported marks valid TraceQL that Lookout does not implement.
+var ErrUnsupported = errors.New("unsupported TraceQL")
+
+// ParseError describes why a query was rejected. Its message follows
+// Tempo's style: "parse error at line 1, col N: ...".
+type ParseError struct {
+	Pos int // 1-based column
+	Msg string
+	Err error // ErrUnsupported for unimplemented constructs, else nil
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("parse error at line 1, col %d: %s", e.Pos, e.Msg)
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// maxDepth bounds nesting so hostile input cannot exhaust the stack.
+const maxDepth = 128
+
+type parser struct {
+	toks  []token
+	i     int
+	depth int
+}
+
+// Parse parses a TraceQL query. An empty query is `{}`.
+func Parse(q string) (Expr, error) {
+	if strings.TrimSpace(q) == "" {
+		return &Filter{}, nil
+	}
+	toks, err := lex(q)
+	if err != nil {
+		return nil, &ParseError{Pos: 1, Msg: err.Error()}
+	}
+	p := &parser{toks: toks}
+	e, err := p.spansetOr()
+	if err != nil {
+		return nil, err
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, p.unexpected(t, "after a complete spanset expression")
+	}
+	return e, nil
+}
+
+// MustParse is Parse for queries known to be valid; it panics otherwise.
+func MustParse(q string) Expr {
+	e, err := Parse(q)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+func (p *parser) peek() token { return p.toks[p.i] }
+func (p *parser) next() token {
+	t := p.toks[p.i]
+	if t.kind != tEOF {
+		p.i++
+	}
+	return t
+}
+
+func (p *parser) errAt(t token, format string, args ...any) error {
+	return &ParseError{Pos: t.pos + 1, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) unsupported(t token, what string) error {
+	return &ParseError{Pos: t.pos + 1, Msg: what + " is not supported by Lookout's TraceQL subset", Err: ErrUnsupported}
+}
+
+// unexpected explains a token that cannot appear where it is, naming
+// unsupported TraceQL constructs specifically.
+func (p *parser) unexpected(t token, where string) error {
+	if t.kind == tOther {
+		switch t.text {
+		case "|":
+			return p.unsupported(t, "the pipeline operator |")
+		case "!":
+			if n := p.toks[p.i+1]; n.kind == tDesc || n.kind == tGt || n.kind == tAnc || n.kind == tLt || n.kind == tSibling {
+				return p.unsupported(t, "negated structural operator !"+n.text)
+			}
+			return p.unsupported(t, "the negation operator !")
+		case "+", "-", "*", "/", "%", "^":
+			return p.unsupported(t, "arithmetic operator "+t.text)
+		case ",":
+			return p.unsupported(t, "a comma-separated list")
+		case "&":
+			if p.toks[p.i+1].kind == tGt || p.toks[p.i+1].kind == tDesc {
+				return p.unsupported(t, "the union structural operator &"+p.toks[p.i+1].text)
+			}
+		}
+	}
+	return p.errAt(t, "syntax error: unexpected %s %s", t, where)
+}
+
+func (p *parser) enter(t token) error {
+	p.depth++
+	if p.depth > maxDepth {
+		return p.errAt(t, "query nests deeper than %d levels", maxDepth)
+	}
+	return nil
+}
+
+func (p *parser) spansetOr() (Expr, error) {
+	l, err := p.spansetAnd()
+	if err != nil {
+		return nil, err
+	}
+	for p.peek().kind == tOr {
+		p.next()
+		r, err := p.spansetAnd()
+		if err != nil {
+			return nil, err
+		}
+		l = &SpansetOp{Op: OpOr, L: l, R: r}
+	}
+	return l, nil
+}
+
+func (p *parser) spansetAnd() (Expr, error) {
+	l, err := p.spansetStructural()
+	if err != nil {
+		return nil, err
+	}
+	for p.peek().kind == tAnd {
+		p.next()
+		r, err := p.spansetStructural()
+		if err != nil {
+			return nil, err
+		}
+		l = &SpansetOp{Op: OpAnd, L: l, R: r}
+	}
+	return l, nil
+}
+
+func (p *parser) spansetStructural() (Expr, error) {
+	l, err := p.spansetPrimary()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var op SpansetOperator
+		switch p.peek().kind {
+		case tDesc:
+			op = OpDescendant
+		case tGt:
+			op = OpChild
+		case tAnc:
+			op = OpAncestor
+		case tLt:
+			op = OpParent
+		case tSibling:
+			op = OpSibling
+		default:
+			return l, nil
+		}
+		p.next()
+		r, err := p.spansetPrimary()
+		if err != nil {
+			return nil, err
+		}
+		l = &SpansetOp{Op: op, L: l, R: r}
+	}
+}
+
+func (p *parser) spansetPrimary() (Expr, error) {
+	t := p.next()
+	switch t.kind {
+	case tLBrace:
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer func() { p.depth-- }()
+		if p.peek().kind == tRBrace {
+			p.next()
+			return &Filter{}, nil
+		}
+		c, err := p.condOr()
+		if err != nil {
+			return nil, err
+		}
+		if e := p.next(); e.kind != tRBrace {
+			p.i--
+			return nil, p.unexpected(e, "in a spanset filter, expected }")
+		}
+		return &Filter{Cond: c}, nil
+	case tLParen:
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer func() { p.depth-- }()
+		e, err := p.spansetOr()
+		if err != nil {
+			return nil, err
+		}
+		if c := p.next(); c.kind != tRParen {
+			p.i--
+			return nil, p.unexpected(c, "expected )")
+		}
+		return e, nil
+	case tIdent:
+		switch t.text {
+		case "count", "avg", "min", "max", "sum", "select", "by", "coalesce", "rate", "count_over_time",
+			"quantile_over_time", "histogram_over_time", "min_over_time", "max_over_time", "avg_over_time",
+			"sum_over_time", "compare", "topk", "bottomk", "with":
+			return nil, p.unsupported(t, "the function or keyword "+t.text)
+		}
+	case tEOF:
+		return nil, p.errAt(t, "syntax error: unexpected end of query, expected a spanset filter { ... }")
+	}
+	p.i--
+	return nil, p.unexpected(t, "where a spanset filter { ... } was expected")
+}
+
+func (p *parser) condOr() (Cond, error) {
+	l, err := p.condAnd()
+	if err != nil {
+		return nil, err
+	}
+	for p.peek().kind == tOr {
+		p.next()
+		r, err := p.condAnd()
+		if err != nil {
+			return nil, err
+		}
+		l = &Logical{L: l, R: r}
+	}
+	return l, nil
+}
+
+func (p *parser) condAnd() (Cond, error) {
+	l, err := p.condPrimary()
+	if err != nil {
+		return nil, err
+	}
+	for p.peek().kind == tAnd {
+		p.next()
+		r, err := p.condPrimary()
+		if err != nil {
+			return nil, err
+		}
+		l = &Logical{And: true, L: l, R: r}
+	}
+	return l, nil
+}
+
+// operand is either a field or a literal.
+type operand struct {
+	tok     token
+	isField bool
+	field   Field
+	value   Value
+}
+
+func (p *parser) condPrimary() (Cond, error) {
+	if t := p.peek(); t.kind == tLParen {
+		p.next()
+		if err := p.enter(t); err != nil {
+			return nil, err
+		}
+		defer func() { p.depth-- }()
+		c, err := p.condOr()
+		if err != nil {
+			return nil, err
+		}
+		if e := p.next(); e.kind != tRParen {
+			p.i--
+			return nil, p.unexpected(e, "expected )")
+		}
+		return c, nil
+	}
+	l, err := p.operand()
+	if err != nil {
+		return nil, err
+	}
+	opTok := p.peek()
+	var op CmpOp
+	switch opTok.kind {
+	case tEq:
+		op = CmpEq
+	case tNeq:
+		op = CmpNeq
+	case tGt:
+		op = CmpGt
+	case tGte:
+		op = CmpGte
+	case tLt:
+		op = CmpLt
+	case tLte:
+		op = CmpLte
+	case tRe:
+		op = CmpRe
+	case tNre:
+		op = CmpNre
+	default:
+		if !l.isField && l.value.Type == TypeBool {
+			return BoolLiteral(l.value.B), nil
+		}
+		if l.isField {
+			if opTok.kind == tOther {
+				return nil, p.unexpected(opTok, "after "+l.field.String())
+			}
+			return nil, p.unsupported(l.tok, "a bare field without a comparison ("+l.field.String()+")")
+		}
+		return nil, p.unexpected(opTok, "after "+l.value.String()+", expected a comparison operator")
+	}
+	p.next()
+	r, err := p.operand()
+	if err != nil {
+		return nil, err
+	}
+	if next := p.peek(); next.kind == tOther {
+		return nil, p.unexpected(next, "after a comparison")
+	}
+	switch {
+	case l.isField && r.isField:
+		return nil, p.unsupported(r.tok, "comparing two fields")
+	case !l.isField && !r.isField:
+		return nil, p.unsupported(l.tok, "comparing two literals")
+	case !l.isField:
+		if op == CmpRe || op == CmpNre {
+			return nil, p.errAt(l.tok, "the regular expression must be on the right of %s", op)
+		}
+		l, r = r, l
+		op = flip(op)
+	}
+	return p.typeCheck(l, op, r, opTok)
+}
+
+func flip(op CmpOp) CmpOp {
+	switch op {
+	case CmpGt:
+		return CmpLt
+	case CmpGte:
+		return CmpLte
+	case CmpLt:
+		return CmpGt
+	case CmpLte:
+		return CmpGte
+	}
+	return op
+}
+
+func (p *parser) typeCheck(f operand, op CmpOp, v operand, opTok token) (Cond, error) {
+	c := &Compare{Field: f.field, Op: op, Value: v.value}
+	ordered := op == CmpGt || op == CmpGte || op == CmpLt || op == CmpLte
+	regex := op == CmpRe || op == CmpNre
+	bad := func(want string) error {
+		return p.errAt(v.tok, "cannot compare %s with %s using %s; %s", f.field, v.value, op, want)
+	}
+	switch f.field.Intrinsic {
+	case IntrinsicName, IntrinsicStatusMessage, IntrinsicRootName, IntrinsicRootServiceName:
+		if v.value.Type != TypeString {
+			return nil, bad("expected a string")
+		}
+	case IntrinsicStatus:
+		if v.value.Type != TypeStatus || ordered || regex {
+			return nil, bad("status takes = or != with ok, error or unset")
+		}
+	case IntrinsicKind:
+		if v.value.Type != TypeKind || ordered || regex {
+			return nil, bad("kind takes = or != with server, client, producer, consumer, internal or unspecified")
+		}
+	case IntrinsicDuration, IntrinsicTraceDuration:
+		if v.value.Type != TypeDuration || regex {
+			return nil, bad("expected a duration such as 100ms")
+		}
+	default:
+		switch v.value.Type {
+		case TypeStatus, TypeKind:
+			return nil, bad("status and kind literals compare only with the status and kind intrinsics")
+		case TypeNil:
+			if op != CmpEq && op != CmpNeq {
+				return nil, bad("nil takes = or !=")
+			}
+		case TypeBool:
+			if ordered || regex {
+				return nil, bad("booleans take = or !=")
+			}
+		}
+	}
+	if regex {
+		if v.value.Type != TypeString {
+			return nil, bad("a regular expression must be a string")
+		}
+		re, err := regexp.Compile("^(?:" + v.value.S + ")$")
+		if err != nil {
+			return nil, p.errAt(v.tok, "invalid regular expression %q: %v", v.value.S, err)
+		}
+		c.re = re
+	}
+	return c, nil
+}
+
+func (p *parser) operand() (operand, error) {
+	t := p.next()
+	switch t.kind {
+	case tString:
+		return operand{tok: t, value: StringValue(t.text)}, nil
+	case tNumber:
+		if i, err := strconv.ParseInt(t.text, 10, 64); err == nil {
+			return operand{tok: t, value: IntValue(i)}, nil
+		}
+		f, err := strconv.ParseFloat(t.text, 64)
+		if err != nil {
+			return operand{}, p.errAt(t, "invalid number %q", t.text)
+		}
+		return operand{tok: t, value: FloatValue(f)}, nil
+	case tDuration:
+		d, err := parseDuration(t.text)
+		if err != nil {
+			return operand{}, p.errAt(t, "invalid duration %q: use a number with ns, us, µs, ms, s, m or h", t.text)
+		}
+		return operand{tok: t, value: Value{Type: TypeDuration, I: int64(d)}}, nil
+	case tIdent:
+		return p.ident(t)
+	case tEOF:
+		return operand{}, p.errAt(t, "syntax error: unexpected end of query, expected a field or value")
+	}
+	p.i--
+	return operand{}, p.unexpected(t, "where a field or value was expected")
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	// time.ParseDuration understands every TraceQL unit except "d".
+	if strings.HasSuffix(s, "d") && !strings.HasSuffix(s, "nd") {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(f * float64(24*time.Hour)), nil
+	}
+	return time.ParseDuration(s)
+}
+
+func (p *parser) ident(t token) (operand, error) {
+	s := t.text
+	attr := func(scope Scope, name string) (operand, error) {
+		if name == "" {
+			return operand{}, p.errAt(t, "attribute name missing after %q", s)
+		}
+		return operand{tok: t, isField: true, field: Field{Scope: scope, Name: name}}, nil
+	}
+	switch {
+	case strings.HasPrefix(s, "."):
+		return attr(ScopeAny, s[1:])
+	case strings.HasPrefix(s, "span."):
+		return attr(ScopeSpan, s[len("span."):])
+	case strings.HasPrefix(s, "resource."):
+		return attr(ScopeResource, s[len("resource."):])
+	}
+	if in, ok := intrinsicNames[s]; ok {
+		return operand{tok: t, isField: true, field: Field{Intrinsic: in}}, nil
+	}
+	for _, scope := range []string{"event", "link", "instrumentation", "scope"} {
+		if strings.HasPrefix(s, scope+".") || strings.HasPrefix(s, scope+":") {
+			return operand{}, p.unsupported(t, "the "+scope+" scope ("+s+")")
+		}
+	}
+	if strings.HasPrefix(s, "span:") || strings.HasPrefix(s, "trace:") || strings.HasPrefix(s, "resource:") {
+		return operand{}, p.unsupported(t, "the intrinsic "+s)
+	}
+	switch s {
+	case "true", "false":
+		return operand{tok: t, value: BoolValue(s == "true")}, nil
+	case "nil":
+		return operand{tok: t, value: Value{Type: TypeNil}}, nil
+	case "parent", "childCount", "nestedSetLeft", "nestedSetRight", "nestedSetParent", "traceID", "spanID", "id", "instrumentation":
+		return operand{}, p.unsupported(t, "the intrinsic "+s)
+	}
+	if v, ok := statusNames[s]; ok {
+		return operand{tok: t, value: Value{Type: TypeStatus, I: v}}, nil
+	}
+	if v, ok := kindNames[s]; ok {
+		return operand{tok: t, value: Value{Type: TypeKind, I: v}}, nil
+	}
+	return operand{}, p.errAt(t, "unknown identifier %q: attributes need a scope (span., resource. or .)", s)
+}

@@ -1,0 +1,216 @@
+package traceql
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseGood(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{``, `{ }`},
+		{`{}`, `{ }`},
+		{`{ }`, `{ }`},
+		{`{ name = "GET /" }`, `{ name = "GET /" }`},
+		{`{ .service.name = "shop" }`, `{ .service.name = "shop" }`},
+		{`{ resource.service.name = "shop" && span.http.status_code >= 500 }`, `{ (resource.service.name = "shop" && span.http.status_code >= 500) }`},
+		{`{ status = error || (kind = server && duration > 1.5s) }`, `{ (status = error || (kind = server && duration > 1.5s)) }`},
+		{`{ 500 <= span.code }`, `{ span.code >= 500 }`},
+		{`{ traceDuration > 100ms && rootName =~ "POST.*" && rootServiceName != "x" }`, `{ ((traceDuration > 100ms && rootName =~ "POST.*") && rootServiceName != "x") }`},
+		{`{ span."my key" = true }`, `{ span."my key" = true }`},
+		{`{ .a = 1.5 } && { .b != nil }`, `({ .a = 1.5 } && { .b != nil })`},
+		{`{ .a = 1 } || { .b = 2 } && { .c = 3 }`, `({ .a = 1 } || ({ .b = 2 } && { .c = 3 }))`},
+		{`{ .a = 1 } >> { .b = 2 } > { .c = 3 }`, `(({ .a = 1 } >> { .b = 2 }) > { .c = 3 })`},
+		{`({ .a = 1 } || { .b = 2 }) >> {}`, `(({ .a = 1 } || { .b = 2 }) >> { })`},
+		{`{ .a = 1 } << { } ~ { } < { }`, `((({ .a = 1 } << { }) ~ { }) < { })`},
+		{"{ name = `a\\b` }", `{ name = "a\\b" }`},
+		{`{ span:name = "x" && trace:duration > 1m && span:kind = client }`, `{ ((name = "x" && traceDuration > 1m0s) && kind = client) }`},
+		{`{ .x = -3 && duration <= 10us }`, `{ (.x = -3 && duration <= 10µs) }`},
+		{`{ true }`, `{ true }`},
+		{`{ statusMessage = "boom" }`, `{ statusMessage = "boom" }`},
+	}
+	for _, c := range cases {
+		e, err := Parse(c.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.in, err)
+			continue
+		}
+		if got := e.String(); got != c.want {
+			t.Errorf("Parse(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+func TestParseBad(t *testing.T) {
+	cases := []struct {
+		in          string
+		msg         string // substring of the error
+		unsupported bool
+	}{
+		{`{`, "unexpected end of query", false},
+		{`{ name = }`, "where a field or value was expected", false},
+		{`{ name = "x" `, "expected }", false},
+		{`{ name = "x" } |`, "pipeline operator |", true},
+		{`{ name = "x" } | count() > 2`, "pipeline operator |", true},
+		{`{ .a = 1 } !>> { .b = 2 }`, "negated structural operator !>>", true},
+		{`{ .a = 1 } &> { }`, "&>", true},
+		{`{ .a + 1 = 2 }`, "arithmetic operator +", true},
+		{`{ event.name = "x" }`, "event scope", true},
+		{`{ span.a = span.b }`, "comparing two fields", true},
+		{`{ 1 = 1 }`, "comparing two literals", true},
+		{`{ status = 1 }`, "status takes", false},
+		{`{ kind > server }`, "kind takes", false},
+		{`{ duration > "1s" }`, "expected a duration", false},
+		{`{ name = 3 }`, "expected a string", false},
+		{`{ .a =~ "(" }`, "invalid regular expression", false},
+		{`{ .a =~ 3 }`, "must be a string", false},
+		{`{ foo = 1 }`, "unknown identifier", false},
+		{`{ name = "unterminated }`, "unterminated string", false},
+		{`{ duration > 3parsecs }`, "invalid duration", false},
+		{`count() > 1`, "count", true},
+		{`{ .a = 1 } { .b = 2 }`, "after a complete spanset expression", false},
+		{`{ span.foo }`, "bare field", true},
+		{strings.Repeat("(", 500) + "{}" + strings.Repeat(")", 500), "deeper than", false},
+		{`{ parent = nil }`, "intrinsic parent", true},
+		{"{ name = \"\xff\" }", "UTF-8", false},
+	}
+	for _, c := range cases {
+		_, err := Parse(c.in)
+		if err == nil {
+			t.Errorf("Parse(%q): no error", c.in)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("Parse(%q) = %v, want it to mention %q", c.in, err, c.msg)
+		}
+		if !strings.HasPrefix(err.Error(), "parse error at line 1, col ") {
+			t.Errorf("Parse(%q) = %v: not in Tempo's parse error style", c.in, err)
+		}
+		if got := errors.Is(err, ErrUnsupported); got != c.unsupported {
+			t.Errorf("Parse(%q): errors.Is(ErrUnsupported) = %v, want %v", c.in, got, c.unsupported)
+		}
+	}
+}
+
+// testTrace: root(server, main) -> a(client) -> b(server, payments, error) ; root -> c(internal)
+func testTrace() *Trace {
+	mainRes := []Attr{{"service.name", StringValue("main")}}
+	payRes := []Attr{{"service.name", StringValue("payments")}, {"region", StringValue("eu")}}
+	ms := uint64(time.Millisecond)
+	tr := &Trace{Spans: []Span{
+		{SpanID: [8]byte{1}, Name: "POST /checkout", Kind: KindServer, StartUnixNano: 0, EndUnixNano: 900 * ms, Resource: mainRes,
+			Attrs: []Attr{{"http.status_code", IntValue(500)}}},
+		{SpanID: [8]byte{2}, ParentSpanID: [8]byte{1}, Name: "process_payment", Kind: KindClient, StartUnixNano: 10 * ms, EndUnixNano: 800 * ms, Resource: mainRes,
+			Attrs: []Attr{{"amount", FloatValue(12.5)}}},
+		{SpanID: [8]byte{3}, ParentSpanID: [8]byte{2}, Name: "charge", Kind: KindServer, StatusCode: StatusError, StartUnixNano: 20 * ms, EndUnixNano: 1000 * ms, Resource: payRes,
+			Attrs: []Attr{{"retry", BoolValue(true)}, {"region", StringValue("us")}}},
+		{SpanID: [8]byte{4}, ParentSpanID: [8]byte{1}, Name: "validate_cart", Kind: KindInternal, StartUnixNano: 1 * ms, EndUnixNano: 2 * ms, Resource: mainRes},
+	}}
+	tr.ComputeInfo()
+	return tr
+}
+
+func TestEval(t *testing.T) {
+	tr := testTrace()
+	if tr.Info.RootName != "POST /checkout" || tr.Info.RootServiceName != "main" || tr.Info.Duration() != int64(time.Second) {
+		t.Fatalf("info = %+v", tr.Info)
+	}
+	cases := []struct {
+		q    string
+		want []int
+	}{
+		{`{}`, []int{0, 1, 2, 3}},
+		{`{ name = "charge" }`, []int{2}},
+		{`{ name != "charge" }`, []int{0, 1, 3}},
+		{`{ name =~ "POST.*" }`, []int{0}},
+		{`{ name =~ "POST" }`, nil}, // fully anchored
+		{`{ name !~ ".*_.*" }`, []int{0, 2}},
+		{`{ status = error }`, []int{2}},
+		{`{ status != error }`, []int{0, 1, 3}},
+		{`{ kind = server }`, []int{0, 2}},
+		{`{ duration > 500ms }`, []int{0, 1, 2}},
+		{`{ duration <= 1ms }`, []int{3}},
+		{`{ traceDuration >= 1s }`, []int{0, 1, 2, 3}},
+		{`{ traceDuration > 1s }`, nil},
+		{`{ rootName = "POST /checkout" && name = "charge" }`, []int{2}},
+		{`{ rootServiceName = "payments" }`, nil},
+		{`{ resource.service.name = "payments" }`, []int{2}},
+		{`{ span.service.name = "payments" }`, nil},
+		{`{ .region = "us" }`, []int{2}},         // span attribute wins over resource
+		{`{ resource.region = "eu" }`, []int{2}}, // resource scope sees the resource
+		{`{ .http.status_code >= 500 }`, []int{0}},
+		{`{ .http.status_code = 500.0 }`, []int{0}},
+		{`{ .http.status_code = "500" }`, nil},
+		{`{ .amount > 12 && .amount < 13 }`, []int{1}},
+		{`{ .retry = true }`, []int{2}},
+		{`{ .retry != nil }`, []int{2}},
+		{`{ .retry = nil }`, []int{0, 1, 3}},
+		{`{ .missing != "x" }`, nil},
+		{`{ name = "charge" } && { name = "validate_cart" }`, []int{2, 3}},
+		{`{ name = "charge" } && { name = "nope" }`, nil},
+		{`{ name = "charge" } || { name = "nope" }`, []int{2}},
+		{`{ kind = server } >> { kind = server }`, []int{2}},
+		{`{ name = "POST /checkout" } > { }`, []int{1, 3}},
+		{`{ name = "POST /checkout" } > { name = "charge" }`, nil},
+		{`{ name = "charge" } << { }`, []int{0, 1}},
+		{`{ name = "charge" } < { }`, []int{1}},
+		{`{ name = "process_payment" } ~ { }`, []int{3}},
+		{`{ false }`, nil},
+	}
+	for _, c := range cases {
+		e, err := Parse(c.q)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", c.q, err)
+		}
+		got := Eval(e, tr)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Eval(%q) = %v, want %v", c.q, got, c.want)
+		}
+		// The pre-filters must never reject a trace that matches.
+		if len(got) > 0 {
+			if !PossibleInSpans(e, tr.Spans) {
+				t.Errorf("PossibleInSpans(%q) = false for a matching trace", c.q)
+			}
+			if !PossibleForTrace(e, &tr.Info) {
+				t.Errorf("PossibleForTrace(%q) = false for a matching trace", c.q)
+			}
+			// Any single span of the spanset must pass the per-batch filter on its own.
+			if !PossibleInSpans(e, tr.Spans[got[0]:got[0]+1]) {
+				t.Errorf("PossibleInSpans(%q) on matched span %d = false", c.q, got[0])
+			}
+		}
+	}
+}
+
+func TestPrefilterRejects(t *testing.T) {
+	tr := testTrace()
+	for _, q := range []string{`{ name = "nope" }`, `{ traceDuration > 2s }`, `{ rootServiceName = "x" } && { }`} {
+		e := MustParse(q)
+		if PossibleInSpans(e, tr.Spans) && PossibleForTrace(e, &tr.Info) {
+			t.Errorf("%q: neither pre-filter rejected a trace that cannot match", q)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{`{}`, `{ name = "x" && .a >= 1.5 }`, `{ status = error } >> { kind = client }`,
+		`({ .a =~ "b.*" } || { resource.c != nil }) && { duration > 1ms }`, `{ span."x y" = true } | count() > 1`} {
+		f.Add(s)
+	}
+	tr := testTrace()
+	f.Fuzz(func(t *testing.T, q string) {
+		e, err := Parse(q)
+		if err != nil {
+			return
+		}
+		// A parsed query re-parses from its own rendering, and evaluates without panicking.
+		if _, err := Parse(e.String()); err != nil {
+			t.Fatalf("Parse(%q) ok, but its rendering %q fails: %v", q, e.String(), err)
+		}
+		Eval(e, tr)
+		PossibleInSpans(e, tr.Spans)
+		PossibleForTrace(e, &tr.Info)
+	})
+}

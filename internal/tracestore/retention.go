@@ -1,0 +1,166 @@
+package tracestore
+
+import (
+	"context"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+)
+
+func (s *Store) retentionLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.RetentionInterval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.RunRetention(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("trace retention failed", "err", err)
+			}
+		}
+	}
+}
+
+// RunRetention deletes traces whose first span is older than the retention
+// and, while the store is larger than its size limit, the oldest traces;
+// traces the Pinner pins are kept. It runs in the background every
+// RetentionInterval; tests call it directly. Ingest is never blocked: the
+// deletes are ordinary unsynced batches.
+func (s *Store) RunRetention(ctx context.Context) error {
+	s.retMu.Lock()
+	defer s.retMu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	s.m.retentionRuns.Inc()
+	cutoff := uint64(max(s.opts.Now().Add(-s.opts.Retention).UnixNano(), 0))
+	if err := s.deleteOlder(ctx, cutoff, -1, "age"); err != nil {
+		return err
+	}
+	// Drop tag index hours entirely before the cutoff.
+	hour := uint32(cutoff / uint64(time.Hour))
+	b := s.db.NewBatch()
+	_ = b.DeleteRange(tagKeyKey(nil, 0, 0, ""), tagKeyKey(nil, hour, 0, ""), nil)
+	_ = b.DeleteRange(tagValPrefix(nil, 0, 0, ""), tagValPrefix(nil, hour, 0, ""), nil)
+	// Block summaries of minutes before the cutoff; a pinned trace's minute
+	// then has no summary, which search treats as "scan it".
+	_ = b.DeleteRange(blockKey(0), blockKey(cutoff/blockWidth), nil)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	if s.opts.SizeLimit > 0 {
+		usage := int64(s.db.Metrics().DiskSpaceUsage())
+		if usage > s.opts.SizeLimit {
+			// Free down to 90% of the limit so retention does not run on every pass.
+			excess := usage - s.opts.SizeLimit*9/10
+			if err := s.deleteOlder(ctx, ^uint64(0), excess, "size"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// deleteOlder deletes unpinned traces whose index key is before cutoff,
+// oldest first, until budget bytes (estimated) are freed; budget < 0 means
+// no byte budget. The deleted range is then compacted so the space returns.
+func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, reason string) error {
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(0), UpperBound: indexBound(cutoff)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := s.db.NewBatch()
+	defer func() { b.Close() }()
+	pinned := map[pcommon.TraceID]bool{}
+	var freed int64
+	var last []byte
+	deleted := 0
+	flush := func() error {
+		if b.Empty() {
+			return nil
+		}
+		err := b.Commit(pebble.NoSync)
+		b.Close()
+		b = s.db.NewBatch()
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if budget >= 0 && freed >= budget {
+			break
+		}
+		k := it.Key()
+		if len(k) != 33 {
+			continue
+		}
+		tid := pcommon.TraceID(k[9:25])
+		if p, seen := pinned[tid]; seen {
+			if !p {
+				_ = b.Delete(k, nil) // a later chunk of a trace deleted in this pass
+			}
+			continue
+		}
+		isPinned := false
+		if s.opts.Pinner != nil {
+			isPinned, err = s.opts.Pinner.IsPinned(ctx, tid)
+			if err != nil {
+				return err
+			}
+		}
+		pinned[tid] = isPinned
+		if isPinned {
+			s.m.pinnedKept.Inc()
+			continue
+		}
+		// Data and search records are roughly 3x the search record alone.
+		freed += int64(len(k)+len(it.Value())) * 3
+		sum, found, err := s.getSummary(tid)
+		if err != nil {
+			return err
+		}
+		if found {
+			for _, c := range sum.Chunks {
+				_ = b.Delete(dataKey(c.MinStart, tid, c.Seq), nil)
+				_ = b.Delete(indexKey(c.MinStart, tid, c.Seq), nil)
+			}
+			_ = b.Delete(summaryKey(tid), nil)
+		}
+		_ = b.Delete(k, nil)
+		deleted++
+		last = append(last[:0], k...)
+		if b.Count() >= 4096 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if len(pinned) > 1_000_000 {
+			pinned = map[pcommon.TraceID]bool{} // bound memory on huge passes
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if deleted == 0 {
+		return nil
+	}
+	s.m.tracesDeleted.WithLabelValues(reason).Add(float64(deleted))
+	end := append([]byte(nil), last...)
+	end = append(end, 0)
+	dEnd := append([]byte{pData}, end[1:]...)
+	if err := s.db.Compact(ctx, indexBound(0), end, false); err != nil {
+		return err
+	}
+	return s.db.Compact(ctx, []byte{pData}, dEnd, false)
+}

@@ -1,0 +1,427 @@
+package tracestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/lookout-dev/lookout/internal/traceql"
+)
+
+// SearchRequest selects traces. Zero fields do not filter.
+type SearchRequest struct {
+	// Query is the TraceQL expression; nil means `{}`.
+	Query traceql.Expr
+	// Start and End bound the start time of the trace's spans.
+	Start, End time.Time
+	// MinDuration and MaxDuration bound the trace's duration.
+	MinDuration, MaxDuration time.Duration
+	// Limit caps the number of traces returned. Default 20.
+	Limit int
+	// SpansPerSpanSet caps the spans reported per trace. Default 3.
+	SpansPerSpanSet int
+}
+
+// TraceMatch is one trace found by Search.
+type TraceMatch struct {
+	TraceID         pcommon.TraceID
+	RootServiceName string
+	RootTraceName   string
+	StartUnixNano   uint64
+	Duration        time.Duration
+	// Spans are the first SpansPerSpanSet spans of the matched spanset.
+	Spans []traceql.Span
+	// Matched is the number of spans in the matched spanset.
+	Matched int
+}
+
+// SearchResult is what Search found, newest first, and how much it read.
+type SearchResult struct {
+	Traces          []TraceMatch
+	InspectedTraces uint64
+	InspectedSpans  uint64
+	InspectedBytes  uint64
+}
+
+// Search scans the time index from End back to Start and returns matching
+// traces, newest first. It stops at Limit matches or when ctx ends (the
+// caller's query timeout), returning ctx's error.
+//
+// For queries that only look at single spans, a stored batch's search record
+// decides the match; otherwise the summary filters on trace-level fields and
+// the whole trace is then loaded and evaluated.
+func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, error) {
+	if s.closed.Load() {
+		return SearchResult{}, ErrClosed
+	}
+	q := req.Query
+	if q == nil {
+		q = &traceql.Filter{}
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 20
+	}
+	spss := req.SpansPerSpanSet
+	if spss <= 0 {
+		spss = 3
+	}
+	lo, hi := uint64(0), uint64(math.MaxUint64)
+	if !req.Start.IsZero() && req.Start.UnixNano() > 0 {
+		lo = uint64(req.Start.UnixNano())
+	}
+	if !req.End.IsZero() && req.End.UnixNano() >= 0 {
+		hi = uint64(req.End.UnixNano())
+	}
+	lo, hi, ok, err := s.indexExtent(ctx, lo, hi)
+	if err != nil || !ok {
+		return SearchResult{}, err
+	}
+
+	local := spanLocal(q) && req.MinDuration == 0 && req.MaxDuration == 0
+	needInfo := traceql.NeedsTraceInfo(q) || req.MinDuration > 0 || req.MaxDuration > 0
+	sc := scanner{s: s, q: q, lits: requiredLiterals(q), blocks: newBlockFilter(q)}
+	for _, r := range sc.blocks {
+		if len(r.lits) > 0 || r.minDur > 0 || r.status != 0 || r.kinds != 0 {
+			sc.useBlocks = true
+		}
+	}
+	for _, f := range traceql.Fields(q) {
+		if f.Intrinsic == traceql.IntrinsicNone {
+			sc.spanAttrs = sc.spanAttrs || f.Scope != traceql.ScopeResource
+			sc.resAttrs = sc.resAttrs || f.Scope != traceql.ScopeSpan
+		}
+	}
+	var res SearchResult
+	decided := map[pcommon.TraceID]struct{}{}
+	sd := searchDecoder{spanAttrs: sc.spanAttrs, resAttrs: sc.resAttrs}
+	// The time range is cut into windows scanned newest first. Each window
+	// is read forward (cheaper than reverse iteration in Pebble) by one of
+	// two parallel scanners that keep only records passing the pre-filters;
+	// candidates are then judged newest first.
+	// Windows start small so searches that fill their limit among recent
+	// traces stop early, and double up to 1/16 of the range.
+	maxWidth := max((hi-lo)/16, uint64(time.Second))
+	width := max((hi-lo)/1024, uint64(100*time.Millisecond))
+	cur, done := hi, false
+	next := func() (window, bool) {
+		if done {
+			return window{}, false
+		}
+		defer func() { width = min(width*2, maxWidth) }()
+		wlo := lo
+		if cur-lo >= width {
+			wlo = cur - width + 1
+		}
+		w := window{lo: wlo, hi: cur, valid: true}
+		if wlo == lo {
+			done = true
+		} else {
+			cur = wlo - 1
+		}
+		return w, true
+	}
+	for {
+		var wins [2]window
+		for i := range wins {
+			wins[i], _ = next()
+		}
+		if !wins[0].valid {
+			break
+		}
+		var wg sync.WaitGroup
+		for i := range wins {
+			if wins[i].valid {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sc.scan(ctx, &wins[i])
+				}()
+			}
+		}
+		wg.Wait()
+		for i := range wins {
+			w := &wins[i]
+			if !w.valid {
+				continue
+			}
+			if w.err != nil {
+				return res, w.err
+			}
+			res.InspectedBytes += w.bytes
+			res.InspectedSpans += w.spans
+			for j := len(w.cands) - 1; j >= 0; j-- {
+				c := w.cands[j]
+				if _, done := decided[c.tid]; done {
+					continue
+				}
+				decided[c.tid] = struct{}{}
+				res.InspectedTraces++
+				m, ok, err := s.judge(ctx, &sd, c, q, req, local, needInfo, spss)
+				if err != nil {
+					return res, err
+				}
+				if ok {
+					res.Traces = append(res.Traces, m)
+					if len(res.Traces) >= limit {
+						return res, nil
+					}
+				}
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+	}
+	return res, ctx.Err()
+}
+
+type window struct {
+	lo, hi       uint64 // inclusive bounds on the index time
+	valid        bool
+	cands        []candidate
+	bytes, spans uint64
+	err          error
+}
+
+type candidate struct {
+	tid pcommon.TraceID
+	rec []byte
+}
+
+type scanner struct {
+	s                   *Store
+	q                   traceql.Expr
+	lits                literalSet
+	blocks              blockFilter
+	useBlocks           bool
+	spanAttrs, resAttrs bool
+}
+
+// scan reads one window forward, minute by minute, skipping minutes whose
+// block summary rules the query out, and keeps the records that may match.
+func (sc *scanner) scan(ctx context.Context, w *window) {
+	it, err := sc.s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(w.lo), UpperBound: indexBoundAfter(w.hi)})
+	if err != nil {
+		w.err = err
+		return
+	}
+	defer it.Close()
+	sd := searchDecoder{spanAttrs: sc.spanAttrs, resAttrs: sc.resAttrs}
+	n := 0
+	for m := w.lo / blockWidth; m <= w.hi/blockWidth; m++ {
+		if sc.useBlocks {
+			b, ok, err := sc.s.loadBlock(m)
+			if err != nil {
+				w.err = err
+				return
+			}
+			if ok && !sc.blocks.mayMatch(&b) {
+				continue
+			}
+		}
+		mlo, mhi := max(w.lo, m*blockWidth), min(w.hi, (m+1)*blockWidth-1)
+		it.SetBounds(indexBound(mlo), indexBoundAfter(mhi))
+		for ok := it.First(); ok; ok = it.Next() {
+			if n++; n%256 == 0 && ctx.Err() != nil {
+				w.err = ctx.Err()
+				return
+			}
+			k, v := it.Key(), it.Value()
+			if len(k) != 33 {
+				continue
+			}
+			w.bytes += uint64(len(v))
+			if !sc.lits.possible(v) {
+				continue
+			}
+			spans, err := sd.decode(v)
+			if err != nil {
+				w.err = fmt.Errorf("decode search record of %x: %w", k[9:25], err)
+				return
+			}
+			w.spans += uint64(len(spans))
+			if traceql.PossibleInSpans(sc.q, spans) {
+				w.cands = append(w.cands, candidate{tid: pcommon.TraceID(k[9:25]), rec: append([]byte(nil), v...)})
+			}
+		}
+		if err := it.Error(); err != nil {
+			w.err = err
+			return
+		}
+	}
+}
+
+// judge decides one candidate trace exactly.
+func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, q traceql.Expr, req SearchRequest, local, needInfo bool, spss int) (TraceMatch, bool, error) {
+	sum, found, err := s.getSummary(c.tid)
+	if err != nil || !found {
+		return TraceMatch{}, false, err // not found: deleted by retention meanwhile
+	}
+	info := sum.info()
+	if needInfo {
+		d := time.Duration(info.Duration())
+		if (req.MinDuration > 0 && d < req.MinDuration) || (req.MaxDuration > 0 && d > req.MaxDuration) {
+			return TraceMatch{}, false, nil
+		}
+		if !traceql.PossibleForTrace(q, &info) {
+			return TraceMatch{}, false, nil
+		}
+	}
+	spans, err := sd.decode(c.rec)
+	if err != nil {
+		return TraceMatch{}, false, err
+	}
+	var tr traceql.Trace
+	// A span-local query is decided by this record alone, but when the
+	// trace has several records the reported spanset needs all of them.
+	if local && len(sum.Chunks) <= 1 {
+		tr = traceql.Trace{Info: info, Spans: spans}
+	} else {
+		full, ok, err := s.loadTrace(ctx, c.tid)
+		if err != nil || !ok {
+			return TraceMatch{}, false, err
+		}
+		full.Info = info
+		tr = full
+	}
+	matched := traceql.Eval(q, &tr)
+	if len(matched) == 0 && local {
+		// Only possible when the trace changed under us; judge by this record.
+		tr = traceql.Trace{Info: info, Spans: spans}
+		matched = traceql.Eval(q, &tr)
+	}
+	if len(matched) == 0 {
+		return TraceMatch{}, false, nil
+	}
+	m := TraceMatch{
+		TraceID:         c.tid,
+		RootServiceName: info.RootServiceName,
+		RootTraceName:   info.RootName,
+		StartUnixNano:   info.StartUnixNano,
+		Duration:        time.Duration(info.Duration()),
+		Matched:         len(matched),
+	}
+	for _, i := range matched[:min(len(matched), spss)] {
+		m.Spans = append(m.Spans, cloneSpan(tr.Spans[i]))
+	}
+	return m, true, nil
+}
+
+// indexExtent narrows [lo, hi] to the times actually present in the index;
+// ok is false when the range holds nothing.
+func (s *Store) indexExtent(ctx context.Context, lo, hi uint64) (uint64, uint64, bool, error) {
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(lo), UpperBound: indexBoundAfter(hi)})
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return 0, 0, false, it.Error()
+	}
+	first := binary.BigEndian.Uint64(it.Key()[1:9])
+	if !it.Last() {
+		return 0, 0, false, it.Error()
+	}
+	last := binary.BigEndian.Uint64(it.Key()[1:9])
+	return first, last, true, nil
+}
+
+// indexBoundAfter is the first index key after every key at time ts.
+func indexBoundAfter(ts uint64) []byte {
+	if ts == math.MaxUint64 {
+		return []byte{pIndex + 1}
+	}
+	return indexBound(ts + 1)
+}
+
+// spanLocal reports whether e is decided by single spans alone: filters
+// joined by || that use no trace-level intrinsics.
+func spanLocal(e traceql.Expr) bool {
+	switch e := e.(type) {
+	case *traceql.Filter:
+		return !traceql.NeedsTraceInfo(e)
+	case *traceql.SpansetOp:
+		return e.Op == traceql.OpOr && spanLocal(e.L) && spanLocal(e.R)
+	}
+	return false
+}
+
+// literalSet is a byte-level pre-filter: for each spanset filter, strings
+// that must all occur in a search record for any of its spans to match.
+// A record passes if some filter's strings all occur (filters are joined
+// as with PossibleInSpans); a filter without required strings always passes.
+type literalSet [][][]byte
+
+func requiredLiterals(e traceql.Expr) literalSet {
+	var out literalSet
+	var walk func(traceql.Expr)
+	walk = func(e traceql.Expr) {
+		switch e := e.(type) {
+		case *traceql.Filter:
+			out = append(out, condLiterals(e.Cond))
+		case *traceql.SpansetOp:
+			walk(e.L)
+			walk(e.R)
+		}
+	}
+	walk(e)
+	return out
+}
+
+// condLiterals returns strings that must occur in a record for c to hold
+// for one of its spans.
+func condLiterals(c traceql.Cond) [][]byte {
+	switch c := c.(type) {
+	case *traceql.Logical:
+		if c.And {
+			return append(condLiterals(c.L), condLiterals(c.R)...)
+		}
+		return nil // either side may hold
+	case *traceql.Compare:
+		var out [][]byte
+		f := c.Field
+		if f.Intrinsic == traceql.IntrinsicNone && len(f.Name) <= maxSearchValueLen &&
+			!(c.Value.Type == traceql.TypeNil && c.Op == traceql.CmpEq) {
+			out = append(out, []byte(f.Name))
+		}
+		if c.Op == traceql.CmpEq && c.Value.Type == traceql.TypeString && len(c.Value.S) <= maxSearchValueLen &&
+			(f.Intrinsic == traceql.IntrinsicNone || f.Intrinsic == traceql.IntrinsicName || f.Intrinsic == traceql.IntrinsicStatusMessage) {
+			out = append(out, []byte(c.Value.S))
+		}
+		return out
+	}
+	return nil
+}
+
+func (l literalSet) possible(rec []byte) bool {
+	if len(l) == 0 {
+		return true
+	}
+next:
+	for _, filter := range l {
+		for _, lit := range filter {
+			if !bytes.Contains(rec, lit) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// loadTrace reads the whole trace for evaluation.
+func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID) (traceql.Trace, bool, error) {
+	td, ok, err := s.GetTrace(ctx, tid)
+	if err != nil || !ok {
+		return traceql.Trace{}, ok, err
+	}
+	return traceql.Trace{Spans: spansFromTraces(td, nil)}, true, nil
+}

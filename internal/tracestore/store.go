@@ -1,0 +1,530 @@
+package tracestore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/lookout-dev/lookout/internal/ingest"
+)
+
+// Pinner says whether a trace must be kept past retention because something
+// (an exemplar within metrics retention) still points at it.
+// Implementations must be safe for concurrent use.
+type Pinner interface {
+	IsPinned(ctx context.Context, traceID pcommon.TraceID) (bool, error)
+}
+
+// Options configure a Store. Zero fields take the DefaultOptions value.
+type Options struct {
+	// Retention is how long a trace is kept after its first span started.
+	// Default 7 days.
+	Retention time.Duration
+	// SizeLimit is the disk space the store may use, in bytes; above it the
+	// oldest unpinned traces are deleted. 0 means DefaultOptions' 10 GiB;
+	// negative disables the size limit.
+	SizeLimit int64
+	// RetentionInterval is how often retention runs. Default 1 minute.
+	RetentionInterval time.Duration
+	// Pinner keeps traces referenced by exemplars. Nil pins nothing.
+	Pinner Pinner
+	// CacheSize is Pebble's block cache in bytes. Default 64 MiB.
+	CacheSize int64
+	// MemTableSize is Pebble's memtable size in bytes. Default 32 MiB.
+	MemTableSize uint64
+	// MaxAttributes rejects spans with more span attributes than this.
+	// Default 2048.
+	MaxAttributes int
+	// MaxFutureSkew rejects spans starting further than this in the future.
+	// Default 24 hours.
+	MaxFutureSkew time.Duration
+	// MaxConcurrentWrites bounds requests committing at once; callers beyond
+	// it wait until their context ends and then get ErrOverloaded. Default 64.
+	MaxConcurrentWrites int
+	// Now is the clock; tests set it. Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultOptions returns the defaults described on Options.
+func DefaultOptions() Options {
+	return Options{
+		Retention:           7 * 24 * time.Hour,
+		SizeLimit:           10 << 30,
+		RetentionInterval:   time.Minute,
+		CacheSize:           64 << 20,
+		MemTableSize:        32 << 20,
+		MaxAttributes:       2048,
+		MaxFutureSkew:       24 * time.Hour,
+		MaxConcurrentWrites: 64,
+		Now:                 time.Now,
+	}
+}
+
+// Validate reports options that cannot work.
+func (o Options) Validate() error {
+	if o.Retention < 0 {
+		return fmt.Errorf("trace retention %s is negative", o.Retention)
+	}
+	if o.RetentionInterval < 0 {
+		return fmt.Errorf("retention interval %s is negative", o.RetentionInterval)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Retention == 0 {
+		o.Retention = d.Retention
+	}
+	if o.SizeLimit == 0 {
+		o.SizeLimit = d.SizeLimit
+	}
+	if o.RetentionInterval == 0 {
+		o.RetentionInterval = d.RetentionInterval
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = d.CacheSize
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = d.MemTableSize
+	}
+	if o.MaxAttributes == 0 {
+		o.MaxAttributes = d.MaxAttributes
+	}
+	if o.MaxFutureSkew == 0 {
+		o.MaxFutureSkew = d.MaxFutureSkew
+	}
+	if o.MaxConcurrentWrites == 0 {
+		o.MaxConcurrentWrites = d.MaxConcurrentWrites
+	}
+	if o.Now == nil {
+		o.Now = d.Now
+	}
+	return o
+}
+
+// ErrClosed is returned by calls after Close.
+var ErrClosed = errors.New("trace store is closed")
+
+// Store is the durable trace store. All methods are safe for concurrent use.
+type Store struct {
+	opts   Options
+	logger *slog.Logger
+	db     *pebble.DB
+	cache  *pebble.Cache
+	seq    atomic.Uint64
+	sem    chan struct{}
+	tags   tagCache
+
+	retMu     sync.Mutex // serialises retention passes with each other and Close
+	closeOnce sync.Once
+	closed    atomic.Bool
+	stop      chan struct{}
+	done      chan struct{}
+
+	m metrics
+}
+
+var _ ingest.TracesSink = (*Store)(nil)
+
+type metrics struct {
+	spansStored   prometheus.Counter
+	spansRejected prometheus.Counter
+	tracesDeleted *prometheus.CounterVec
+	pinnedKept    prometheus.Counter
+	retentionRuns prometheus.Counter
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open trace store: %w", err)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	db, err := pebble.Open(dir, &pebble.Options{
+		Cache:        cache,
+		MemTableSize: opts.MemTableSize,
+		Merger:       storeMerger,
+		Logger:       pebbleLogger{logger},
+	})
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("open trace store in %s: %w", dir, err)
+	}
+	s := &Store{
+		opts:   opts,
+		logger: logger,
+		db:     db,
+		cache:  cache,
+		sem:    make(chan struct{}, opts.MaxConcurrentWrites),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	// Sequence numbers only need to be unique per trace; starting from the
+	// clock keeps them increasing across restarts.
+	s.seq.Store(uint64(time.Now().UnixNano()))
+	s.m = metrics{
+		spansStored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_spans_stored_total", Help: "Spans durably stored.",
+		}),
+		spansRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_spans_rejected_total", Help: "Spans rejected as invalid.",
+		}),
+		tracesDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lookout_tracestore_traces_deleted_total", Help: "Traces deleted by retention, by reason (age or size).",
+		}, []string{"reason"}),
+		pinnedKept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_pinned_kept_total", Help: "Times retention kept a trace past its limit because an exemplar pins it.",
+		}),
+		retentionRuns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_retention_runs_total", Help: "Retention passes run.",
+		}),
+	}
+	if reg != nil {
+		diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lookout_tracestore_disk_bytes", Help: "Disk space used by the trace store.",
+		}, func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
+		for _, c := range []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage} {
+			if err := reg.Register(c); err != nil {
+				_ = db.Close()
+				cache.Unref()
+				return nil, fmt.Errorf("register trace store metrics: %w", err)
+			}
+		}
+	}
+	go s.retentionLoop()
+	return s, nil
+}
+
+// Close stops retention and closes the database. Calls after Close return ErrClosed.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+		<-s.done
+		s.retMu.Lock()
+		defer s.retMu.Unlock()
+		// Wait for in-flight writes.
+		for range cap(s.sem) {
+			s.sem <- struct{}{}
+		}
+		err = s.db.Close()
+		s.cache.Unref()
+	})
+	return err
+}
+
+// traceGroup collects the spans of one trace within a request.
+type traceGroup struct {
+	parts []part
+	sum   summary
+}
+
+type part struct {
+	rs, ss int
+	spans  []int
+}
+
+// ConsumeTraces stores td durably: when it returns without error every
+// accepted span is in Pebble's synced WAL. Invalid spans are counted in the
+// result (OTLP partial success); a request with no valid span is ErrBadData.
+func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Result, error) {
+	if s.closed.Load() {
+		return ingest.Result{}, ErrClosed
+	}
+	now := s.opts.Now()
+	maxStart := uint64(now.Add(s.opts.MaxFutureSkew).UnixNano())
+	groups := map[pcommon.TraceID]*traceGroup{}
+	var order []pcommon.TraceID
+	var rejected int64
+	var reason string
+	reject := func(why string) {
+		rejected++
+		if reason == "" {
+			reason = why
+		}
+	}
+	total := 0
+	for ri, rs := range td.ResourceSpans().All() {
+		for si, ss := range rs.ScopeSpans().All() {
+			for i, sp := range ss.Spans().All() {
+				total++
+				tid := sp.TraceID()
+				switch {
+				case tid.IsEmpty():
+					reject("span with an empty trace ID")
+					continue
+				case sp.SpanID().IsEmpty():
+					reject("span with an empty span ID")
+					continue
+				case sp.StartTimestamp() == 0:
+					reject("span without a start time")
+					continue
+				case uint64(sp.StartTimestamp()) > maxStart:
+					reject(fmt.Sprintf("span starts more than %s in the future", s.opts.MaxFutureSkew))
+					continue
+				case sp.EndTimestamp() < sp.StartTimestamp():
+					reject("span ends before it starts")
+					continue
+				case sp.Attributes().Len() > s.opts.MaxAttributes:
+					reject(fmt.Sprintf("span has %d attributes, more than the limit of %d", sp.Attributes().Len(), s.opts.MaxAttributes))
+					continue
+				}
+				g := groups[tid]
+				if g == nil {
+					g = &traceGroup{}
+					groups[tid] = g
+					order = append(order, tid)
+				}
+				if n := len(g.parts); n == 0 || g.parts[n-1].rs != ri || g.parts[n-1].ss != si {
+					g.parts = append(g.parts, part{rs: ri, ss: si})
+				}
+				p := &g.parts[len(g.parts)-1]
+				p.spans = append(p.spans, i)
+				g.sum.merge(spanSummary(sp, rs.Resource()))
+			}
+		}
+	}
+	res := ingest.Result{Rejected: rejected}
+	if rejected > 0 {
+		res.Message = fmt.Sprintf("%d of %d spans rejected: %s", rejected, total, reason)
+		s.m.spansRejected.Add(float64(rejected))
+	}
+	if len(order) == 0 {
+		if rejected > 0 {
+			return res, fmt.Errorf("%w: %s", ingest.ErrBadData, res.Message)
+		}
+		return res, nil
+	}
+
+	select {
+	case s.sem <- struct{}{}:
+	case <-s.stop:
+		return ingest.Result{}, ErrClosed
+	case <-ctx.Done():
+		return ingest.Result{}, fmt.Errorf("%w: trace store busy: %w", ingest.ErrOverloaded, ctx.Err())
+	}
+	defer func() { <-s.sem }()
+	if s.closed.Load() {
+		return ingest.Result{}, ErrClosed
+	}
+
+	b := s.db.NewBatch()
+	defer b.Close()
+	marshaler := ptrace.ProtoMarshaler{}
+	hour := uint32(now.Unix() / 3600)
+	var rec []byte
+	stored := 0
+	blocks := map[uint64]*blockSummary{}
+	for _, tid := range order {
+		g := groups[tid]
+		one := td
+		if len(order) > 1 || rejected > 0 {
+			one = extract(td, g.parts)
+		}
+		data, err := marshaler.MarshalTraces(one)
+		if err != nil {
+			return ingest.Result{}, fmt.Errorf("encode spans: %w", err)
+		}
+		seq := s.seq.Add(1)
+		rec = rec[:0]
+		minute := g.sum.MinStart / blockWidth
+		blk := blocks[minute]
+		if blk == nil {
+			blk = &blockSummary{}
+			blocks[minute] = blk
+		}
+		for _, p := range g.parts {
+			rs := td.ResourceSpans().At(p.rs)
+			spans := rs.ScopeSpans().At(p.ss).Spans()
+			rec = appendResource(rec, rs.Resource())
+			blk.addAttrs(rs.Resource().Attributes())
+			rec = appendUvarint(rec, uint64(len(p.spans)))
+			for _, i := range p.spans {
+				sp := spans.At(i)
+				rec = appendSpan(rec, sp)
+				blk.addSpan(sp)
+				stored++
+			}
+		}
+		g.sum.Chunks = []chunkRef{{MinStart: g.sum.MinStart, Seq: seq}}
+		if err := errors.Join(
+			b.Set(dataKey(g.sum.MinStart, tid, seq), data, nil),
+			b.Set(indexKey(g.sum.MinStart, tid, seq), rec, nil),
+			b.Merge(summaryKey(tid), g.sum.encode(), nil),
+		); err != nil {
+			return ingest.Result{}, fmt.Errorf("stage spans: %w", err)
+		}
+		s.tags.add(b, hour, td, g.parts)
+	}
+	for minute, blk := range blocks {
+		if err := b.Merge(blockKey(minute), blk.encode(), nil); err != nil {
+			return ingest.Result{}, fmt.Errorf("stage block summary: %w", err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return ingest.Result{}, fmt.Errorf("commit spans: %w", err)
+	}
+	s.m.spansStored.Add(float64(stored))
+	return res, nil
+}
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func spanSummary(sp ptrace.Span, res pcommon.Resource) *summary {
+	s := &summary{MinStart: uint64(sp.StartTimestamp()), MaxEnd: uint64(sp.EndTimestamp()), Spans: 1}
+	if sp.ParentSpanID().IsEmpty() {
+		s.HasRoot = true
+		s.RootStart = s.MinStart
+		s.RootName = sp.Name()
+		if v, ok := res.Attributes().Get("service.name"); ok {
+			s.RootService = v.AsString()
+		}
+	}
+	return s
+}
+
+// extract copies the spans listed in parts into a new Traces.
+func extract(td ptrace.Traces, parts []part) ptrace.Traces {
+	out := ptrace.NewTraces()
+	lastRS := -1
+	var ors ptrace.ResourceSpans
+	for _, p := range parts {
+		rs := td.ResourceSpans().At(p.rs)
+		if p.rs != lastRS {
+			ors = out.ResourceSpans().AppendEmpty()
+			rs.Resource().CopyTo(ors.Resource())
+			ors.SetSchemaUrl(rs.SchemaUrl())
+			lastRS = p.rs
+		}
+		ss := rs.ScopeSpans().At(p.ss)
+		oss := ors.ScopeSpans().AppendEmpty()
+		ss.Scope().CopyTo(oss.Scope())
+		oss.SetSchemaUrl(ss.SchemaUrl())
+		dst := oss.Spans()
+		dst.EnsureCapacity(len(p.spans))
+		for _, i := range p.spans {
+			ss.Spans().At(i).CopyTo(dst.AppendEmpty())
+		}
+	}
+	return out
+}
+
+// GetTrace returns every stored span of the trace, merged from all the
+// requests that carried them (spans repeated by client retries appear
+// once). ok is false when no span of the trace is stored.
+func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.Traces, bool, error) {
+	if s.closed.Load() {
+		return ptrace.Traces{}, false, ErrClosed
+	}
+	sum, ok, err := s.getSummary(traceID)
+	if err != nil || !ok {
+		return ptrace.Traces{}, false, err
+	}
+	out := ptrace.NewTraces()
+	seen := map[pcommon.SpanID]struct{}{}
+	var un ptrace.ProtoUnmarshaler
+	found := false
+	slices.SortFunc(sum.Chunks, func(a, b chunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, c := range sum.Chunks {
+		v, closer, err := s.db.Get(dataKey(c.MinStart, traceID, c.Seq))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // being deleted by retention
+		}
+		if err != nil {
+			return ptrace.Traces{}, false, err
+		}
+		// Copy: decoded values must not alias Pebble's buffer.
+		td, err := un.UnmarshalTraces(append([]byte(nil), v...))
+		_ = closer.Close()
+		if err != nil {
+			return ptrace.Traces{}, false, fmt.Errorf("decode stored spans of %s: %w", traceID, err)
+		}
+		found = true
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
+					if _, dup := seen[sp.SpanID()]; dup {
+						return true
+					}
+					seen[sp.SpanID()] = struct{}{}
+					return false
+				})
+			}
+		}
+		td.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+		if err := ctx.Err(); err != nil {
+			return ptrace.Traces{}, false, err
+		}
+	}
+	return out, found, nil
+}
+
+// HasTrace reports whether any span of the trace is stored.
+func (s *Store) HasTrace(_ context.Context, traceID pcommon.TraceID) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	_, closer, err := s.db.Get(summaryKey(traceID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_ = closer.Close()
+	return true, nil
+}
+
+func (s *Store) getSummary(tid pcommon.TraceID) (summary, bool, error) {
+	v, closer, err := s.db.Get(summaryKey(tid))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return summary{}, false, nil
+	}
+	if err != nil {
+		return summary{}, false, err
+	}
+	defer closer.Close()
+	sum, err := decodeSummary(v)
+	return sum, err == nil, err
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic("pebble: " + msg)
+}

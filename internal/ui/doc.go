@@ -1,0 +1,10 @@
+// Package ui serves Lookout's web UI: the single-page application built from
+// web/ (embedded from dist/ with go:embed), and the small dashboard API the
+// application reads (/api/dashboards/uid/<uid>, /api/search) from the
+// dashboards package.
+//
+// Everything else the UI shows comes from the Prometheus and Tempo HTTP APIs,
+// which the caller mounts beside this handler under /prometheus/ and /tempo/.
+// When the UI was not built (dist/ holds only its committed .keep file) the
+// handler serves a page that says how to build it.
+package ui

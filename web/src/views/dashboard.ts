@@ -1,0 +1,322 @@
+// /d/<uid>: a Grafana-model dashboard: variables, a 24-column grid of
+// timeseries, stat and alertlist panels; exemplar dots open traces beside it.
+
+import { AlertList } from "../components/alertlist";
+import { fetchExemplars, fetchSeries, markFound } from "../components/data";
+import { TimeSeriesChart } from "../components/timeseries";
+import { ALL, flattenPanels, interpolate, parseLabelValues, variableQuery, type Dashboard, type Panel, type Variable } from "../lib/dashboard";
+import { h, replace } from "../lib/dom";
+import { formatUnit } from "../lib/format";
+import { getJSON } from "../lib/http";
+import { labelValues, query, type VectorSample } from "../lib/prom";
+import { stepFor, type ResolvedRange } from "../lib/time";
+import { state } from "../state";
+import type { AppContext, View } from "./view";
+
+interface PanelRuntime {
+  panel: Panel;
+  el: HTMLElement;
+  refresh(range: ResolvedRange): Promise<void>;
+  destroy(): void;
+}
+
+export class DashboardView implements View {
+  readonly el = h("div", { class: "dashboard" });
+  private dash: Dashboard | null = null;
+  private panels: PanelRuntime[] = [];
+  private values: Record<string, string[]> = {};
+  private varBar = h("div", { class: "var-bar" });
+  private firstRender = true;
+
+  constructor(
+    private uid: string,
+    private ctx: AppContext,
+  ) {
+    replace(this.el, h("p", { class: "muted" }, "Loading dashboard…"));
+    void this.load();
+  }
+
+  private async load(): Promise<void> {
+    try {
+      const body = await getJSON<{ dashboard: Dashboard }>(`/api/dashboards/uid/${encodeURIComponent(this.uid)}`);
+      this.dash = body.dashboard;
+    } catch (e) {
+      replace(this.el, h("div", { class: "error-box", role: "alert" }, `Cannot load dashboard "${this.uid}": ${(e as Error).message}`), h("p", null, h("a", { href: "/" }, "All dashboards")));
+      return;
+    }
+    const d = this.dash;
+    document.title = `${d.title} · Lookout`;
+    const p = new URLSearchParams(location.search);
+    if (!p.has("from") && d.time) state.setParams({ from: d.time.from, to: d.time.to }, false);
+    if (!p.has("refresh") && d.refresh) {
+      state.setParams({ refresh: d.refresh }, false);
+      state.schedule();
+    }
+    for (const v of this.variables()) {
+      const sel = p.getAll(`var-${v.name}`);
+      this.values[v.name] = sel.length ? sel : currentOf(v);
+    }
+    const grid = h("div", { class: "grid" });
+    this.panels = flattenPanels(d).map((panel) => this.makePanel(panel));
+    for (const pr of this.panels) grid.appendChild(pr.el);
+    replace(
+      this.el,
+      h("div", { class: "dash-head" }, h("h1", { class: "dash-title" }, d.title), d.description ? h("p", { class: "muted dash-desc" }, d.description) : null),
+      this.varBar,
+      grid,
+    );
+    void this.loadVariables();
+    this.refresh();
+  }
+
+  private variables(): Variable[] {
+    return (this.dash?.templating?.list ?? []).filter((v) => v.type === "query" || v.type === "custom");
+  }
+
+  private async loadVariables(): Promise<void> {
+    const range = state.resolved();
+    const controls = await Promise.all(
+      this.variables().map(async (v) => {
+        let opts: string[] = [];
+        let err = "";
+        if (v.type === "custom") opts = String(variableQuery(v)).split(",").map((s) => s.trim()).filter(Boolean);
+        else {
+          const lv = parseLabelValues(variableQuery(v));
+          try {
+            opts = lv ? ((await labelValues(lv.label, lv.match ? [lv.match] : [], range.start, range.end)) ?? []) : [];
+          } catch (e) {
+            err = (e as Error).message;
+          }
+        }
+        const selected = this.values[v.name] ?? [ALL];
+        const select = h(
+          "select",
+          {
+            "aria-label": v.label ?? v.name,
+            name: `var-${v.name}`,
+            on: {
+              change: () => {
+                this.values[v.name] = [select.value || ALL];
+                const u = new URL(location.href);
+                u.searchParams.delete(`var-${v.name}`);
+                for (const x of this.values[v.name]!) u.searchParams.append(`var-${v.name}`, x);
+                history.replaceState(null, "", u);
+                this.refresh();
+              },
+            },
+          },
+          v.includeAll ? h("option", { value: ALL, selected: selected.includes(ALL) }, "All") : null,
+          // A multi-value selection from the URL (var-x=a&var-x=b) stays in effect and is shown as one entry.
+          selected.length > 1 ? h("option", { value: selected.join("|"), selected: true, disabled: true }, selected.join(" + ")) : null,
+          ...opts.map((o) => h("option", { value: o, selected: selected.length === 1 && selected[0] === o }, o)),
+        );
+        return h("label", { class: "var" }, h("span", null, v.label ?? v.name), select, err ? h("span", { class: "inline-error" }, err) : null);
+      }),
+    );
+    replace(this.varBar, ...controls);
+  }
+
+  refresh(): void {
+    const range = state.resolved();
+    const started = performance.now();
+    const jobs = this.panels.map((p) => p.refresh(range).catch(() => undefined));
+    void Promise.all(jobs).then(() => {
+      if (this.firstRender) {
+        this.firstRender = false;
+        this.el.dataset.firstRenderMs = String(Math.round(performance.now()));
+        this.el.dataset.firstRefreshMs = String(Math.round(performance.now() - started));
+      }
+      this.el.dataset.rendered = String(Number(this.el.dataset.rendered ?? 0) + 1);
+    });
+  }
+
+  destroy(): void {
+    for (const p of this.panels) p.destroy();
+  }
+
+  private interp(expr: string, range: ResolvedRange, step: number): string {
+    return interpolate(expr, { values: this.values, variables: this.dash?.templating?.list ?? [], stepSeconds: step, rangeSeconds: (range.end - range.start) / 1000 });
+  }
+
+  private makePanel(panel: Panel): PanelRuntime {
+    const gp = panel.gridPos ?? { x: 0, y: 0, w: 12, h: 8 };
+    const el = h("section", {
+      class: `panel panel-${panel.type}`,
+      dataset: { panelTitle: panel.title ?? "", panelType: panel.type },
+      style: { gridColumn: `${gp.x + 1} / span ${gp.w}`, gridRow: `${gp.y + 1} / span ${Math.max(gp.h, 1)}` },
+    });
+    if (panel.type === "row") {
+      el.appendChild(h("h2", { class: "row-title" }, panel.title ?? ""));
+      return { panel, el, refresh: async () => {}, destroy: () => {} };
+    }
+    const status = h("div", { class: "panel-status" });
+    const header = h("header", { class: "panel-head" }, h("h3", { class: "panel-title", title: panel.description ?? "" }, panel.title ?? ""));
+    const body = h("div", { class: "panel-body" });
+    el.append(header, body, status);
+    const unit = panel.fieldConfig?.defaults?.unit;
+    const decimals = panel.fieldConfig?.defaults?.decimals;
+    const targets = (panel.targets ?? []).filter((t) => t.expr && !t.hide);
+    let abort: AbortController | null = null;
+    const begin = () => {
+      abort?.abort();
+      abort = new AbortController();
+      el.classList.add("loading");
+      return abort.signal;
+    };
+    const fail = (e: unknown) => {
+      if ((e as Error).name === "AbortError") return;
+      el.classList.remove("loading");
+      status.className = "panel-status error";
+      status.textContent = (e as Error).message;
+    };
+    const done = (msg = "") => {
+      el.classList.remove("loading");
+      status.className = "panel-status";
+      status.textContent = msg;
+    };
+
+    if (panel.type === "timeseries" || panel.type === "graph") {
+      const wantEx = targets.some((t) => t.exemplar);
+      const exToggle = h("input", { type: "checkbox", checked: wantEx, class: "ex-toggle" });
+      const explore = h("a", { class: "panel-explore", title: "Open this panel's first query in Explore", href: "/explore" }, "Explore");
+      // The link is filled in when about to be followed, with the variables then selected.
+      const fillExplore = () => {
+        const r = state.resolved();
+        const t = targets[0];
+        if (t?.expr) explore.setAttribute("href", `/explore?${new URLSearchParams({ expr: this.interp(t.expr, r, stepFor(r, 300, 5)) })}`);
+      };
+      explore.addEventListener("mousedown", fillExplore);
+      explore.addEventListener("focus", fillExplore);
+      header.appendChild(h("span", { class: "panel-tools" }, explore, h("label", { class: "toggle", title: "Show exemplars as dots" }, exToggle, " Exemplars")));
+      const chart = new TimeSeriesChart({
+        unit,
+        decimals,
+        min: panel.fieldConfig?.defaults?.min,
+        fill: (panel.fieldConfig?.defaults?.custom?.fillOpacity ?? 0) > 0,
+        onZoom: (a, b) => state.setRange({ from: String(a), to: String(b) }),
+        onExemplar: (ex) => this.ctx.openTrace(ex.traceId, ex.spanId),
+      });
+      body.appendChild(chart.el);
+      let lastRange: ResolvedRange | null = null;
+      let lastStep = 15;
+      const loadExemplars = async (range: ResolvedRange, step: number, signal: AbortSignal) => {
+        if (!exToggle.checked) return [];
+        const exprs = targets.filter((t) => t.exemplar || !wantEx).map((t) => this.interp(t.expr!, range, step));
+        return fetchExemplars(exprs, range, signal);
+      };
+      exToggle.addEventListener("change", () => {
+        if (!lastRange) return;
+        const range = lastRange;
+        const signal = begin();
+        loadExemplars(range, lastStep, signal)
+          .then((ex) => {
+            chart.setExemplars(ex);
+            el.dataset.exemplars = String(ex.length);
+            done();
+            void markFound(ex, signal).then((ok) => ok && chart.redrawDots());
+          })
+          .catch(fail);
+      });
+      return {
+        panel,
+        el,
+        refresh: async (range) => {
+          const signal = begin();
+          const width = Math.max(200, body.clientWidth || 600);
+          const step = stepFor(range, Math.min(width, 1200) / 4, 5);
+          lastRange = range;
+          lastStep = step;
+          try {
+            const [series, ex] = await Promise.all([
+              fetchSeries(targets.map((t) => ({ expr: this.interp(t.expr!, range, step), legendFormat: t.legendFormat })), range, step, signal),
+              loadExemplars(range, step, signal),
+            ]);
+            chart.setData([range.start, range.end], series, ex);
+            el.dataset.exemplars = String(ex.length);
+            done(series.length === 0 ? "No data" : "");
+            void markFound(ex, signal).then((ok) => ok && chart.redrawDots());
+          } catch (e) {
+            fail(e);
+          }
+        },
+        destroy: () => {
+          abort?.abort();
+          chart.destroy();
+        },
+      };
+    }
+
+    if (panel.type === "stat") {
+      const value = h("div", { class: "stat-value" });
+      body.appendChild(value);
+      return {
+        panel,
+        el,
+        refresh: async (range) => {
+          const signal = begin();
+          // A stat shows the value at the end of the range: one instant query, much
+          // cheaper for the server than a range query (the first render waits for it).
+          const step = stepFor(range, 100, 1);
+          try {
+            const t0 = targets[0];
+            const res = t0 ? await query(this.interp(t0.expr!, range, step), range.end, signal) : null;
+            const v = res ? instantValue(res.result) : null;
+            value.textContent = v === null ? "No data" : formatUnit(v, unit ?? "short", decimals);
+            value.style.color = v === null ? "" : thresholdColor(panel, v);
+            done();
+          } catch (e) {
+            fail(e);
+          }
+        },
+        destroy: () => abort?.abort(),
+      };
+    }
+
+    if (panel.type === "alertlist") {
+      const list = new AlertList({ onOpenTrace: (id) => this.ctx.openTrace(id), max: Number((panel.options as { maxItems?: number } | undefined)?.maxItems ?? 20) });
+      body.appendChild(list.el);
+      return {
+        panel,
+        el,
+        refresh: async () => {
+          const signal = begin();
+          await list.load(signal);
+          done();
+        },
+        destroy: () => abort?.abort(),
+      };
+    }
+
+    if (panel.type === "text") {
+      const content = (panel.options as { content?: string } | undefined)?.content ?? "";
+      body.appendChild(h("pre", { class: "text-panel" }, content));
+      return { panel, el, refresh: async () => {}, destroy: () => {} };
+    }
+
+    body.appendChild(h("p", { class: "muted" }, `Panel type "${panel.type}" is not supported by the Lookout UI.`));
+    return { panel, el, refresh: async () => {}, destroy: () => {} };
+  }
+}
+
+function currentOf(v: Variable): string[] {
+  const c = v.current?.value;
+  if (Array.isArray(c)) return c.length ? c : [ALL];
+  if (typeof c === "string" && c) return [c];
+  return [ALL];
+}
+
+/** instantValue reads the first sample of an instant query (vector or scalar). */
+export function instantValue(result: VectorSample[] | [number, string]): number | null {
+  const raw = Array.isArray(result) && result.length === 2 && typeof result[0] === "number" ? (result as [number, string])[1] : (result as VectorSample[])[0]?.value[1];
+  if (raw === undefined) return null;
+  const n = Number(raw);
+  return Number.isFinite(n) ? n : null;
+}
+
+function thresholdColor(panel: Panel, v: number): string {
+  const steps = (panel.fieldConfig?.defaults as { thresholds?: { steps?: { color: string; value: number | null }[] } } | undefined)?.thresholds?.steps ?? [];
+  let color = "";
+  for (const s of steps) if (s.value === null || v >= s.value) color = s.color;
+  const named: Record<string, string> = { green: "#73bf69", orange: "#ff9830", red: "#f2495c", yellow: "#fade2a", blue: "#5794f2" };
+  return named[color] ?? color;
+}

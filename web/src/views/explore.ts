@@ -1,0 +1,125 @@
+// /explore: a PromQL box with the exemplar toggle; graph and table; errors inline.
+
+import { fetchExemplars, fetchSeries, markFound, parseValue } from "../components/data";
+import { TimeSeriesChart } from "../components/timeseries";
+import { durationLiteral } from "../lib/dashboard";
+import { h, replace } from "../lib/dom";
+import { query, seriesName, type VectorSample } from "../lib/prom";
+import { formatTime, stepFor } from "../lib/time";
+import { state } from "../state";
+import type { AppContext, View } from "./view";
+
+export class ExploreView implements View {
+  readonly el = h("div", { class: "explore" });
+  private input = h("textarea", { class: "promql mono", rows: 3, spellcheck: "false", "aria-label": "PromQL query", placeholder: "histogram_quantile(0.95, sum by (le) (rate(webstore_payment_duration_bucket[5m])))" });
+  private exToggle = h("input", { type: "checkbox", checked: true, class: "ex-toggle" });
+  private error = h("div", { class: "inline-error query-error", role: "alert" });
+  private table = h("div", { class: "result-table" });
+  private chart: TimeSeriesChart;
+  private abort: AbortController | null = null;
+
+  constructor(private ctx: AppContext) {
+    document.title = "Explore · Lookout";
+    this.chart = new TimeSeriesChart({
+      onZoom: (a, b) => state.setRange({ from: String(a), to: String(b) }),
+      onExemplar: (ex) => this.ctx.openTrace(ex.traceId, ex.spanId),
+    });
+    const p = new URLSearchParams(location.search);
+    this.input.value = p.get("expr") ?? "";
+    if (p.get("exemplars") === "false") this.exToggle.checked = false;
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey || !e.shiftKey)) {
+        e.preventDefault();
+        this.run(true);
+      }
+    });
+    this.exToggle.addEventListener("change", () => this.run(false));
+    replace(
+      this.el,
+      h("h1", null, "Explore"),
+      h(
+        "form",
+        { class: "query-row", on: { submit: (e) => (e.preventDefault(), this.run(true)) } },
+        this.input,
+        h("div", { class: "query-actions" }, h("button", { type: "submit", class: "btn primary run-query" }, "Run query"), h("label", { class: "toggle" }, this.exToggle, " Exemplars"), h("span", { class: "muted small" }, "Enter runs, Shift+Enter adds a line")),
+      ),
+      this.error,
+      h("section", { class: "panel explore-graph" }, h("div", { class: "panel-body" }, this.chart.el)),
+      h("h2", null, "Table (instant, at the end of the range)"),
+      this.table,
+    );
+    if (this.input.value.trim()) this.run(false);
+  }
+
+  private run(push: boolean): void {
+    const expr = this.input.value.trim();
+    state.setParams({ expr: expr || null, exemplars: this.exToggle.checked ? null : "false" }, push);
+    if (!expr) {
+      this.error.textContent = "Type a PromQL expression, e.g. rate(http_server_request_duration_count[5m])";
+      return;
+    }
+    void this.query(expr);
+  }
+
+  refresh(): void {
+    const expr = this.input.value.trim();
+    if (expr) void this.query(expr);
+  }
+
+  private async query(expr: string): Promise<void> {
+    this.abort?.abort();
+    this.abort = new AbortController();
+    const signal = this.abort.signal;
+    const range = state.resolved();
+    const step = stepFor(range, 500, 1);
+    const e2 = expr.replaceAll("$__rate_interval", durationLiteral(Math.max(step + 15, 60))).replaceAll("$__interval", durationLiteral(step));
+    this.error.textContent = "";
+    this.el.classList.add("loading");
+    try {
+      const [series, ex, inst] = await Promise.all([
+        fetchSeries([{ expr: e2 }], range, step, signal),
+        this.exToggle.checked ? fetchExemplars([e2], range, signal) : Promise.resolve([]),
+        query(e2, range.end, signal),
+      ]);
+      this.chart.setData([range.start, range.end], series, ex);
+      this.el.dataset.exemplars = String(ex.length);
+      void markFound(ex, signal).then((ok) => ok && this.chart.redrawDots());
+      this.renderTable(inst.result, range.end);
+    } catch (e) {
+      if ((e as Error).name === "AbortError") return;
+      this.error.textContent = (e as Error).message;
+      this.chart.setData([range.start, range.end], [], []);
+      replace(this.table);
+    } finally {
+      this.el.classList.remove("loading");
+    }
+  }
+
+  private renderTable(result: VectorSample[] | [number, string], at: number): void {
+    if (!Array.isArray(result) || (result.length === 2 && typeof result[0] === "number")) {
+      const sc = result as [number, string];
+      replace(this.table, h("p", null, `scalar ${sc[1]} at ${formatTime(sc[0] * 1000)}`));
+      return;
+    }
+    const rows = result as VectorSample[];
+    if (rows.length === 0) {
+      replace(this.table, h("p", { class: "muted" }, `No series at ${formatTime(at)}.`));
+      return;
+    }
+    replace(
+      this.table,
+      h(
+        "table",
+        { class: "data" },
+        h("thead", null, h("tr", null, h("th", null, "Series"), h("th", null, "Value"))),
+        h("tbody", null, ...rows.slice(0, 1000).map((r) => h("tr", null, h("td", { class: "mono" }, seriesName(r.metric)), h("td", { class: "mono num" }, String(parseValue(r.value[1]) ?? r.value[1]))))),
+      ),
+      rows.length > 1000 ? h("p", { class: "muted" }, `showing 1000 of ${rows.length} series`) : null,
+    );
+  }
+
+  destroy(): void {
+    this.abort?.abort();
+    this.chart.destroy();
+  }
+}

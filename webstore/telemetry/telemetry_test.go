@@ -1,0 +1,210 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestDisabledIsNoop(t *testing.T) {
+	p, err := New(context.Background(), "main-service", Config{Disabled: true}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := p.TracerProvider.Tracer("t").Start(context.Background(), "x")
+	if span.SpanContext().IsValid() {
+		t.Error("disabled telemetry produced a real span")
+	}
+	span.End()
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []Config{{Protocol: "http/json"}, {ExemplarReservoir: "random"}, {MetricInterval: -time.Second}} {
+		if c.Validate() == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")
+	if _, err := New(context.Background(), "x", Config{}, discard()); err == nil || !strings.Contains(err.Error(), "thrift") {
+		t.Errorf("bad protocol from env: %v", err)
+	}
+}
+
+// TestResourceAndHTTPExport exports over OTLP/HTTP (protobuf) to a test
+// server and checks the resource: service.name per service, attributes from
+// OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME as service.namespace.
+func TestResourceAndHTTPExport(t *testing.T) {
+	var mu sync.Mutex
+	var got []ptraceotlp.ExportRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/traces" {
+			w.WriteHeader(http.StatusOK) // metrics, ignored here
+			return
+		}
+		if r.Header.Get("X-Team") != "shop" {
+			t.Errorf("header from OTEL_EXPORTER_OTLP_HEADERS missing: %v", r.Header)
+		}
+		b, _ := io.ReadAll(r.Body)
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(b); err != nil {
+			t.Errorf("decode: %v", err)
+		}
+		mu.Lock()
+		got = append(got, req)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		out, _ := ptraceotlp.NewExportResponse().MarshalProto()
+		_, _ = w.Write(out)
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "X-Team=shop")
+	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test,service.name=ignored")
+	t.Setenv("OTEL_SERVICE_NAME", "webstore")
+
+	p, err := New(context.Background(), "payments-service", Config{}, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := p.TracerProvider.Tracer("t").Start(context.Background(), "authorize_payment")
+	span.End()
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) == 0 {
+		t.Fatal("no trace export received")
+	}
+	attrs := got[0].Traces().ResourceSpans().At(0).Resource().Attributes().AsRaw()
+	for k, want := range map[string]string{"service.name": "payments-service", "service.namespace": "webstore", "deployment.environment.name": "test"} {
+		if attrs[k] != want {
+			t.Errorf("resource %s = %v, want %q (all: %v)", k, attrs[k], want, attrs)
+		}
+	}
+}
+
+// TestExportFailuresAreLoggedOnce points the exporters at a closed port and
+// checks that failures are logged, rate-limited, and not returned.
+func TestExportFailuresAreLoggedOnce(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	var buf safeBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	p, err := New(context.Background(), "main-service", Config{Endpoint: addr, Protocol: ProtocolHTTPProtobuf, ErrorLogInterval: time.Hour}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, span := p.TracerProvider.Tracer("t").Start(context.Background(), "x")
+		span.End()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := p.ForceFlush(ctx); err != nil {
+			t.Errorf("ForceFlush returned the export error: %v", err)
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = p.Shutdown(ctx)
+	if n := strings.Count(buf.String(), "telemetry export failed"); n != 1 {
+		t.Errorf("logged %d export failures, want 1 (rate-limited):\n%s", n, buf.String())
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestExemplarReservoirView records three payments in one bucket, each in
+// its own sampled span, and counts the exemplars each reservoir keeps.
+func TestExemplarReservoirView(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	for _, tc := range []struct {
+		reservoir, filter string
+		want              int
+	}{
+		{ReservoirAligned, "", 1},           // one per bucket
+		{ReservoirFixed, "", 3},             // up to 4, uniformly
+		{ReservoirAligned, "always_off", 0}, // OTEL_METRICS_EXEMPLAR_FILTER honoured
+	} {
+		t.Run(tc.reservoir+"/"+tc.filter, func(t *testing.T) {
+			t.Setenv("WEBSTORE_EXEMPLAR_RESERVOIR", tc.reservoir)
+			t.Setenv("OTEL_METRICS_EXEMPLAR_FILTER", tc.filter)
+			reader := sdkmetric.NewManualReader()
+			p, err := New(context.Background(), "main-service", Config{
+				MetricReader: func(string) sdkmetric.Reader { return reader },
+			}, discard())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Shutdown(context.Background())
+			h, err := p.MeterProvider.Meter("t").Float64Histogram(PaymentDurationMetric,
+				metric.WithExplicitBucketBoundaries(0.1, 1, 10))
+			if err != nil {
+				t.Fatal(err)
+			}
+			attrs := metric.WithAttributes(attribute.String("country", "US"), attribute.String("payment_method", "card"))
+			for _, v := range []float64{2, 3, 4} {
+				ctx, span := p.TracerProvider.Tracer("t").Start(context.Background(), "process_payment")
+				h.Record(ctx, v, attrs)
+				span.End()
+			}
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Fatal(err)
+			}
+			dps := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Histogram[float64]).DataPoints
+			if got := len(dps[0].Exemplars); got != tc.want {
+				t.Errorf("%d exemplars, want %d", got, tc.want)
+			}
+			for _, ex := range dps[0].Exemplars {
+				if len(ex.TraceID) != 16 || len(ex.SpanID) != 8 {
+					t.Errorf("exemplar without trace context: %+v", ex)
+				}
+			}
+		})
+	}
+	if _, err := reservoirView("bogus"); err == nil {
+		t.Error("bogus reservoir accepted")
+	}
+}
