@@ -106,8 +106,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return err
 	}
-	// Logs go to a file so the terminal shows the story; warnings and
-	// errors still reach stderr.
+	// Logs go to a file so the terminal shows the story; errors still
+	// reach stderr.
 	logFile, err := os.OpenFile(filepath.Join(c.DataDir, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -115,7 +115,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer logFile.Close()
 	logger := slog.New(teeHandler{
 		slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}),
-		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}),
+		// Failed checkouts are the point of an incident: they are logged
+		// as warnings to the file, not to the terminal.
+		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}),
 	})
 	say := func(format string, a ...any) {
 		fmt.Fprintf(stdout, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
@@ -125,10 +127,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("start lookout: %w", err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Lookout outlives the shop so the shop's last telemetry reaches it:
+	// on Ctrl-C traffic stops first, then the shop (flushing), then Lookout.
+	lookoutCtx, stopLookout := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLookout()
 	lookoutDone := make(chan error, 1)
-	go func() { lookoutDone <- lookout.Run(runCtx) }()
+	go func() { lookoutDone <- lookout.Run(lookoutCtx) }()
 	select {
 	case <-lookout.Ready():
 	case err := <-lookoutDone:
@@ -145,9 +149,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if c.Shop.Telemetry.MetricInterval == 0 && os.Getenv("OTEL_METRIC_EXPORT_INTERVAL") == "" {
 		c.Shop.Telemetry.MetricInterval = 5 * time.Second
 	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s, err := shop.Start(runCtx, c.Shop, logger.With("component", "webstore"))
 	if err != nil {
-		cancel()
+		stopLookout()
 		<-lookoutDone
 		return fmt.Errorf("start webstore: %w", err)
 	}
@@ -190,6 +196,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if onlyTelemetryFlush(shopErr) {
 		shopErr = nil
 	}
+	stopLookout()
 	lookoutErr := <-lookoutDone
 	if errors.Is(lookoutErr, context.Canceled) {
 		lookoutErr = nil
