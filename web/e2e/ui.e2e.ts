@@ -116,7 +116,8 @@ describe("exemplars on the service-health dashboard", () => {
     await over.waitFor();
     const box = (await over.boundingBox())!;
     // Hover: the tooltip shows the exact value of each series at the cursor.
-    await page.mouse.move(box.x + box.width * 0.995, box.y + box.height * 0.5);
+    // Near the bottom edge, away from the exemplar dots (values of seconds on a 0–10 s axis).
+    await page.mouse.move(box.x + box.width * 0.995, box.y + box.height * 0.97);
     const tip = page.locator('[data-panel-title="Payment Duration P95"] .ts-tooltip.show');
     await check.text(tip, "p95");
     expect(await tip.locator(".tt-value").first().textContent()).toMatch(/^\d+\.\d+s$/);
