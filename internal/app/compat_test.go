@@ -8,9 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -32,9 +29,8 @@ func TestPrometheusCompatibility(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
-	promBin := testpeers.Prometheus(t)
 	a := startApp(t, testConfig(t), Options{})
-	promAddr := startPrometheus(t, promBin)
+	promAddr := testpeers.StartPrometheus(t)
 
 	base := time.Now().Add(-30 * time.Minute).Truncate(time.Minute)
 	const steps = 40
@@ -200,53 +196,6 @@ func freePort(t *testing.T) string {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	return addr
-}
-
-// startPrometheus runs a real Prometheus with its OTLP receiver and
-// exemplar storage on, naming metrics as Lookout's default does.
-func startPrometheus(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freePort(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--enable-feature=exemplar-storage", "--web.enable-otlp-receiver",
-		"--log.level=warn")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("prometheus logs:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("prometheus did not become ready on %s:\n%s", addr, logs.String())
-	return ""
 }
 
 // compatBatch builds step i of a deterministic workload covering every

@@ -1,14 +1,18 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/lookout-dev/lookout/internal/alerting"
 	"github.com/lookout-dev/lookout/internal/exemplars"
@@ -86,6 +90,14 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		UIHandler:         ui.NewHandler(ui.Options{Logger: logger.With("component", "ui")}),
 		Closers:           []io.Closer{closeTraces, closeIdx},
 		Extend: func(p Parts, o *Options) error {
+			// The metric store hands exemplars to the index after the
+			// TSDB has logged them, so a crash can lose the last few from
+			// the index: re-index what the TSDB replayed from its WAL.
+			if n, err := reindexReplayed(p.MetricStore.ExemplarQueryable(), idx); err != nil {
+				logger.Warn("re-indexing exemplars replayed by the TSDB failed", "err", err)
+			} else if n > 0 {
+				logger.Info("re-indexed exemplars replayed by the TSDB", "exemplars", n)
+			}
 			var files []string
 			if cfg.Rules != "" {
 				files = []string{cfg.Rules}
@@ -113,6 +125,40 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		},
 	}
 	return opts, closeStores, nil
+}
+
+// reindexReplayed writes every exemplar held by the TSDB's exemplar
+// storage (what its WAL replay restored) to the index; the index ignores
+// those it already has.
+func reindexReplayed(tsdbExemplars storage.ExemplarQueryable, idx exemplars.Writer) (int, error) {
+	ctx := context.Background()
+	q, err := tsdbExemplars.ExemplarQuerier(ctx)
+	if err != nil {
+		return 0, err
+	}
+	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")}
+	res, err := q.Select(math.MinInt64, math.MaxInt64, all)
+	if err != nil {
+		return 0, err
+	}
+	var recs []exemplars.Record
+	n := 0
+	for _, r := range res {
+		for _, e := range r.Exemplars {
+			recs = append(recs, exemplars.Record{Series: r.SeriesLabels, Exemplar: e})
+		}
+		if len(recs) >= 5000 {
+			if err := idx.WriteExemplars(ctx, recs); err != nil {
+				return n, err
+			}
+			n += len(recs)
+			recs = recs[:0]
+		}
+	}
+	if err := idx.WriteExemplars(ctx, recs); err != nil {
+		return n, err
+	}
+	return n + len(recs), nil
 }
 
 // onceCloser makes Close idempotent.

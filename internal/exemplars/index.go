@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
@@ -51,6 +52,13 @@ type Options struct {
 	// CacheSize is Pebble's block cache in bytes. Default 32 MiB, enough to
 	// keep about an hour of 100k exemplars in memory for queries.
 	CacheSize int64
+	// SyncWrites makes every WriteExemplars wait for an fsync of Pebble's
+	// WAL. Off by default: exemplars reach the index after the TSDB has
+	// logged them in its own WAL, which is the source of truth for recent
+	// exemplars, and Lookout re-indexes the exemplars the TSDB replays at
+	// start (internal/app). Without it a write survives a process crash
+	// once Pebble has written its WAL, as Prometheus's WAL does.
+	SyncWrites bool
 	// Now is the clock; tests set it. Default time.Now.
 	Now func() time.Time
 }
@@ -178,7 +186,12 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{logger}, Cache: cache})
+	po := &pebble.Options{Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: 16 << 20}
+	// Keys are mostly hashes and timestamps that compress poorly; the
+	// first levels skip compression, which took a tenth of indexing CPU.
+	po.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	po.Levels[1].Compression = po.Levels[0].Compression
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open exemplar index in %s: %w", dir, err)
 	}
@@ -359,7 +372,7 @@ func exemplarSuffix(b []byte, e exemplar.Exemplar) []byte {
 	return binary.BigEndian.AppendUint64(b, e.Labels.Hash())
 }
 
-// WriteExemplars indexes recs durably (synced WAL with group commit).
+// WriteExemplars indexes recs (see Options.SyncWrites for durability).
 // Re-writing an exemplar already stored is a no-op.
 func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	if len(recs) == 0 {
@@ -414,7 +427,11 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 		}
 		_ = b.Set(okey, nil, nil)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	wo := pebble.NoSync
+	if x.opts.SyncWrites {
+		wo = pebble.Sync
+	}
+	if err := b.Commit(wo); err != nil {
 		return fmt.Errorf("write exemplars: %w", err)
 	}
 	x.m.written.Add(float64(len(recs)))

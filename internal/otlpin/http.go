@@ -111,67 +111,75 @@ func readBody(buf *bytes.Buffer, body io.Reader, encoding string, limit int64) e
 }
 
 func (r *Receiver) serveMetrics(w http.ResponseWriter, req *http.Request) {
-	start := time.Now()
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer putBuf(buf)
-	ct, ok := r.readRequest(w, req, buf)
-	if !ok {
-		r.m.requests.WithLabelValues("metrics", "http", "bad_request").Inc()
-		return
-	}
-	er := pmetricotlp.NewExportRequest()
-	if err := unmarshal(ct, buf.Bytes(), er.UnmarshalProto, er.UnmarshalJSON); err != nil {
-		r.m.requests.WithLabelValues("metrics", "http", "bad_data").Inc()
-		writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, "decode OTLP metrics: "+err.Error())
-		return
-	}
-	md := er.Metrics()
-	n := int64(md.DataPointCount())
-	res, err := r.consume(req.Context(), func(ctx context.Context) (ingest.Result, error) { return r.metrics.ConsumeMetrics(ctx, md) })
-	r.observe("metrics", "http", n, res, err, start)
-	if err != nil {
-		r.writeSinkError(w, ct, err)
-		return
-	}
-	resp := pmetricotlp.NewExportResponse()
-	if res.Rejected > 0 {
-		resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
-		resp.PartialSuccess().SetErrorMessage(res.Message)
-	}
-	writeResponse(w, ct, resp.MarshalProto, resp.MarshalJSON)
+	r.serveSignal(w, req, "metrics", func(ct string, body []byte) (int64, consumeFunc, error) {
+		er := pmetricotlp.NewExportRequest()
+		if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
+			return 0, nil, err
+		}
+		md := er.Metrics()
+		return int64(md.DataPointCount()), func(ctx context.Context) (ingest.Result, error) { return r.metrics.ConsumeMetrics(ctx, md) }, nil
+	}, func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
+		resp := pmetricotlp.NewExportResponse()
+		if res.Rejected > 0 {
+			resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
+			resp.PartialSuccess().SetErrorMessage(res.Message)
+		}
+		return resp.MarshalProto, resp.MarshalJSON
+	})
 }
 
 func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
+	r.serveSignal(w, req, "traces", func(ct string, body []byte) (int64, consumeFunc, error) {
+		er := ptraceotlp.NewExportRequest()
+		if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
+			return 0, nil, err
+		}
+		td := er.Traces()
+		return int64(td.SpanCount()), func(ctx context.Context) (ingest.Result, error) { return r.traces.ConsumeTraces(ctx, td) }, nil
+	}, func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
+		resp := ptraceotlp.NewExportResponse()
+		if res.Rejected > 0 {
+			resp.PartialSuccess().SetRejectedSpans(res.Rejected)
+			resp.PartialSuccess().SetErrorMessage(res.Message)
+		}
+		return resp.MarshalProto, resp.MarshalJSON
+	})
+}
+
+// consumeFunc hands one decoded request to its sink.
+type consumeFunc func(ctx context.Context) (ingest.Result, error)
+
+// serveSignal is the OTLP/HTTP exchange shared by every signal: read the
+// body within the size limit, decode it (decode returns the item count and
+// the sink call), store it, and answer with the signal's response built by
+// respond, carrying a partial success when items were rejected.
+func (r *Receiver) serveSignal(w http.ResponseWriter, req *http.Request, signal string,
+	decode func(ct string, body []byte) (int64, consumeFunc, error),
+	respond func(ingest.Result) (toProto, toJSON func() ([]byte, error)),
+) {
 	start := time.Now()
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer putBuf(buf)
 	ct, ok := r.readRequest(w, req, buf)
 	if !ok {
-		r.m.requests.WithLabelValues("traces", "http", "bad_request").Inc()
+		r.m.requests.WithLabelValues(signal, "http", "bad_request").Inc()
 		return
 	}
-	er := ptraceotlp.NewExportRequest()
-	if err := unmarshal(ct, buf.Bytes(), er.UnmarshalProto, er.UnmarshalJSON); err != nil {
-		r.m.requests.WithLabelValues("traces", "http", "bad_data").Inc()
-		writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, "decode OTLP traces: "+err.Error())
+	n, consume, err := decode(ct, buf.Bytes())
+	if err != nil {
+		r.m.requests.WithLabelValues(signal, "http", "bad_data").Inc()
+		writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, "decode OTLP "+signal+": "+err.Error())
 		return
 	}
-	td := er.Traces()
-	n := int64(td.SpanCount())
-	res, err := r.consume(req.Context(), func(ctx context.Context) (ingest.Result, error) { return r.traces.ConsumeTraces(ctx, td) })
-	r.observe("traces", "http", n, res, err, start)
+	res, err := r.consume(req.Context(), consume)
+	r.observe(signal, "http", n, res, err, start)
 	if err != nil {
 		r.writeSinkError(w, ct, err)
 		return
 	}
-	resp := ptraceotlp.NewExportResponse()
-	if res.Rejected > 0 {
-		resp.PartialSuccess().SetRejectedSpans(res.Rejected)
-		resp.PartialSuccess().SetErrorMessage(res.Message)
-	}
-	writeResponse(w, ct, resp.MarshalProto, resp.MarshalJSON)
+	toProto, toJSON := respond(res)
+	writeResponse(w, ct, toProto, toJSON)
 }
 
 func putBuf(b *bytes.Buffer) {

@@ -6,12 +6,15 @@ package testpeers
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Pinned versions of the peers. Change them here only.
@@ -126,4 +129,65 @@ func Telemetrygen(t testing.TB) string {
 // Builder returns the path of the OpenTelemetry Collector builder (ocb).
 func Builder(t testing.TB) string {
 	return need(t, "builder", BuilderModule, BuilderVersion)
+}
+
+// StartPrometheus runs a real Prometheus (built on first use) on a free
+// loopback port with its OTLP receiver (at /api/v1/otlp/v1/metrics) and
+// exemplar storage on, naming OTLP metrics as Lookout's default does, and
+// returns its host:port. It is stopped when the test ends.
+func StartPrometheus(t testing.TB) string {
+	t.Helper()
+	bin := Prometheus(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	logPath := filepath.Join(dir, "prometheus.log")
+	logs, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--enable-feature=exemplar-storage", "--web.enable-otlp-receiver",
+		"--log.level=warn")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dumpLogs := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		_ = logs.Close()
+		if t.Failed() {
+			t.Logf("prometheus logs:\n%s", dumpLogs())
+		}
+	})
+	client := &http.Client{Timeout: 2 * time.Second}
+	defer client.CloseIdleConnections()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := client.Get("http://" + addr + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+	}
+	t.Fatalf("prometheus did not become ready on %s:\n%s", addr, dumpLogs())
+	return ""
 }
