@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,7 +86,6 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		Registry:          reg,
 		TracesSink:        traces,
 		ExemplarWriter:    idx,
-		ExemplarQueryable: idx,
 		TempoHandler:      tempo,
 		UIHandler:         ui.NewHandler(ui.Options{Logger: logger.With("component", "ui")}),
 		Closers:           []io.Closer{closeTraces, closeIdx},
@@ -106,7 +106,7 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 				Engine:       p.Engine,
 				Queryable:    p.MetricStore.Queryable(),
 				Appendable:   p.MetricStore.Appendable(),
-				Exemplars:    idx,
+				Exemplars:    consistentExemplars{store: p.MetricStore, idx: idx},
 				Traces:       traces,
 				RuleFiles:    files,
 				EvalInterval: cfg.RuleEvaluationInterval,
@@ -118,6 +118,7 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 			if err != nil {
 				return err
 			}
+			o.ExemplarQueryable = consistentExemplars{store: p.MetricStore, idx: idx}
 			o.RulesRetriever = m.RulesRetriever
 			o.APIMiddleware = m.Middleware
 			o.Services = append(o.Services, m.Run)
@@ -125,6 +126,25 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		},
 	}
 	return opts, closeStores, nil
+}
+
+// consistentExemplars answers exemplar queries from the durable index once
+// the exemplars committed before the query have reached it, so an exemplar
+// is queryable as soon as its OTLP request was acknowledged, as with
+// Prometheus's in-memory exemplar storage.
+type consistentExemplars struct {
+	store interface {
+		WaitExemplars(ctx context.Context) error
+	}
+	idx storage.ExemplarQueryable
+}
+
+func (c consistentExemplars) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	// On timeout the index is merely behind: answer with what it has.
+	_ = c.store.WaitExemplars(wctx)
+	return c.idx.ExemplarQuerier(ctx)
 }
 
 // reindexReplayed writes every exemplar held by the TSDB's exemplar

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
@@ -138,7 +139,10 @@ type Store struct {
 
 	dedupe *dedupeCache
 	exq    chan []exemplars.Record
-	exDone chan struct{}
+	// exQueued and exWritten count batches handed to exq and batches the
+	// writer finished (or that were dropped), for WaitExemplars.
+	exQueued, exWritten atomic.Uint64
+	exDone              chan struct{}
 
 	mu     sync.RWMutex // held for reading by writers, for writing by Close
 	closed bool
@@ -313,11 +317,40 @@ func (s *Store) afterCommit(app *appender) {
 	for _, i := range fresh {
 		recs = append(recs, app.recs[i])
 	}
+	s.exQueued.Add(1)
 	select {
 	case s.exq <- recs:
+		return
 	default:
+	}
+	// The index is behind: hold this request (backpressure) for a while
+	// rather than drop exemplars at once.
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case s.exq <- recs:
+	case <-t.C:
+		s.exWritten.Add(1)
 		s.metrics.exemplarWriterDropped.Add(float64(len(recs)))
 	}
+}
+
+// WaitExemplars returns once every exemplar committed before the call has
+// been handed to the exemplar writer and written, or when ctx ends. Readers
+// of the writer's index call it for read-after-write consistency.
+func (s *Store) WaitExemplars(ctx context.Context) error {
+	if s.exq == nil {
+		return nil
+	}
+	target := s.exQueued.Load()
+	for s.exWritten.Load() < target {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (s *Store) forwardExemplars() {
@@ -329,6 +362,7 @@ func (s *Store) forwardExemplars() {
 			s.logger.Warn("exemplar index write failed", "exemplars", len(recs), "err", err)
 		}
 		cancel()
+		s.exWritten.Add(1)
 	}
 }
 
