@@ -83,12 +83,12 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		QueryTimeout: cfg.TempoQueryTimeout,
 	})
 	opts := Options{
-		Registry:          reg,
-		TracesSink:        traces,
-		ExemplarWriter:    idx,
-		TempoHandler:      tempo,
-		UIHandler:         ui.NewHandler(ui.Options{Logger: logger.With("component", "ui")}),
-		Closers:           []io.Closer{closeTraces, closeIdx},
+		Registry:       reg,
+		TracesSink:     traces,
+		ExemplarWriter: idx,
+		TempoHandler:   tempo,
+		UIHandler:      ui.NewHandler(ui.Options{Logger: logger.With("component", "ui")}),
+		Closers:        []io.Closer{closeTraces, closeIdx},
 		Extend: func(p Parts, o *Options) error {
 			// The metric store hands exemplars to the index after the
 			// TSDB has logged them, so a crash can lose the last few from
