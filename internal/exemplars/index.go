@@ -388,6 +388,7 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	var newSeries map[uint64]labels.Labels
 	due := x.opts.Now().Add(x.opts.DanglingGrace)
 	var checks []pendingCheck
+	var scratch []byte
 	for _, r := range recs {
 		h := labels.StableHash(r.Series)
 		known, ok := x.series[h]
@@ -405,27 +406,34 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 			newSeries[h] = r.Series.Copy()
 			_ = b.Set(binary.BigEndian.AppendUint64([]byte{pSeries}, h), encodeLabels(nil, r.Series), nil)
 		}
-		suffix := exemplarSuffix(binary.BigEndian.AppendUint64(nil, h), r.Exemplar)
-		ekey := append([]byte{pExemplar}, suffix...)
-		_ = b.Set(ekey, encodeExemplar(r.Exemplar), nil)
+		// Batch.Set copies key and value, so one scratch buffer serves
+		// every key of every record.
+		scratch = exemplarSuffix(binary.BigEndian.AppendUint64(append(scratch[:0], pExemplar), h), r.Exemplar)
+		ekey := scratch
+		suffix := ekey[1:] // series(8) | ts(8) | value(8) | lhash(8)
+		valStart := len(scratch)
+		scratch = encodeExemplarTo(scratch, r.Exemplar)
+		_ = b.Set(ekey, scratch[valStart:], nil)
 		tid, hasTrace := TraceIDOf(r.Exemplar.Labels)
-		okey := make([]byte, 0, 49)
-		okey = append(okey, pOrder)
-		okey = binary.BigEndian.AppendUint64(okey, orderedTs(r.Exemplar.Ts))
-		okey = binary.BigEndian.AppendUint64(okey, h)
-		okey = append(okey, suffix[16:]...)
+		okStart := len(scratch)
+		scratch = append(scratch, pOrder)
+		scratch = binary.BigEndian.AppendUint64(scratch, orderedTs(r.Exemplar.Ts))
+		scratch = binary.BigEndian.AppendUint64(scratch, h)
+		scratch = append(scratch, suffix[16:]...)
 		if hasTrace {
-			okey = append(okey, tid[:]...)
-			tkey := make([]byte, 0, 49)
-			tkey = append(tkey, pTrace)
-			tkey = append(tkey, tid[:]...)
-			tkey = binary.BigEndian.AppendUint64(tkey, orderedTs(r.Exemplar.Ts))
-			tkey = binary.BigEndian.AppendUint64(tkey, h)
-			tkey = append(tkey, suffix[16:]...)
-			_ = b.Set(tkey, nil, nil)
+			scratch = append(scratch, tid[:]...)
+			tkStart := len(scratch)
+			scratch = append(scratch, pTrace)
+			scratch = append(scratch, tid[:]...)
+			scratch = binary.BigEndian.AppendUint64(scratch, orderedTs(r.Exemplar.Ts))
+			scratch = binary.BigEndian.AppendUint64(scratch, h)
+			scratch = append(scratch, suffix[16:]...)
+			_ = b.Set(scratch[tkStart:], nil, nil)
 			checks = append(checks, pendingCheck{traceID: tid, due: due, ts: r.Exemplar.Ts})
+			_ = b.Set(scratch[okStart:tkStart], nil, nil)
+		} else {
+			_ = b.Set(scratch[okStart:], nil, nil)
 		}
-		_ = b.Set(okey, nil, nil)
 	}
 	wo := pebble.NoSync
 	if x.opts.SyncWrites {
@@ -457,8 +465,11 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	return nil
 }
 
-func encodeExemplar(e exemplar.Exemplar) []byte {
-	b := binary.BigEndian.AppendUint64(nil, math.Float64bits(e.Value))
+func encodeExemplar(e exemplar.Exemplar) []byte { return encodeExemplarTo(nil, e) }
+
+// encodeExemplarTo appends the stored value of e to b.
+func encodeExemplarTo(b []byte, e exemplar.Exemplar) []byte {
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(e.Value))
 	if e.HasTs {
 		b = append(b, 1)
 	} else {

@@ -26,7 +26,7 @@ export class AlertsView implements View {
     const alertBox =
       a.status === "fulfilled"
         ? a.value.alerts.length
-          ? h("div", { class: "alert-list" }, ...a.value.alerts.map((x) => renderAlert(x, (id) => this.ctx.openTrace(id))))
+          ? h("div", { class: "alert-list" }, ...firingFirst(a.value.alerts).map((x) => renderAlert(x, (id) => this.ctx.openTrace(id))))
           : h("p", { class: "muted ok-state" }, "No alerts are firing or pending.")
         : h("div", { class: "error-box" }, `Cannot load alerts: ${(a.reason as Error).message}`);
     const rulesBox =
@@ -54,4 +54,10 @@ export class AlertsView implements View {
   destroy(): void {
     this.abort?.abort();
   }
+}
+
+/** firingFirst orders alerts firing before pending, newest first within each state. */
+export function firingFirst<T extends { state: string; activeAt?: string }>(list: readonly T[]): T[] {
+  const rank = (s: string) => (s === "firing" ? 0 : s === "pending" ? 1 : 2);
+  return [...list].sort((a, b) => rank(a.state) - rank(b.state) || (b.activeAt ?? "").localeCompare(a.activeAt ?? ""));
 }
