@@ -30,6 +30,9 @@ func TestDemoSeedWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole demo and waits for an alert to fire; skipped with -short")
 	}
+	// Build the peer first: on a fresh machine that takes minutes, which
+	// must not eat into the demo's incident window.
+	promtool := testpeers.Promtool(t)
 	bin := filepath.Join(t.TempDir(), "webstore")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -173,7 +176,6 @@ func TestDemoSeedWalkthrough(t *testing.T) {
 	}
 
 	// promtool, a real client, runs the seed's quantile.
-	promtool := testpeers.Promtool(t)
 	waitFor(t, time.Minute, "promtool query instant to print the payment p95", func() bool {
 		pt, err := exec.Command(promtool, "query", "instant", prom, "histogram_quantile(0.95, rate(webstore_payment_duration_bucket[5m]))").CombinedOutput()
 		if err != nil {
