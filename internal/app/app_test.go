@@ -55,6 +55,18 @@ func TestFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--metrics.retention=soon"}); err == nil {
 		t.Error("bad duration accepted")
 	}
+	err = fs.Parse([]string{"--alerting.webhook-url=http://127.0.0.1:9/a,http://127.0.0.1:9/b", "--alerting.webhook-url=http://127.0.0.1:9/c",
+		"--traces.max-bytes=-1", "--tempo.query-timeout=5s", "--rules.evaluation-interval=1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.WebhookURLs, " ") != "http://127.0.0.1:9/a http://127.0.0.1:9/b http://127.0.0.1:9/c" ||
+		c.TracesMaxBytes != -1 || c.TempoQueryTimeout != 5*time.Second || c.RuleEvaluationInterval != time.Minute {
+		t.Errorf("parsed %+v", c)
+	}
+	if err := fs.Parse([]string{"--alerting.webhook-url=not a url"}); err == nil {
+		t.Error("bad webhook URL accepted")
+	}
 }
 
 type rulesStub struct{}
