@@ -76,10 +76,7 @@ var errUsage = errors.New("usage error")
 // ServeFlags registers the serve flags on fs, filling cfg. The demo command reuses it.
 func ServeFlags(fs *flag.FlagSet, cfg *shop.Config) {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the SQLite database (created and seeded on first start)")
-	fs.StringVar(&cfg.MainListen, "main-listen", cfg.MainListen, "main-service listen address")
-	fs.StringVar(&cfg.PaymentsListen, "payments-listen", cfg.PaymentsListen, "payments-service listen address")
-	fs.StringVar(&cfg.ProviderListen, "provider-listen", cfg.ProviderListen, "payment-provider listen address")
-	fs.StringVar(&cfg.InventoryListen, "inventory-listen", cfg.InventoryListen, "inventory-service listen address")
+	listenFlags(fs, cfg)
 	fs.DurationVar(&cfg.Faults.ProviderLatency, "provider-latency", cfg.Faults.ProviderLatency, "fault: extra payment-provider latency (e.g. 7s)")
 	fs.DurationVar(&cfg.Faults.ProviderJitter, "provider-jitter", cfg.Faults.ProviderJitter, "fault: extra random payment-provider latency in [0, jitter)")
 	fs.Float64Var(&cfg.Faults.ProviderTimeoutRate, "provider-timeout-rate", cfg.Faults.ProviderTimeoutRate, "fault: share (0..1) of provider calls that hang until the payment timeout")
@@ -88,6 +85,14 @@ func ServeFlags(fs *flag.FlagSet, cfg *shop.Config) {
 	fs.IntVar(&cfg.Faults.QuantityMultiplier, "quantity-multiplier", cfg.Faults.QuantityMultiplier, "fault: multiply every ordered quantity (the \"500x\" UI bug); 1 = off")
 	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", cfg.PaymentTimeout, "how long payments-service waits for the provider")
 	fs.DurationVar(&cfg.RestockInterval, "restock-interval", cfg.RestockInterval, "how often stock below half its target is restocked; 0 disables")
+}
+
+// listenFlags registers the four services' listen addresses on fs.
+func listenFlags(fs *flag.FlagSet, cfg *shop.Config) {
+	fs.StringVar(&cfg.MainListen, "main-listen", cfg.MainListen, "main-service listen address")
+	fs.StringVar(&cfg.PaymentsListen, "payments-listen", cfg.PaymentsListen, "payments-service listen address")
+	fs.StringVar(&cfg.ProviderListen, "provider-listen", cfg.ProviderListen, "payment-provider listen address")
+	fs.StringVar(&cfg.InventoryListen, "inventory-listen", cfg.InventoryListen, "inventory-service listen address")
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer, logger *slog.Logger) error {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/lookout-dev/lookout/internal/pebbleslog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
@@ -186,7 +187,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	po := &pebble.Options{Logger: pebbleLogger{logger}, Cache: cache, MemTableSize: 16 << 20}
+	po := &pebble.Options{Logger: pebbleslog.Logger{L: logger}, Cache: cache, MemTableSize: 16 << 20}
 	// Keys are mostly hashes and timestamps that compress poorly; the
 	// first levels skip compression, which took a tenth of indexing CPU.
 	po.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
@@ -934,18 +935,4 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
-}
-
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble")
-	panic("pebble: " + msg)
 }

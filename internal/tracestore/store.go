@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/lookout-dev/lookout/internal/ingest"
+	"github.com/lookout-dev/lookout/internal/pebbleslog"
 )
 
 // Pinner says whether a trace must be kept past retention because something
@@ -164,7 +165,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		Cache:        cache,
 		MemTableSize: opts.MemTableSize,
 		Merger:       storeMerger,
-		Logger:       pebbleLogger{logger},
+		Logger:       pebbleslog.Logger{L: logger},
 	})
 	if err != nil {
 		cache.Unref()
@@ -513,18 +514,4 @@ func (s *Store) getSummary(tid pcommon.TraceID) (summary, bool, error) {
 	defer closer.Close()
 	sum, err := decodeSummary(v)
 	return sum, err == nil, err
-}
-
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble")
-	panic("pebble: " + msg)
 }
