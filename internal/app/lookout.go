@@ -24,8 +24,8 @@ import (
 
 // New assembles the whole of Lookout from cfg: the metrics side, the
 // durable exemplar index, the trace store, the Tempo API, the web UI and the
-// rule manager. cmd/lookout, `webstore demo` and the end-to-end tests all
-// start Lookout through it.
+// rule manager. cmd/lookout and `webstore demo` start Lookout through it
+// (and so do their end-to-end tests, which run those binaries).
 func New(cfg Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
