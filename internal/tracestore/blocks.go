@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math/bits"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -16,7 +17,10 @@ import (
 // A block summary describes every search record whose time falls in one
 // minute: the longest span, the status codes and kinds seen, and a Bloom
 // filter of the strings (span names, attribute keys and string values) the
-// records contain. Search skips minutes that cannot match without reading
+// records contain, plus each span name qualified by its span's status and by
+// its duration's power of two, so that `name = X && status = error` or
+// `name = X && duration > D` can rule a minute out even when X, errors and
+// long spans all occur in it, just never together. Search skips minutes that cannot match without reading
 // their records. Requests merge their partial summaries into the minute's
 // key with a merge operator (max and bitwise or), so ingest never reads.
 //
@@ -81,7 +85,27 @@ func (b *blockSummary) addString(s string) {
 	if len(s) > maxSearchValueLen {
 		s = s[:maxSearchValueLen]
 	}
-	bloomBits(fnv64([]byte(s)), func(bit uint64) { b.bloom[bit/8] |= 1 << (bit % 8) })
+	b.addBytes([]byte(s))
+}
+
+func (b *blockSummary) addBytes(s []byte) {
+	bloomBits(fnv64(s), func(bit uint64) { b.bloom[bit/8] |= 1 << (bit % 8) })
+}
+
+// Tags of the qualified span-name entries.
+const (
+	qualStatus   = 's' // value: the OTLP status code
+	qualDuration = 'd' // value: bits.Len64 of the duration in ns
+)
+
+// qualifiedName appends to dst the Bloom entry of span name qualified by
+// tag and v. The leading zero byte keeps it apart from plain strings.
+func qualifiedName(dst []byte, name string, tag, v byte) []byte {
+	if len(name) > maxSearchValueLen {
+		name = name[:maxSearchValueLen]
+	}
+	dst = append(dst, 0, tag, v)
+	return append(dst, name...)
 }
 
 func (b *blockSummary) mayContain(s []byte) bool {
@@ -112,6 +136,9 @@ func (b *blockSummary) addSpan(sp ptrace.Span) {
 	b.status |= 1 << (uint(sp.Status().Code()) & 7)
 	b.kinds |= 1 << (uint(sp.Kind()) & 7)
 	b.addString(sp.Name())
+	var buf [3 + maxSearchValueLen]byte
+	b.addBytes(qualifiedName(buf[:0], sp.Name(), qualStatus, byte(sp.Status().Code())))
+	b.addBytes(qualifiedName(buf[:0], sp.Name(), qualDuration, byte(bits.Len64(uint64(sp.EndTimestamp()-sp.StartTimestamp())))))
 	b.addString(sp.Status().Message())
 	b.addAttrs(sp.Attributes())
 }
@@ -152,6 +179,9 @@ type requirement struct {
 	minDur uint64 // a span at least this long (0: none)
 	status byte   // one of these status bits (0: any)
 	kinds  byte   // one of these kind bits (0: any)
+	// name, when the filter requires `name = <name>`, is that name: the
+	// span with minDur and status must then also carry it.
+	name *string
 }
 
 func (r requirement) met(b *blockSummary) bool {
@@ -168,6 +198,30 @@ func (r requirement) met(b *blockSummary) bool {
 		if !b.mayContain(l) {
 			return false
 		}
+	}
+	if r.name == nil {
+		return true
+	}
+	var buf [3 + maxSearchValueLen]byte
+	if r.status != 0 {
+		ok := false
+		for code := range 8 {
+			if r.status&(1<<code) != 0 && b.mayContain(qualifiedName(buf[:0], *r.name, qualStatus, byte(code))) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if r.minDur > 0 {
+		// A span of at least minDur has a duration of at least its bit length.
+		for k := bits.Len64(r.minDur); k <= 64; k++ {
+			if b.mayContain(qualifiedName(buf[:0], *r.name, qualDuration, byte(k))) {
+				return true
+			}
+		}
+		return false
 	}
 	return true
 }
@@ -222,6 +276,10 @@ func condNeeds(c traceql.Cond, r *requirement) {
 		case traceql.IntrinsicKind:
 			if c.Op == traceql.CmpEq {
 				r.kinds = 1 << (uint(c.Value.I) & 7)
+			}
+		case traceql.IntrinsicName:
+			if c.Op == traceql.CmpEq && c.Value.Type == traceql.TypeString {
+				r.name = &c.Value.S
 			}
 		}
 	}
