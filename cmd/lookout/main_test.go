@@ -63,7 +63,9 @@ func startLookout(t *testing.T, bin, dataDir string) *proc {
 	}
 	p := &proc{cmd: cmd, exited: make(chan struct{})}
 	ready := make(chan [3]string, 1)
+	readDone := make(chan struct{})
 	go func() {
+		defer close(readDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -76,7 +78,9 @@ func startLookout(t *testing.T, bin, dataDir string) *proc {
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
-	go func() { _ = cmd.Wait(); close(p.exited) }()
+	// Wait closes the pipe: call it only after every log line was read
+	// (EOF comes when the process exits), or the last lines may be lost.
+	go func() { <-readDone; _ = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.exited
