@@ -114,8 +114,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	}
 	reg := opts.Registry
 	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = newRegistry()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -495,4 +494,12 @@ func instrument(reg prometheus.Registerer, server string, h http.Handler) http.H
 		}
 	}
 	return promhttp.InstrumentHandlerDuration(hist, h)
+}
+
+// newRegistry returns a registry for Lookout's own metrics with the Go
+// runtime and process collectors, as Prometheus's /metrics has.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }

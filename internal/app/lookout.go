@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
@@ -48,8 +46,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 // fullOptions opens the stores that sit beside the TSDB and returns the
 // Options wiring them in, and a function closing them (safe to call twice).
 func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 
 	// The index and the store need each other: the store asks the index
 	// which traces are pinned, the index asks the store which traces exist.
