@@ -54,6 +54,7 @@ var (
 	flagTarget     = flag.String("target", "both", "lookout, prometheus or both")
 	flagExQuery    = flag.Bool("exemplar-query", true, "also measure query_exemplars latency over 1h with 100k exemplars")
 	flagLookoutBin = flag.String("lookout-bin", "", "lookout binary (default: go build ./cmd/lookout)")
+	flagProfile    = flag.String("cpuprofile", "", "write a CPU profile of each server's first seconds of ingestion, and a heap profile at its end (from its /debug/pprof), to <this>-<target>-<run>.pprof and .heap")
 	flagCollector  = flag.String("collector-bin", "", "an OpenTelemetry Collector built with the collector builder (otlp receiver, batch processor, otlphttp exporter); enables the \"pipeline\" target (Collector -> Prometheus). Default: .cache/collector-*/src/otelcol-* if present")
 )
 
@@ -267,6 +268,7 @@ func buildRequests(base time.Time) []request {
 
 type server struct {
 	name     string
+	run      int
 	cmd      *exec.Cmd
 	otlpURL  string
 	queryURL string
@@ -298,7 +300,7 @@ var readyLine = regexp.MustCompile(`msg="lookout ready".* otlp_http=(\S+) promet
 
 func start(target, tmp, lookoutBin, promBin string, run int) *server {
 	dir := filepath.Join(tmp, fmt.Sprintf("%s-%d", target, run))
-	s := &server{name: target, done: make(chan struct{})}
+	s := &server{name: target, run: run + 1, done: make(chan struct{})}
 	switch target {
 	case "lookout":
 		s.cmd = exec.Command(lookoutBin, "--data-dir", dir,
@@ -464,6 +466,8 @@ func ingest(s *server, reqs []request) result {
 	}
 	var next atomic.Int64
 	var acked, failed atomic.Int64
+	profiled := profile(s)
+	defer func() { <-profiled }()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for range *flagSenders {
@@ -525,12 +529,50 @@ func ingest(s *server, reqs []request) result {
 	}
 	wall := time.Since(t0)
 	cpu := procCPU(s.cmd.Process.Pid) - cpu0
+	if *flagProfile != "" && s.behind == nil {
+		fetch(s, "/debug/pprof/heap", "heap")
+	}
 	rss := peakRSS(s.cmd.Process.Pid)
 	if s.behind != nil {
 		cpu += procCPU(s.behind.cmd.Process.Pid) - behind0
 		rss += peakRSS(s.behind.cmd.Process.Pid)
 	}
 	return result{samples: samples, wall: wall, cpu: cpu, rssKB: rss, errs: failed.Load()}
+}
+
+// profile fetches a 2 s CPU profile of s while it ingests, when -cpuprofile
+// is set. The returned channel closes when the profile is written.
+func profile(s *server) <-chan struct{} {
+	done := make(chan struct{})
+	if *flagProfile == "" || s.behind != nil {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		fetch(s, "/debug/pprof/profile?seconds=2", "pprof")
+	}()
+	return done
+}
+
+// fetch writes a profile from s's /debug/pprof to <-cpuprofile>-<target>-<run>.<ext>.
+func fetch(s *server, path, ext string) {
+	resp, err := http.Get(s.queryURL + path)
+	if err != nil {
+		log.Printf("%s: %s: %v", s.name, path, err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	if err == nil {
+		err = os.WriteFile(fmt.Sprintf("%s-%s-%d.%s", *flagProfile, s.name, s.run, ext), b, 0o644)
+	}
+	if err != nil {
+		log.Printf("%s: %s: %v", s.name, path, err)
+	}
 }
 
 // samplesAppended reads prometheus_tsdb_head_samples_appended_total from a

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"testing"
@@ -84,6 +85,11 @@ func TestPrometheusCompatibility(t *testing.T) {
 		req{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"x"}}},
 		req{"/api/v1/format_query", url.Values{"query": {"sum(rate(foo[5m]))by(job)"}}},
 	)
+	// Most points took the stream cache rather than the translator; the
+	// answers below must not tell.
+	if _, body := call(t, http.MethodGet, "http://"+a.PrometheusAddr()+"/metrics", nil); !regexp.MustCompile(`(?m)^lookout_metricstore_cached_points_total [1-9]`).Match(body) {
+		t.Error("no points went through the stream cache")
+	}
 	for _, r := range reqs {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			name := method + " " + r.path + "?" + r.params.Encode()

@@ -2,6 +2,7 @@ package exemplars
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -113,19 +114,45 @@ func (o Options) withDefaults() Options {
 
 // Key layout (one-byte table prefix):
 //
-//	s | series(8)                                  → series labels
-//	e | series(8) | ts(8) | value(8) | lhash(8)     → exemplar labels, value, hasTs
-//	t | traceID(16) | ts(8) | series(8) | value(8) | lhash(8) → reverse link
-//	o | ts(8) | series(8) | value(8) | lhash(8) | traceID(0 or 16) → expiry order
+//	s | series(8)                                         → series labels
+//	e | hour(4) | series(8) | ts(8) | value(8) | lhash(8)  → exemplar labels, value, hasTs
+//	t | day(4) | traceID(16) | series(8) | ts(8)           → (empty) reverse link
 //
 // ts, value and lhash are encoded so byte order is Prometheus's exemplar
-// order within a series: timestamp, then value, then label hash.
+// order within a series: timestamp, then value, then label hash. Leading
+// time buckets (the hour or day of ts) keep new keys together, so Pebble's
+// compactions rewrite only recent data, and let retention drop whole
+// buckets with range deletions instead of a key per exemplar. Reads filter
+// by the exact cutoff, so retention is exact to the millisecond.
 const (
 	pSeries   = 's'
 	pExemplar = 'e'
 	pTrace    = 't'
-	pOrder    = 'o'
+
+	hourMs = int64(time.Hour / time.Millisecond)
+	dayMs  = 24 * hourMs
+
+	eKeyLen = 1 + 4 + 8 + 8 + 8 + 8
+	tKeyLen = 1 + 4 + 16 + 8 + 8
 )
+
+// bucketOf is the ordered index of the width-wide bucket holding ts.
+func bucketOf(ts, width int64) uint32 {
+	b := ts / width
+	if ts < 0 && ts%width != 0 {
+		b--
+	}
+	b = min(max(b, math.MinInt32), math.MaxInt32)
+	return uint32(int32(b)) ^ (1 << 31)
+}
+
+// seriesEntry is a series with exemplars in the index. newest is the
+// newest exemplar timestamp written since Open (Open's time for series
+// loaded from disk); retention forgets series whose newest has expired.
+type seriesEntry struct {
+	ls     labels.Labels
+	newest atomic.Int64
+}
 
 // Index is the durable exemplar index. It is safe for concurrent use.
 type Index struct {
@@ -133,8 +160,11 @@ type Index struct {
 	logger *slog.Logger
 	db     *pebble.DB
 
-	mu     sync.RWMutex
-	series map[uint64]labels.Labels
+	mu     sync.RWMutex // held for writing to add or forget series
+	series map[uint64]*seriesEntry
+	// expiredBelow is the first exemplar hour bucket retention has not
+	// deleted yet.
+	expiredBelow uint32
 
 	traces atomic.Pointer[TraceChecker] // Options.Traces or SetTraces
 
@@ -187,7 +217,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	po := &pebble.Options{Logger: pebbleslog.Logger{L: logger}, Cache: cache, MemTableSize: 16 << 20}
+	po := &pebble.Options{Logger: pebbleslog.Logger{L: logger}, Cache: cache, MemTableSize: 8 << 20, L0CompactionThreshold: 8, L0StopWritesThreshold: 32, LBaseMaxBytes: 256 << 20}
 	// Keys are mostly hashes and timestamps that compress poorly; the
 	// first levels skip compression, which took a tenth of indexing CPU.
 	po.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
@@ -200,7 +230,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		opts:     opts,
 		logger:   logger,
 		db:       db,
-		series:   map[uint64]labels.Labels{},
+		series:   map[uint64]*seriesEntry{},
 		dangling: map[pcommon.TraceID]int64{},
 		stop:     make(chan struct{}),
 	}
@@ -315,7 +345,9 @@ func (x *Index) loadSeries() error {
 		if err != nil {
 			return fmt.Errorf("exemplar index: series %x: %w", it.Key(), err)
 		}
-		x.series[binary.BigEndian.Uint64(it.Key()[1:])] = ls
+		e := &seriesEntry{ls: ls}
+		e.newest.Store(x.opts.Now().UnixMilli())
+		x.series[binary.BigEndian.Uint64(it.Key()[1:])] = e
 	}
 	return it.Error()
 }
@@ -373,6 +405,19 @@ func exemplarSuffix(b []byte, e exemplar.Exemplar) []byte {
 	return binary.BigEndian.AppendUint64(b, e.Labels.Hash())
 }
 
+// keep returns labels the index may hold on to. Under the default
+// stringlabels build they are an immutable string already; other builds
+// may reuse the caller's slice, so they are copied.
+func keep(ls labels.Labels) labels.Labels {
+	if aliasLabels {
+		return ls
+	}
+	return ls.Copy()
+}
+
+// kv locates one key and its value in a write's scratch buffer.
+type kv struct{ k0, k1, v1 int }
+
 // WriteExemplars indexes recs (see Options.SyncWrites for durability).
 // Re-writing an exemplar already stored is a no-op.
 func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
@@ -384,57 +429,65 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	if x.closed.Load() {
 		return ErrClosed
 	}
-	b := x.db.NewBatch()
-	defer b.Close()
-	var newSeries map[uint64]labels.Labels
+	var newSeries map[uint64]*seriesEntry
 	due := x.opts.Now().Add(x.opts.DanglingGrace)
 	var checks []pendingCheck
-	var scratch []byte
+	// Keys and values go to one scratch buffer and are applied in key
+	// order: Pebble's memtable inserts are cheaper when neighbouring keys
+	// arrive together.
+	scratch := make([]byte, 0, len(recs)*(eKeyLen+tKeyLen+96))
+	kvs := make([]kv, 0, 2*len(recs))
 	for _, r := range recs {
 		h := labels.StableHash(r.Series)
 		known, ok := x.series[h]
 		if !ok {
 			known, ok = newSeries[h]
 		}
-		if ok && !labels.Equal(known, r.Series) {
+		if ok && !labels.Equal(known.ls, r.Series) {
 			x.m.collisions.Inc()
 			continue
 		}
 		if !ok {
 			if newSeries == nil {
-				newSeries = map[uint64]labels.Labels{}
+				newSeries = map[uint64]*seriesEntry{}
 			}
-			newSeries[h] = r.Series.Copy()
-			_ = b.Set(binary.BigEndian.AppendUint64([]byte{pSeries}, h), encodeLabels(nil, r.Series), nil)
+			known = &seriesEntry{ls: keep(r.Series)}
+			newSeries[h] = known
+			k0 := len(scratch)
+			scratch = binary.BigEndian.AppendUint64(append(scratch, pSeries), h)
+			k1 := len(scratch)
+			scratch = encodeLabels(scratch, r.Series)
+			kvs = append(kvs, kv{k0, k1, len(scratch)})
 		}
-		// Batch.Set copies key and value, so one scratch buffer serves
-		// every key of every record.
-		scratch = exemplarSuffix(binary.BigEndian.AppendUint64(append(scratch[:0], pExemplar), h), r.Exemplar)
-		ekey := scratch
-		suffix := ekey[1:] // series(8) | ts(8) | value(8) | lhash(8)
-		valStart := len(scratch)
-		scratch = encodeExemplarTo(scratch, r.Exemplar)
-		_ = b.Set(ekey, scratch[valStart:], nil)
-		tid, hasTrace := TraceIDOf(r.Exemplar.Labels)
-		okStart := len(scratch)
-		scratch = append(scratch, pOrder)
-		scratch = binary.BigEndian.AppendUint64(scratch, orderedTs(r.Exemplar.Ts))
+		ts := r.Exemplar.Ts
+		for {
+			n := known.newest.Load()
+			if ts <= n || known.newest.CompareAndSwap(n, ts) {
+				break
+			}
+		}
+		k0 := len(scratch)
+		scratch = binary.BigEndian.AppendUint32(append(scratch, pExemplar), bucketOf(ts, hourMs))
 		scratch = binary.BigEndian.AppendUint64(scratch, h)
-		scratch = append(scratch, suffix[16:]...)
-		if hasTrace {
+		scratch = exemplarSuffix(scratch, r.Exemplar)
+		k1 := len(scratch)
+		scratch = encodeExemplarTo(scratch, r.Exemplar)
+		kvs = append(kvs, kv{k0, k1, len(scratch)})
+		if tid, ok := TraceIDOf(r.Exemplar.Labels); ok {
+			k0 := len(scratch)
+			scratch = binary.BigEndian.AppendUint32(append(scratch, pTrace), bucketOf(ts, dayMs))
 			scratch = append(scratch, tid[:]...)
-			tkStart := len(scratch)
-			scratch = append(scratch, pTrace)
-			scratch = append(scratch, tid[:]...)
-			scratch = binary.BigEndian.AppendUint64(scratch, orderedTs(r.Exemplar.Ts))
 			scratch = binary.BigEndian.AppendUint64(scratch, h)
-			scratch = append(scratch, suffix[16:]...)
-			_ = b.Set(scratch[tkStart:], nil, nil)
-			checks = append(checks, pendingCheck{traceID: tid, due: due, ts: r.Exemplar.Ts})
-			_ = b.Set(scratch[okStart:tkStart], nil, nil)
-		} else {
-			_ = b.Set(scratch[okStart:], nil, nil)
+			scratch = binary.BigEndian.AppendUint64(scratch, orderedTs(ts))
+			kvs = append(kvs, kv{k0, len(scratch), len(scratch)})
+			checks = append(checks, pendingCheck{traceID: tid, due: due, ts: ts})
 		}
+	}
+	slices.SortFunc(kvs, func(a, b kv) int { return bytes.Compare(scratch[a.k0:a.k1], scratch[b.k0:b.k1]) })
+	b := x.db.NewBatch()
+	defer b.Close()
+	for _, e := range kvs {
+		_ = b.Set(scratch[e.k0:e.k1], scratch[e.k1:e.v1], nil)
 	}
 	wo := pebble.NoSync
 	if x.opts.SyncWrites {
@@ -447,8 +500,13 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	if len(newSeries) > 0 {
 		x.mu.RUnlock()
 		x.mu.Lock()
-		for h, ls := range newSeries {
-			x.series[h] = ls
+		for h, e := range newSeries {
+			if old, ok := x.series[h]; ok {
+				// A concurrent write added it first: keep the newer time.
+				old.newest.Store(max(old.newest.Load(), e.newest.Load()))
+				continue
+			}
+			x.series[h] = e
 		}
 		x.mu.Unlock()
 		x.mu.RLock()
@@ -576,17 +634,21 @@ type querier struct {
 func (q *querier) Select(start, end int64, matchers ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
 	x := q.x
 	ret := make([]exemplar.QueryResult, 0)
+	start = max(start, x.cutoff())
 	var sels []selectedSeries
 	x.mu.RLock()
-	for h, ls := range x.series {
-		if matchesSomeMatcherSet(ls, matchers) {
-			sels = append(sels, selectedSeries{h, ls})
+	for h, e := range x.series {
+		if matchesSomeMatcherSet(e.ls, matchers) {
+			sels = append(sels, selectedSeries{h, e.ls})
 		}
 	}
 	x.mu.RUnlock()
 	if len(sels) == 0 || start > end {
 		return ret, nil
 	}
+	// Series are read in key order, so that consecutive seeks land near
+	// each other.
+	slices.SortFunc(sels, func(a, b selectedSeries) int { return cmp.Compare(a.h, b.h) })
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if x.closed.Load() {
@@ -602,12 +664,10 @@ func (q *querier) Select(start, end int64, matchers ...[]*labels.Matcher) ([]exe
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			chunk := sels[p*len(sels)/parts : (p+1)*len(sels)/parts]
 			results[p], errs[p] = q.selectSeries(chunk, start, end)
-		}()
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -622,43 +682,68 @@ func (q *querier) Select(start, end int64, matchers ...[]*labels.Matcher) ([]exe
 	return ret, nil
 }
 
+// cutoff is the oldest timestamp (ms) within retention.
+func (x *Index) cutoff() int64 { return x.opts.Now().Add(-x.opts.Retention).UnixMilli() }
+
 type selectedSeries struct {
 	h  uint64
 	ls labels.Labels
 }
 
-// selectSeries reads the exemplars in [start, end] of each series.
+// selectSeries reads the exemplars in [start, end] of each series, hour
+// bucket by hour bucket, skipping buckets that hold nothing.
 func (q *querier) selectSeries(sels []selectedSeries, start, end int64) ([]exemplar.QueryResult, error) {
-	it, err := q.x.db.NewIterWithContext(q.ctx, &pebble.IterOptions{LowerBound: []byte{pExemplar}, UpperBound: []byte{pExemplar + 1}})
+	first, last := bucketOf(start, hourMs), bucketOf(end, hourMs)
+	lower := binary.BigEndian.AppendUint32([]byte{pExemplar}, first)
+	upper := prefixEnd(binary.BigEndian.AppendUint32([]byte{pExemplar}, last))
+	it, err := q.x.db.NewIterWithContext(q.ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
-	var ret []exemplar.QueryResult
+	found := make([][]exemplar.Exemplar, len(sels))
 	sb := labels.NewScratchBuilder(4)
-	for _, s := range sels {
-		lo := binary.BigEndian.AppendUint64([]byte{pExemplar}, s.h)
-		lo = binary.BigEndian.AppendUint64(lo, orderedTs(start))
-		hi := binary.BigEndian.AppendUint64([]byte{pExemplar}, s.h)
-		hi = binary.BigEndian.AppendUint64(hi, orderedTs(end))
-		hi = append(hi, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-		var se exemplar.QueryResult
-		for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
-			e, err := decodeExemplarWith(&sb, it.Key()[9:], it.Value())
-			if err != nil {
+	lo := make([]byte, 0, eKeyLen)
+	hi := make([]byte, 0, eKeyLen)
+	for b := first; ; {
+		// Skip to the next bucket that holds anything.
+		if !it.SeekGE(binary.BigEndian.AppendUint32(append(lo[:0], pExemplar), b)) {
+			break
+		}
+		b = binary.BigEndian.Uint32(it.Key()[1:5])
+		for i, s := range sels {
+			lo = binary.BigEndian.AppendUint32(append(lo[:0], pExemplar), b)
+			lo = binary.BigEndian.AppendUint64(lo, s.h)
+			hi = append(hi[:0], lo...)
+			lo = binary.BigEndian.AppendUint64(lo, orderedTs(start))
+			hi = binary.BigEndian.AppendUint64(hi, orderedTs(end))
+			hi = append(hi, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+			for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
+				e, err := decodeExemplarWith(&sb, it.Key()[13:], it.Value())
+				if err != nil {
+					return nil, err
+				}
+				found[i] = append(found[i], e)
+			}
+			if err := it.Error(); err != nil {
 				return nil, err
 			}
-			se.Exemplars = append(se.Exemplars, e)
-		}
-		if err := it.Error(); err != nil {
-			return nil, err
-		}
-		if len(se.Exemplars) > 0 {
-			se.SeriesLabels = s.ls
-			ret = append(ret, se)
 		}
 		if err := q.ctx.Err(); err != nil {
 			return nil, err
+		}
+		if b == last {
+			break
+		}
+		b++
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	var ret []exemplar.QueryResult
+	for i, es := range found {
+		if len(es) > 0 {
+			ret = append(ret, exemplar.QueryResult{SeriesLabels: sels[i].ls, Exemplars: es})
 		}
 	}
 	return ret, nil
@@ -685,51 +770,42 @@ func (x *Index) ByTrace(ctx context.Context, traceID pcommon.TraceID) ([]exempla
 	if x.closed.Load() {
 		return nil, ErrClosed
 	}
-	prefix := append([]byte{pTrace}, traceID[:]...)
-	it, err := x.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
+	cutoff := x.cutoff()
 	bySeries := map[uint64]*exemplar.QueryResult{}
 	var order []uint64
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != 49 {
-			continue
+	sb := labels.NewScratchBuilder(4)
+	err := x.traceLinks(ctx, traceID, cutoff, func(h uint64, ts []byte) (bool, error) {
+		se, ok := x.series[h]
+		if !ok {
+			return true, nil
 		}
-		ts := k[17:25]
-		h := binary.BigEndian.Uint64(k[25:33])
-		ekey := make([]byte, 0, 33)
-		ekey = append(ekey, pExemplar)
-		ekey = append(ekey, k[25:33]...)
-		ekey = append(ekey, ts...)
-		ekey = append(ekey, k[33:49]...)
-		v, closer, err := x.db.Get(ekey)
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue
-		}
+		p := binary.BigEndian.AppendUint32([]byte{pExemplar}, bucketOf(tsFromOrdered(binary.BigEndian.Uint64(ts)), hourMs))
+		p = binary.BigEndian.AppendUint64(p, h)
+		p = append(p, ts...)
+		it, err := x.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		e, err := decodeExemplar(ekey[9:], v)
-		_ = closer.Close()
-		if err != nil {
-			return nil, err
-		}
-		r := bySeries[h]
-		if r == nil {
-			ls, ok := x.series[h]
-			if !ok {
-				continue
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			e, err := decodeExemplarWith(&sb, it.Key()[13:], it.Value())
+			if err != nil {
+				return false, err
 			}
-			r = &exemplar.QueryResult{SeriesLabels: ls}
-			bySeries[h] = r
-			order = append(order, h)
+			if id, ok := TraceIDOf(e.Labels); !ok || id != traceID {
+				continue // another trace's exemplar at the same time
+			}
+			r := bySeries[h]
+			if r == nil {
+				r = &exemplar.QueryResult{SeriesLabels: se.ls}
+				bySeries[h] = r
+				order = append(order, h)
+			}
+			r.Exemplars = append(r.Exemplars, e)
 		}
-		r.Exemplars = append(r.Exemplars, e)
-	}
-	if err := it.Error(); err != nil {
+		return true, it.Error()
+	})
+	if err != nil {
 		return nil, err
 	}
 	out := make([]exemplar.QueryResult, 0, len(order))
@@ -738,10 +814,58 @@ func (x *Index) ByTrace(ctx context.Context, traceID pcommon.TraceID) ([]exempla
 		slices.SortFunc(r.Exemplars, func(a, b exemplar.Exemplar) int {
 			return strings.Compare(string(exemplarSuffix(nil, a)), string(exemplarSuffix(nil, b)))
 		})
+		r.Exemplars = slices.CompactFunc(r.Exemplars, func(a, b exemplar.Exemplar) bool {
+			return a.Ts == b.Ts && a.Value == b.Value && labels.Equal(a.Labels, b.Labels)
+		})
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(a, b exemplar.QueryResult) int { return labels.Compare(a.SeriesLabels, b.SeriesLabels) })
 	return out, nil
+}
+
+// traceLinks calls f with the series and ordered timestamp of each reverse
+// link of the trace at or after cutoff, until f returns false. It visits
+// only the days that hold links, seeking from one to the next.
+func (x *Index) traceLinks(ctx context.Context, traceID pcommon.TraceID, cutoff int64, f func(h uint64, ts []byte) (bool, error)) error {
+	it, err := x.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pTrace}, UpperBound: []byte{pTrace + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	key := make([]byte, 0, tKeyLen)
+	for day := bucketOf(cutoff, dayMs); ; day++ {
+		key = binary.BigEndian.AppendUint32(append(key[:0], pTrace), day)
+		key = append(key, traceID[:]...)
+		ok := it.SeekGE(key)
+		for ; ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) != tKeyLen || !bytes.Equal(k[5:21], traceID[:]) {
+				break
+			}
+			if tsFromOrdered(binary.BigEndian.Uint64(k[29:37])) < cutoff {
+				continue
+			}
+			more, err := f(binary.BigEndian.Uint64(k[21:29]), k[29:37])
+			if err != nil || !more {
+				return err
+			}
+		}
+		if !ok {
+			return it.Error()
+		}
+		// The iterator is on the first key after this day's links: go on
+		// from its day, or the next if it is still this one.
+		next := binary.BigEndian.Uint32(it.Key()[1:5])
+		if day == math.MaxUint32 {
+			return nil
+		}
+		if next > day {
+			day = next - 1
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 }
 
 // IsPinned reports whether an exemplar within retention points at the
@@ -752,16 +876,12 @@ func (x *Index) IsPinned(ctx context.Context, traceID pcommon.TraceID) (bool, er
 	if x.closed.Load() {
 		return false, ErrClosed
 	}
-	cutoff := x.opts.Now().Add(-x.opts.Retention).UnixMilli()
-	lo := append([]byte{pTrace}, traceID[:]...)
-	hi := prefixEnd(lo)
-	lo = binary.BigEndian.AppendUint64(lo, orderedTs(cutoff))
-	it, err := x.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return false, err
-	}
-	defer it.Close()
-	return it.First(), it.Error()
+	pinned := false
+	err := x.traceLinks(ctx, traceID, x.cutoff(), func(uint64, []byte) (bool, error) {
+		pinned = true
+		return false, nil
+	})
+	return pinned, err
 }
 
 // Dangling reports whether the trace was found missing after its grace
@@ -839,83 +959,61 @@ func (x *Index) CheckDangling(ctx context.Context) {
 	x.pendMu.Unlock()
 }
 
-// RunRetention deletes exemplars older than the retention. It runs every
-// RetentionInterval; tests call it directly.
+// RunRetention deletes the exemplars of the hours, and the reverse links of
+// the days, that ended before the retention cutoff, and forgets series
+// without exemplars since the cutoff. (Reads already leave out anything
+// older than the cutoff.) It runs every RetentionInterval; tests call it
+// directly.
 func (x *Index) RunRetention(ctx context.Context) error {
 	x.mu.RLock()
-	defer x.mu.RUnlock()
 	if x.closed.Load() {
+		x.mu.RUnlock()
 		return ErrClosed
 	}
-	cutoff := x.opts.Now().Add(-x.opts.Retention).UnixMilli()
-	hi := binary.BigEndian.AppendUint64([]byte{pOrder}, orderedTs(cutoff))
-	it, err := x.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pOrder}, UpperBound: hi})
+	cutoff := x.cutoff()
+	hour := bucketOf(cutoff, hourMs)
+	var err error
+	if hour > x.expiredBelow {
+		// Count what goes, for lookout_exemplars_expired_total.
+		lo := binary.BigEndian.AppendUint32([]byte{pExemplar}, x.expiredBelow)
+		hi := binary.BigEndian.AppendUint32([]byte{pExemplar}, hour)
+		var n int
+		n, err = x.count(ctx, lo, hi)
+		if err == nil {
+			b := x.db.NewBatch()
+			_ = b.DeleteRange(lo, hi, nil)
+			day := bucketOf(cutoff, dayMs)
+			_ = b.DeleteRange([]byte{pTrace}, binary.BigEndian.AppendUint32([]byte{pTrace}, day), nil)
+			err = b.Commit(pebble.NoSync)
+			b.Close()
+		}
+		if err == nil {
+			x.m.expired.Add(float64(n))
+		}
+	}
+	x.mu.RUnlock()
 	if err != nil {
 		return err
 	}
-	defer it.Close()
-	b := x.db.NewBatch()
-	defer func() { b.Close() }()
-	touched := map[uint64]struct{}{}
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != 33 && len(k) != 49 {
-			continue
-		}
-		ts, h, rest := k[1:9], k[9:17], k[17:33]
-		ekey := append(append(append([]byte{pExemplar}, h...), ts...), rest...)
-		_ = b.Delete(ekey, nil)
-		if len(k) == 49 {
-			tkey := append(append(append(append([]byte{pTrace}, k[33:49]...), ts...), h...), rest...)
-			_ = b.Delete(tkey, nil)
-		}
-		_ = b.Delete(k, nil)
-		touched[binary.BigEndian.Uint64(h)] = struct{}{}
-		n++
-		if b.Count() > 4096 {
-			if err := b.Commit(pebble.NoSync); err != nil {
-				return err
-			}
-			b.Close()
-			b = x.db.NewBatch()
-		}
-	}
-	if err := it.Error(); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return err
-	}
-	x.m.expired.Add(float64(n))
-	x.mu.RUnlock()
 	// Forget series left without exemplars, holding the write lock so no
 	// concurrent write adds an exemplar to a series being forgotten.
 	x.mu.Lock()
-	err = x.forgetEmptySeries(touched)
-	x.mu.Unlock()
-	x.mu.RLock()
-	return err
-}
-
-func (x *Index) forgetEmptySeries(touched map[uint64]struct{}) error {
+	defer x.mu.Unlock()
 	if x.closed.Load() {
 		return ErrClosed
 	}
+	x.expiredBelow = max(x.expiredBelow, hour)
 	b := x.db.NewBatch()
 	defer b.Close()
 	var gone []uint64
-	for h := range touched {
-		p := binary.BigEndian.AppendUint64([]byte{pExemplar}, h)
-		it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-		if err != nil {
-			return err
-		}
-		if !it.First() {
+	for h, e := range x.series {
+		if e.newest.Load() < cutoff {
 			gone = append(gone, h)
 			_ = b.Delete(binary.BigEndian.AppendUint64([]byte{pSeries}, h), nil)
 		}
-		_ = it.Close()
+	}
+	if len(gone) == 0 {
+		return nil
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
@@ -924,6 +1022,20 @@ func (x *Index) forgetEmptySeries(touched map[uint64]struct{}) error {
 		delete(x.series, h)
 	}
 	return nil
+}
+
+// count returns the number of keys in [lo, hi).
+func (x *Index) count(ctx context.Context, lo, hi []byte) (int, error) {
+	it, err := x.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	return n, it.Error()
 }
 
 func prefixEnd(p []byte) []byte {

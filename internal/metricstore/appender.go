@@ -28,6 +28,11 @@ type appender struct {
 	errs               []string
 	exKeys             []exemplarKey
 	recs               []exemplars.Record
+
+	// record makes Append note every call in recorded, for the stream
+	// cache to learn from.
+	record   bool
+	recorded []recorded
 }
 
 const maxNotedErrors = 5
@@ -51,6 +56,15 @@ func (a *appender) message(translationErr error) string {
 
 // Append implements storage.AppenderV2.
 func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	ref, err := a.append(ref, ls, st, t, v, h, fh, opts)
+	if a.record {
+		opts.Exemplars = nil
+		a.recorded = append(a.recorded, recorded{ls: ls, ref: ref, opts: opts, hist: h != nil || fh != nil})
+	}
+	return ref, err
+}
+
+func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if t > a.maxTime {
 		a.rejected++
 		a.note(fmt.Errorf("series %s: sample timestamp too far in the future: %w", shortLabels(ls), storage.ErrOutOfBounds))

@@ -14,6 +14,7 @@ type storeMetrics struct {
 	exemplarsRejected     prometheus.Counter
 	exemplarWriterDropped prometheus.Counter
 	exemplarWriterErrors  prometheus.Counter
+	cachedPoints          prometheus.Counter
 }
 
 func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
@@ -30,5 +31,6 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		exemplarsRejected:     c("exemplars_rejected_total", "Exemplars the TSDB refused (out of order, labels too long)."),
 		exemplarWriterDropped: c("exemplar_writer_dropped_total", "Exemplars not handed to the exemplar index because its queue was full."),
 		exemplarWriterErrors:  c("exemplar_writer_errors_total", "Exemplars the exemplar index failed to write."),
+		cachedPoints:          c("cached_points_total", "Data points appended by series reference from the stream cache, without the translator."),
 	}
 }

@@ -17,9 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	prw "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/compression"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
@@ -135,7 +138,10 @@ type Store struct {
 	metrics  *storeMetrics
 
 	converters sync.Pool
-	d2c        processor.Metrics
+	streams    *streamCache
+	// noStreamCache sends everything through the translator (tests).
+	noStreamCache bool
+	d2c           processor.Metrics
 
 	dedupe *dedupeCache
 	exq    chan []exemplars.Record
@@ -194,6 +200,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		},
 		metrics: newStoreMetrics(reg),
 		dedupe:  newDedupeCache(1 << 22),
+		streams: newStreamCache(1 << 22),
 	}
 	s.converters.New = func() any { return prw.NewPrometheusConverter(nil) }
 	if opts.DeltaToCumulative {
@@ -261,21 +268,107 @@ func (s *Store) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (ingest.
 	return s.write(ctx, md)
 }
 
+// appendResources appends md's resources: the points of streams the cache
+// knows by reference, the others through Prometheus's translator, which
+// the cache learns from (see streams.go). md is consumed.
+func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.Metrics) error {
+	s.streams.sweep()
+	conv := s.converters.Get().(*prw.PrometheusConverter)
+	defer s.converters.Put(conv)
+	var errs []error
+	var warnings annotations.Annotations
+	// translate runs the translator over one resource's batch, recording
+	// its appends when record is set; it reports whether it succeeded.
+	translate := func(app storage.AppenderV2, md pmetric.Metrics, settings prw.Settings, record bool) bool {
+		a, _ := app.(*appender)
+		if a != nil {
+			a.record, a.recorded = record, a.recorded[:0]
+		}
+		conv.Reset(app)
+		annots, err := conv.FromMetrics(ctx, md, settings)
+		conv.Reset(nil)
+		if a != nil {
+			a.record = false
+		}
+		warnings.Merge(annots)
+		if err == nil {
+			return true
+		}
+		var j interface{ Unwrap() []error }
+		if errors.As(err, &j) {
+			errs = append(errs, j.Unwrap()...)
+		} else {
+			errs = append(errs, err)
+		}
+		return false
+	}
+	noTarget := s.settings
+	noTarget.DisableTargetInfo = true
+	h := s.streams.newHasher()
+	sb := labels.NewScratchBuilder(2)
+	seen := map[targetKey]struct{}{}
+	var plan resourcePlan
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		rm := rms.At(i)
+		whole := func() {
+			single := pmetric.NewMetrics()
+			rm.MoveTo(single.ResourceMetrics().AppendEmpty())
+			translate(app, single, s.settings, false)
+		}
+		if s.noStreamCache {
+			whole()
+			continue
+		}
+		s.streams.plan(h, rm, &plan)
+		if plan.res == nil {
+			dry := &dryAppender{}
+			if translate(dry, probe(rm), s.settings, false) {
+				s.streams.learnResource(&plan, dry.recorded)
+			}
+			if plan.res == nil {
+				whole()
+				continue
+			}
+		}
+		if len(plan.cached) > 0 {
+			if plan.known {
+				s.streams.fastAppend(app, &plan, &sb)
+				s.metrics.cachedPoints.Add(float64(len(plan.points)))
+			} else if translate(app, subset(rm, plan.cached), noTarget, true) {
+				s.streams.learn(&plan, app.recorded)
+			}
+		}
+		if len(plan.residual) > 0 {
+			translate(app, subset(rm, plan.residual), noTarget, false)
+		}
+		s.streams.appendTargetInfo(app, &plan, s.opts.LookbackDelta, seen)
+	}
+	if ws, _ := warnings.AsStrings("", 0, 0); len(ws) > 0 {
+		s.logger.Debug("warnings translating OTLP metrics", "warnings", ws)
+	}
+	return errors.Join(errs...)
+}
+
+// dryAppender records appends without storing them.
+type dryAppender struct {
+	storage.AppenderV2 // nil: only Append is called
+	recorded           []recorded
+}
+
+func (d *dryAppender) Append(_ storage.SeriesRef, ls labels.Labels, _, _ int64, _ float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	opts.Exemplars = nil
+	d.recorded = append(d.recorded, recorded{ls: ls, opts: opts, hist: h != nil || fh != nil})
+	return 0, nil
+}
+
 func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, error) {
 	app := &appender{
 		AppenderV2: s.db.AppenderV2(ctx),
 		maxTime:    time.Now().Add(s.opts.MaxAheadTime).UnixMilli(),
 		collect:    s.opts.ExemplarWriter != nil,
 	}
-	conv := s.converters.Get().(*prw.PrometheusConverter)
-	conv.Reset(app)
-	annots, terr := conv.FromMetrics(ctx, md, s.settings)
-	conv.Reset(nil)
-	s.converters.Put(conv)
-
-	if ws, _ := annots.AsStrings("", 0, 0); len(ws) > 0 {
-		s.logger.Debug("warnings translating OTLP metrics", "warnings", ws)
-	}
+	terr := s.appendResources(ctx, app, md)
 	if err := ctx.Err(); err != nil {
 		_ = app.Rollback()
 		return ingest.Result{}, fmt.Errorf("append metrics: %w", err)

@@ -263,16 +263,7 @@ func TestTypes(t *testing.T) {
 		dp.SetIntValue(5)
 	}
 
-	x := ms.AppendEmpty()
-	x.SetName("request.size")
-	xh := x.SetEmptyExponentialHistogram()
-	xh.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	xdp := xh.DataPoints().AppendEmpty()
-	xdp.SetTimestamp(ts(0))
-	xdp.SetScale(1)
-	xdp.Positive().BucketCounts().FromRaw([]uint64{1, 2})
-	xdp.SetCount(3)
-	xdp.SetSum(9)
+	expHistogram(ms, ts(0), 2)
 
 	sm := ms.AppendEmpty()
 	sm.SetName("rpc.latency")
@@ -320,6 +311,21 @@ func TestTypes(t *testing.T) {
 			t.Errorf("weird: %v, want NaN, +Inf", v)
 		}
 	}
+}
+
+// expHistogram adds a cumulative exponential histogram "request.size" with
+// one point: buckets 1 and n, count n+1, sum 9.
+func expHistogram(ms pmetric.MetricSlice, at pcommon.Timestamp, n uint64) {
+	x := ms.AppendEmpty()
+	x.SetName("request.size")
+	xh := x.SetEmptyExponentialHistogram()
+	xh.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	xdp := xh.DataPoints().AppendEmpty()
+	xdp.SetTimestamp(at)
+	xdp.SetScale(1)
+	xdp.Positive().BucketCounts().FromRaw([]uint64{1, n})
+	xdp.SetCount(n + 1)
+	xdp.SetSum(9)
 }
 
 func TestValidate(t *testing.T) {
