@@ -50,7 +50,7 @@ var (
 	flagPerReq     = flag.Int("points-per-request", 1000, "histogram data points per OTLP request")
 	flagSenders    = flag.Int("senders", 4, "concurrent blocking senders")
 	flagExemplars  = flag.Int("exemplars-per-point", 2, "exemplars per histogram data point")
-	flagRuns       = flag.Int("runs", 3, "runs per server; medians are reported")
+	flagRuns       = flag.Int("runs", 3, "runs per server; medians are reported (0: only the exemplar queries)")
 	flagTarget     = flag.String("target", "both", "lookout, prometheus or both")
 	flagExQuery    = flag.Bool("exemplar-query", true, "also measure query_exemplars latency over 1h with 100k exemplars")
 	flagLookoutBin = flag.String("lookout-bin", "", "lookout binary (default: go build ./cmd/lookout)")
@@ -108,6 +108,9 @@ func main() {
 	fmt.Println()
 	med := map[string]result{}
 	for _, target := range targets() {
+		if len(results[target]) == 0 {
+			continue // -runs 0: exemplar queries only
+		}
 		med[target] = median(results[target])
 		fmt.Printf("median %-10s %s\n", target, med[target])
 	}
@@ -697,6 +700,15 @@ func exemplarQueryBench(s *server) {
 		const n = 200
 		lat := make([]time.Duration, 0, n)
 		count := 0
+		profiled := make(chan struct{})
+		if *flagProfile != "" && strings.Contains(q.name, "10k") {
+			go func() {
+				defer close(profiled)
+				fetch(s, "/debug/pprof/profile?seconds=2", "query.pprof")
+			}()
+		} else {
+			close(profiled)
+		}
 		for i := range n + 10 {
 			t0 := time.Now()
 			resp, err := http.Get(u)
@@ -714,6 +726,7 @@ func exemplarQueryBench(s *server) {
 			}
 			lat = append(lat, d)
 		}
+		<-profiled
 		slices.Sort(lat)
 		fmt.Printf("query_exemplars %-10s %-42s returned %6d of %d stored: p50 %7.2f ms  p99 %7.2f ms\n",
 			s.name, q.name, count, stored, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]))

@@ -2,6 +2,8 @@ package promapi
 
 import (
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"encoding/json"
 	"flag"
@@ -283,6 +285,45 @@ func sortTies(v any) {
 					return a["name"].(string) < b["name"].(string)
 				})
 			}
+		}
+	}
+}
+
+// TestCompression: gzip (at the fastest level, here) and deflate (left to
+// Prometheus's handler) both decode to the uncompressed answer. (Answers
+// under 1 KiB are not gzipped.)
+func TestCompression(t *testing.T) {
+	_, h := seed(t)
+	path := "/api/v1/query?query=webstore_payment_duration_bucket&time=" + url.QueryEscape(t0.Add(time.Minute).Format(time.RFC3339))
+	plain := httptest.NewRecorder()
+	h.ServeHTTP(plain, httptest.NewRequest(http.MethodGet, path, nil))
+	if plain.Code != http.StatusOK || plain.Header().Get("Content-Encoding") != "" || !bytes.Contains(plain.Body.Bytes(), []byte("trace_id")) {
+		t.Fatalf("plain: %d %q %s", plain.Code, plain.Header().Get("Content-Encoding"), plain.Body)
+	}
+	for _, tc := range []struct {
+		accept string
+		decode func(io.Reader) (io.Reader, error)
+	}{
+		{"gzip", func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+		{"gzip, deflate, br", func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }},
+		{"deflate", func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("Accept-Encoding", tc.accept)
+		h.ServeHTTP(rec, req)
+		enc := strings.Fields(strings.ReplaceAll(tc.accept, ",", " "))[0]
+		if got := rec.Header().Get("Content-Encoding"); got != enc {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", tc.accept, got, enc)
+			continue
+		}
+		r, err := tc.decode(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(body, plain.Body.Bytes()) {
+			t.Errorf("Accept-Encoding %q: decoded %q (%v), want %q", tc.accept, body, err, plain.Body)
 		}
 	}
 }
