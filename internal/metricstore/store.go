@@ -279,17 +279,12 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 	var warnings annotations.Annotations
 	// translate runs the translator over one resource's batch, recording
 	// its appends when record is set; it reports whether it succeeded.
-	translate := func(app storage.AppenderV2, md pmetric.Metrics, settings prw.Settings, record bool) bool {
-		a, _ := app.(*appender)
-		if a != nil {
-			a.record, a.recorded = record, a.recorded[:0]
-		}
+	translate := func(md pmetric.Metrics, settings prw.Settings, record bool) bool {
+		app.record, app.recorded = record, app.recorded[:0]
 		conv.Reset(app)
 		annots, err := conv.FromMetrics(ctx, md, settings)
 		conv.Reset(nil)
-		if a != nil {
-			a.record = false
-		}
+		app.record = false
 		warnings.Merge(annots)
 		if err == nil {
 			return true
@@ -314,7 +309,7 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 		whole := func() {
 			single := pmetric.NewMetrics()
 			rm.MoveTo(single.ResourceMetrics().AppendEmpty())
-			translate(app, single, s.settings, false)
+			translate(single, s.settings, false)
 		}
 		if s.noStreamCache {
 			whole()
@@ -323,9 +318,11 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 		s.streams.plan(h, rm, &plan)
 		if plan.res == nil {
 			dry := &dryAppender{}
-			if translate(dry, probe(rm), s.settings, false) {
+			conv.Reset(dry)
+			if _, err := conv.FromMetrics(ctx, probe(rm), s.settings); err == nil {
 				s.streams.learnResource(&plan, dry.recorded)
 			}
+			conv.Reset(nil)
 			if plan.res == nil {
 				whole()
 				continue
@@ -335,12 +332,12 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 			if plan.known {
 				s.streams.fastAppend(app, &plan, &sb)
 				s.metrics.cachedPoints.Add(float64(len(plan.points)))
-			} else if translate(app, subset(rm, plan.cached), noTarget, true) {
+			} else if translate(subset(rm, plan.cached), noTarget, true) {
 				s.streams.learn(&plan, app.recorded)
 			}
 		}
 		if len(plan.residual) > 0 {
-			translate(app, subset(rm, plan.residual), noTarget, false)
+			translate(subset(rm, plan.residual), noTarget, false)
 		}
 		s.streams.appendTargetInfo(app, &plan, s.opts.LookbackDelta, seen)
 	}
