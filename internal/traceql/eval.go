@@ -398,6 +398,11 @@ func lookup(attrs []Attr, key string) (Value, bool) {
 	return Value{}, false
 }
 
+// Match reports whether a field whose value is v (present false: the
+// attribute is absent) satisfies the comparison. Storage that evaluates
+// conditions column by column calls it once per distinct value.
+func (c *Compare) Match(v Value, present bool) bool { return c.match(v, present) }
+
 func (c *Compare) match(v Value, present bool) bool {
 	lit := c.Value
 	if lit.Type == TypeNil {

@@ -26,6 +26,9 @@ import (
 // Data and search records are keyed by time so that ingest appends mostly
 // in key order and retention deletes contiguous ranges that compact cheaply.
 //
+//	b | minute(8)                            → block summary (blocks.go)
+//	c | minute(8) | seq(8)                   → column block (columns.go)
+//	a | minute(8) | seq(8) | key             → attribute column of that block
 //	k | hour(4) | scope(1) | key             → tag name seen in that hour
 //	v | hour(4) | scope(1) | key 0 type value → tag value seen in that hour
 const (
@@ -236,30 +239,38 @@ func appendAttrsBody(b []byte, m pcommon.Map) []byte {
 		}
 		i++
 		b = appendString(b, truncate(k))
-		switch v.Type() {
-		case pcommon.ValueTypeInt:
-			b = append(b, byte(traceql.TypeInt))
-			b = binary.AppendVarint(b, v.Int())
-		case pcommon.ValueTypeDouble:
-			b = append(b, byte(traceql.TypeFloat))
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(v.Double()))
-		case pcommon.ValueTypeBool:
-			b = append(b, byte(traceql.TypeBool))
-			if v.Bool() {
-				b = append(b, 1)
-			} else {
-				b = append(b, 0)
-			}
-		case pcommon.ValueTypeStr:
-			b = append(b, byte(traceql.TypeString))
-			b = appendString(b, truncate(v.Str()))
-		default:
-			// Maps, slices and bytes are searched by their string form.
-			b = append(b, byte(traceql.TypeString))
-			b = appendString(b, truncate(v.AsString()))
-		}
+		b = appendSearchValue(b, searchValueOf(v))
 	}
 	return b
+}
+
+// searchValueOf is the value search evaluates for an attribute: strings
+// truncated to maxSearchValueLen, and maps, slices and bytes searched by
+// their string form. Row records and column blocks both use it so that the
+// two judge a span alike.
+func searchValueOf(v pcommon.Value) traceql.Value {
+	x := valueOf(v)
+	if x.Type == traceql.TypeString {
+		x.S = truncate(x.S)
+	}
+	return x
+}
+
+// appendSearchValue writes a type byte and the value; strings inline.
+func appendSearchValue(b []byte, v traceql.Value) []byte {
+	b = append(b, byte(v.Type))
+	switch v.Type {
+	case traceql.TypeInt:
+		return binary.AppendVarint(b, v.I)
+	case traceql.TypeFloat:
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(v.F))
+	case traceql.TypeBool:
+		if v.B {
+			return append(b, 1)
+		}
+		return append(b, 0)
+	}
+	return appendString(b, v.S)
 }
 
 func appendString(b []byte, s string) []byte {

@@ -7,12 +7,21 @@
 // trace's earliest start time, plus operands merged (Pebble merge operator,
 // so ingest never reads) into a per-trace summary (root span, time bounds,
 // list of records) and a per-minute block summary (longest span, status
-// codes, kinds, Bloom filter of names and attribute strings). Writes commit
+// codes, kinds, Bloom filter of names and attribute strings). Each request
+// also writes, per minute, a column block: the search fields of its spans
+// stored column by column with dictionary-coded strings, each span
+// attribute key in a column of its own (see columns.go). Writes commit
 // with Pebble's synced WAL, whose group commit batches concurrent requests
 // into one fsync: a span is acknowledged only once it is durable.
 //
-// Search walks the time index newest first in windows that start small and
-// grow, two windows in parallel, skipping minutes whose block summary rules
-// the query out and records that lack the query's required strings, then
-// judges the surviving traces exactly with package traceql.
+// Search walks the time range newest first in windows of whole minutes that
+// start at one minute and grow, two windows in parallel, skipping minutes
+// whose block summary rules the query out. In the other minutes it
+// evaluates the query's conditions on the column blocks, decoding only the
+// columns the query uses and comparing each distinct string once per block,
+// to find the trace chunks that may match; it then judges those traces
+// exactly with package traceql, from their search records or, when the
+// query spans several spans of a trace, the whole trace. Minutes older than
+// the retention (which hold only pinned traces) are read from the search
+// records instead.
 package tracestore

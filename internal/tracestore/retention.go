@@ -53,7 +53,10 @@ func (s *Store) RunRetention(ctx context.Context) error {
 	_ = b.DeleteRange(tagValPrefix(nil, 0, 0, ""), tagValPrefix(nil, hour, 0, ""), nil)
 	// Block summaries of minutes before the cutoff; a pinned trace's minute
 	// then has no summary, which search treats as "scan it".
+	// Column blocks go with their summaries (see columns.go).
 	_ = b.DeleteRange(blockKey(0), blockKey(cutoff/blockWidth), nil)
+	_ = b.DeleteRange(columnBound(pColumns, 0), columnBound(pColumns, cutoff/blockWidth), nil)
+	_ = b.DeleteRange(columnBound(pAttrCol, 0), columnBound(pAttrCol, cutoff/blockWidth), nil)
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}

@@ -2,8 +2,10 @@ package tracestore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -102,37 +104,53 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	var res SearchResult
 	decided := map[pcommon.TraceID]struct{}{}
 	sd := searchDecoder{spanAttrs: sc.spanAttrs, resAttrs: sc.resAttrs}
-	// The time range is cut into windows scanned newest first. Each window
-	// is read forward (cheaper than reverse iteration in Pebble) by one of
-	// two parallel scanners that keep only records passing the pre-filters;
-	// candidates are then judged newest first.
-	// Windows start small so searches that fill their limit among recent
-	// traces stop early, and double up to 1/16 of the range.
-	maxWidth := max((hi-lo)/16, uint64(time.Second))
-	width := max((hi-lo)/1024, uint64(100*time.Millisecond))
-	cur, done := hi, false
-	next := func() (window, bool) {
+	// Minutes before the retention cutoff hold only pinned traces (and late
+	// arrivals about to be deleted); retention deleted their block
+	// summaries and column blocks, and a late arrival writes new ones that
+	// cover only itself, so these minutes are read from the search records
+	// without consulting summaries.
+	if c := s.opts.Now().Add(-s.opts.Retention).UnixNano(); c > 0 {
+		sc.firstColumnMinute = uint64(c) / blockWidth
+	}
+	if s.searchRows {
+		sc.firstColumnMinute = math.MaxUint64
+	}
+	// The time range is cut into windows of whole minutes, scanned newest
+	// first. Each window is read forward (cheaper than reverse iteration in
+	// Pebble) by one of two parallel scanners that keep only the chunks
+	// that may match; candidates are then judged newest first. Windows
+	// start at one minute so searches that fill their limit among recent
+	// traces stop early, and double with each pair up to 1/16 of the range.
+	firstMinute, lastMinute := lo/blockWidth, hi/blockWidth
+	maxWidth := max((lastMinute-firstMinute+1)/16, 1)
+	width, cur, done := uint64(1), lastMinute, false
+	next := func() window {
 		if done {
-			return window{}, false
+			return window{}
 		}
-		defer func() { width = min(width*2, maxWidth) }()
-		wlo := lo
-		if cur-lo >= width {
+		wlo := firstMinute
+		if cur-firstMinute >= width {
 			wlo = cur - width + 1
 		}
-		w := window{lo: wlo, hi: cur, valid: true}
-		if wlo == lo {
+		w := window{lo: max(lo, wlo*blockWidth), hi: min(hi, minuteLast(cur)), valid: true}
+		if wlo == firstMinute {
 			done = true
 		} else {
 			cur = wlo - 1
 		}
-		return w, true
+		return w
 	}
+	var scans [2]*colScan
+	for i := range scans {
+		scans[i] = newColScan(q)
+	}
+	var rec []byte
 	for {
 		var wins [2]window
 		for i := range wins {
-			wins[i], _ = next()
+			wins[i] = next()
 		}
+		width = min(width*2, maxWidth)
 		if !wins[0].valid {
 			break
 		}
@@ -142,7 +160,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					sc.scan(ctx, &wins[i])
+					sc.scan(ctx, &wins[i], scans[i])
 				}()
 			}
 		}
@@ -157,14 +175,18 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 			}
 			res.InspectedBytes += w.bytes
 			res.InspectedSpans += w.spans
-			for j := len(w.cands) - 1; j >= 0; j-- {
-				c := w.cands[j]
+			// Newest first; a search that fills its limit takes only a few,
+			// so the candidates are a heap rather than sorted.
+			heapifyCandidates(w.cands)
+			for cands := w.cands; len(cands) > 0; {
+				var c candidate
+				c, cands = popNewest(cands)
 				if _, done := decided[c.tid]; done {
 					continue
 				}
 				decided[c.tid] = struct{}{}
 				res.InspectedTraces++
-				m, ok, err := s.judge(ctx, &sd, c, q, req, local, needInfo, spss)
+				m, ok, err := s.judge(ctx, &sd, c, &rec, q, req, local, needInfo, spss)
 				if err != nil {
 					return res, err
 				}
@@ -191,9 +213,57 @@ type window struct {
 	err          error
 }
 
+// candidate is a stored chunk of a trace that may match. rec is its search
+// record when the scan read it; nil means judge reads it if needed.
 type candidate struct {
-	tid pcommon.TraceID
-	rec []byte
+	minStart, seq uint64
+	tid           pcommon.TraceID
+	rec           []byte
+}
+
+// heapifyCandidates arranges c as a max-heap in the order of
+// compareCandidates, for popNewest.
+func heapifyCandidates(c []candidate) {
+	for i := len(c)/2 - 1; i >= 0; i-- {
+		siftDown(c, i)
+	}
+}
+
+// popNewest removes the greatest (newest) candidate from the heap c.
+func popNewest(c []candidate) (candidate, []candidate) {
+	top, n := c[0], len(c)-1
+	c[0] = c[n]
+	c = c[:n]
+	siftDown(c, 0)
+	return top, c
+}
+
+func siftDown(c []candidate, i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(c) {
+			return
+		}
+		if r := l + 1; r < len(c) && compareCandidates(c[r], c[l]) > 0 {
+			l = r
+		}
+		if compareCandidates(c[l], c[i]) <= 0 {
+			return
+		}
+		c[i], c[l] = c[l], c[i]
+		i = l
+	}
+}
+
+// compareCandidates orders candidates as their search-record keys.
+func compareCandidates(a, b candidate) int {
+	if c := cmp.Compare(a.minStart, b.minStart); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.tid[:], b.tid[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
 }
 
 type scanner struct {
@@ -203,38 +273,67 @@ type scanner struct {
 	blocks              blockFilter
 	useBlocks           bool
 	spanAttrs, resAttrs bool
+	// firstColumnMinute is the first minute whose column blocks search
+	// uses; earlier minutes are read from the search records.
+	firstColumnMinute uint64
 }
 
 // scan reads one window forward, minute by minute, skipping minutes whose
-// block summary rules the query out, and keeps the records that may match.
-func (sc *scanner) scan(ctx context.Context, w *window) {
-	it, err := sc.s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(w.lo), UpperBound: indexBoundAfter(w.hi)})
-	if err != nil {
-		w.err = err
-		return
-	}
-	defer it.Close()
+// block summary rules the query out, and keeps the chunks that may match:
+// from the minute's column blocks when it has them (minutes
+// within retention, see Search), else from its search records.
+func (sc *scanner) scan(ctx context.Context, w *window, cs *colScan) {
+	var rows, cols *pebble.Iterator
+	ar := attrReader{db: sc.s.db, ctx: ctx}
+	defer func() {
+		for _, it := range []*pebble.Iterator{rows, cols, ar.it} {
+			if it != nil {
+				_ = it.Close()
+			}
+		}
+	}()
+	cs.fetch = ar.get
 	sd := searchDecoder{spanAttrs: sc.spanAttrs, resAttrs: sc.resAttrs}
 	n := 0
 	for m := w.lo / blockWidth; m <= w.hi/blockWidth; m++ {
-		if sc.useBlocks {
+		if m >= sc.firstColumnMinute {
 			b, ok, err := sc.s.loadBlock(m)
 			if err != nil {
 				w.err = err
 				return
 			}
-			if ok && !sc.blocks.mayMatch(&b) {
+			if ok {
+				if sc.useBlocks && !sc.blocks.mayMatch(&b) {
+					continue
+				}
+				if cols == nil {
+					if cols, err = sc.s.db.NewIterWithContext(ctx, &pebble.IterOptions{}); err != nil {
+						w.err = err
+						return
+					}
+				}
+				if w.err = sc.scanColumns(ctx, w, m, cols, cs, &ar); w.err != nil {
+					return
+				}
 				continue
 			}
 		}
-		mlo, mhi := max(w.lo, m*blockWidth), min(w.hi, (m+1)*blockWidth-1)
-		it.SetBounds(indexBound(mlo), indexBoundAfter(mhi))
-		for ok := it.First(); ok; ok = it.Next() {
+		if rows == nil {
+			it, err := sc.s.db.NewIterWithContext(ctx, &pebble.IterOptions{})
+			if err != nil {
+				w.err = err
+				return
+			}
+			rows = it
+		}
+		mlo, mhi := max(w.lo, m*blockWidth), min(w.hi, minuteLast(m))
+		rows.SetBounds(indexBound(mlo), indexBoundAfter(mhi))
+		for ok := rows.First(); ok; ok = rows.Next() {
 			if n++; n%256 == 0 && ctx.Err() != nil {
 				w.err = ctx.Err()
 				return
 			}
-			k, v := it.Key(), it.Value()
+			k, v := rows.Key(), rows.Value()
 			if len(k) != 33 {
 				continue
 			}
@@ -249,18 +348,106 @@ func (sc *scanner) scan(ctx context.Context, w *window) {
 			}
 			w.spans += uint64(len(spans))
 			if traceql.PossibleInSpans(sc.q, spans) {
-				w.cands = append(w.cands, candidate{tid: pcommon.TraceID(k[9:25]), rec: append([]byte(nil), v...)})
+				w.cands = append(w.cands, candidate{
+					minStart: binary.BigEndian.Uint64(k[1:9]), tid: pcommon.TraceID(k[9:25]),
+					seq: binary.BigEndian.Uint64(k[25:33]), rec: append([]byte(nil), v...),
+				})
 			}
 		}
-		if err := it.Error(); err != nil {
+		if err := rows.Error(); err != nil {
 			w.err = err
 			return
 		}
 	}
 }
 
-// judge decides one candidate trace exactly.
-func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, q traceql.Expr, req SearchRequest, local, needInfo bool, spss int) (TraceMatch, bool, error) {
+// scanColumns evaluates the query on minute m's column blocks and keeps the
+// chunks within the window that may match.
+func (sc *scanner) scanColumns(ctx context.Context, w *window, m uint64, it *pebble.Iterator, cs *colScan, ar *attrReader) error {
+	it.SetBounds(columnBound(pColumns, m), columnBound(pColumns, m+1))
+	whole := w.lo <= m*blockWidth && minuteLast(m) <= w.hi
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k := it.Key()
+		if len(k) != 17 {
+			continue
+		}
+		ar.minute, ar.seq, ar.bytes = m, binary.BigEndian.Uint64(k[9:17]), 0
+		v := it.Value()
+		blk, cand, err := cs.match(v)
+		if err != nil {
+			return fmt.Errorf("decode column block %x: %w", k[1:], err)
+		}
+		w.bytes += uint64(len(v)) + ar.bytes
+		if whole {
+			w.spans += uint64(blk.spans)
+		}
+		var starts []int32
+		if !whole {
+			if starts, err = cs.starts(); err != nil {
+				return fmt.Errorf("decode column block %x: %w", k[1:], err)
+			}
+		}
+		for j, ok := range cand {
+			if !ok && whole {
+				continue
+			}
+			tid, seq, minStart := blk.chunkID(j)
+			if !whole {
+				if minStart < w.lo || minStart > w.hi {
+					continue
+				}
+				w.spans += uint64(starts[j+1] - starts[j])
+			}
+			if ok {
+				w.cands = append(w.cands, candidate{minStart: minStart, tid: tid, seq: seq})
+			}
+		}
+	}
+	return it.Error()
+}
+
+// attrReader fetches attribute columns of one column block (minute, seq)
+// for colScan, with one iterator bounded to the current minute.
+type attrReader struct {
+	db          *pebble.DB
+	ctx         context.Context
+	it          *pebble.Iterator
+	itMinute    uint64 // the minute it is bounded to
+	minute, seq uint64
+	key         []byte
+	bytes       uint64 // bytes read for the current block
+}
+
+func (ar *attrReader) get(name string) ([]byte, error) {
+	if ar.it == nil || ar.itMinute != ar.minute {
+		opts := &pebble.IterOptions{LowerBound: columnBound(pAttrCol, ar.minute), UpperBound: columnBound(pAttrCol, ar.minute+1)}
+		if ar.it == nil {
+			it, err := ar.db.NewIterWithContext(ar.ctx, opts)
+			if err != nil {
+				return nil, err
+			}
+			ar.it = it
+		} else {
+			ar.it.SetBounds(opts.LowerBound, opts.UpperBound)
+		}
+		ar.itMinute = ar.minute
+	}
+	ar.key = attrColumnKey(ar.key[:0], ar.minute, ar.seq, name)
+	if !ar.it.SeekGE(ar.key) || !bytes.Equal(ar.it.Key(), ar.key) {
+		return nil, ar.it.Error()
+	}
+	// Copied: the column must outlive the iterator's next move, and may
+	// be one of several columns of the block in use at once.
+	v := ar.it.Value()
+	ar.bytes += uint64(len(v))
+	return append([]byte(nil), v...), nil
+}
+
+// judge decides one candidate trace exactly. rec is a buffer it may reuse.
+func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *[]byte, q traceql.Expr, req SearchRequest, local, needInfo bool, spss int) (TraceMatch, bool, error) {
 	sum, found, err := s.getSummary(c.tid)
 	if err != nil || !found {
 		return TraceMatch{}, false, err // not found: deleted by retention meanwhile
@@ -275,13 +462,27 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, q tra
 			return TraceMatch{}, false, nil
 		}
 	}
-	spans, err := sd.decode(c.rec)
-	if err != nil {
-		return TraceMatch{}, false, err
+	// A span-local query is decided by this chunk's search record alone.
+	var spans []traceql.Span
+	if local {
+		if c.rec == nil {
+			v, closer, err := s.db.Get(indexKey(c.minStart, c.tid, c.seq))
+			if errors.Is(err, pebble.ErrNotFound) {
+				return TraceMatch{}, false, nil // deleted by retention meanwhile
+			}
+			if err != nil {
+				return TraceMatch{}, false, err
+			}
+			*rec = append((*rec)[:0], v...)
+			_ = closer.Close()
+			c.rec = *rec
+		}
+		if spans, err = sd.decode(c.rec); err != nil {
+			return TraceMatch{}, false, err
+		}
 	}
 	var tr traceql.Trace
-	// A span-local query is decided by this record alone, but when the
-	// trace has several records the reported spanset needs all of them.
+	// When the trace has several records the reported spanset needs all of them.
 	if local && len(sum.Chunks) <= 1 {
 		tr = traceql.Trace{Info: info, Spans: spans}
 	} else {
@@ -424,4 +625,12 @@ func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID) (traceql.Tra
 		return traceql.Trace{}, ok, err
 	}
 	return traceql.Trace{Spans: spansFromTraces(td, nil)}, true, nil
+}
+
+// minuteLast is the last nanosecond of minute m, saturating at the end of time.
+func minuteLast(m uint64) uint64 {
+	if m >= math.MaxUint64/blockWidth {
+		return math.MaxUint64
+	}
+	return (m+1)*blockWidth - 1
 }
