@@ -182,7 +182,7 @@ type Index struct {
 
 type pendingCheck struct {
 	traceID pcommon.TraceID
-	due     time.Time
+	due     int64 // unix ms
 	ts      int64
 }
 
@@ -430,7 +430,8 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 		return ErrClosed
 	}
 	var newSeries map[uint64]*seriesEntry
-	due := x.opts.Now().Add(x.opts.DanglingGrace)
+	due := x.opts.Now().Add(x.opts.DanglingGrace).UnixMilli()
+	checking := x.traceChecker() != nil
 	var checks []pendingCheck
 	// Keys and values go to one scratch buffer and are applied in key
 	// order: Pebble's memtable inserts are cheaper when neighbouring keys
@@ -480,7 +481,9 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 			scratch = binary.BigEndian.AppendUint64(scratch, h)
 			scratch = binary.BigEndian.AppendUint64(scratch, orderedTs(ts))
 			kvs = append(kvs, kv{k0, len(scratch), len(scratch)})
-			checks = append(checks, pendingCheck{traceID: tid, due: due, ts: ts})
+			if checking {
+				checks = append(checks, pendingCheck{traceID: tid, due: due, ts: ts})
+			}
 		}
 	}
 	slices.SortFunc(kvs, func(a, b kv) int { return bytes.Compare(scratch[a.k0:a.k1], scratch[b.k0:b.k1]) })
@@ -904,7 +907,7 @@ func (x *Index) CheckDangling(ctx context.Context) {
 	now := x.opts.Now()
 	x.pendMu.Lock()
 	i := 0
-	for i < len(x.pending) && !x.pending[i].due.After(now) {
+	for i < len(x.pending) && x.pending[i].due <= now.UnixMilli() {
 		i++
 	}
 	due := slices.Clone(x.pending[:i])
