@@ -5,6 +5,8 @@
 // process), and reports process CPU per session and latency percentiles.
 //
 //	go run ./bench/webstore -rate 100 -duration 20s
+//
+// -cpuprofile PREFIX writes a CPU profile of each run to PREFIX-<n>-<mode>.prof.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -37,13 +40,18 @@ func main() {
 	rate := flag.Float64("rate", 100, "shopper sessions per second")
 	duration := flag.Duration("duration", 20*time.Second, "length of each run")
 	modes := flag.String("modes", "off,on", "telemetry modes to run, in order")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of each run to `prefix`-<n>-<mode>.prof")
 	flag.Parse()
 	if *sink {
 		runSink()
 		return
 	}
-	for _, mode := range strings.Split(*modes, ",") {
-		if err := runOnce(mode, *rate, *duration); err != nil {
+	for i, mode := range strings.Split(*modes, ",") {
+		profile := ""
+		if *cpuProfile != "" {
+			profile = fmt.Sprintf("%s-%d-%s.prof", *cpuProfile, i+1, mode)
+		}
+		if err := runOnce(mode, *rate, *duration, profile); err != nil {
 			fmt.Fprintf(os.Stderr, "webstore-bench %s: %v\n", mode, err)
 			os.Exit(1)
 		}
@@ -56,7 +64,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func runOnce(mode string, rate float64, duration time.Duration) error {
+func runOnce(mode string, rate float64, duration time.Duration, profile string) error {
 	dir, err := os.MkdirTemp("", "webstore-bench-")
 	if err != nil {
 		return err
@@ -85,6 +93,17 @@ func runOnce(mode string, rate float64, duration time.Duration) error {
 		return err
 	}
 	defer s.Shutdown(context.Background())
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0, t0 := cpuTime(), time.Now()
 	sum, err := traffic.Run(ctx, traffic.Config{
 		Target: s.MainURL(), Rate: rate, Duration: duration, Scenario: "normal", MaxInFlight: 1000, ProgressInterval: time.Hour,

@@ -81,26 +81,26 @@ func (m *mainService) checkout(w http.ResponseWriter, r *http.Request) {
 	}
 	m.countOrder(ctx, OutcomeCompleted)
 	// Inside the checkout server span, so the exemplar points at it.
-	m.inst.checkoutAmount.Record(ctx, float64(resp.TotalCents)/100, m.attrs(req))
+	m.inst.checkoutAmount.Record(ctx, float64(resp.TotalCents)/100, m.attrs(req)...)
 	span.SetAttributes(attribute.String("checkout.outcome", OutcomeCompleted), attribute.String("order.id", resp.OrderID))
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-// attrs returns the cached country/payment_method attribute set; requests
-// are validated, so the fallback only guards against a future mismatch.
-func (m *mainService) attrs(req CheckoutRequest) metric.MeasurementOption {
+// attrs returns the cached country/payment_method options; requests are
+// validated, so the fallback only guards against a future mismatch.
+func (m *mainService) attrs(req CheckoutRequest) []metric.RecordOption {
 	if o, ok := m.attrSets[[2]string{req.Country, req.PaymentMethod}]; ok {
 		return o
 	}
-	return metric.WithAttributes(attribute.String("country", req.Country), attribute.String("payment_method", req.PaymentMethod))
+	return []metric.RecordOption{metric.WithAttributes(attribute.String("country", req.Country), attribute.String("payment_method", req.PaymentMethod))}
 }
 
 func (m *mainService) countOrder(ctx context.Context, outcome string) {
 	o, ok := m.outcomeSets[outcome]
 	if !ok {
-		o = metric.WithAttributes(attribute.String("status", outcome))
+		o = []metric.AddOption{metric.WithAttributes(attribute.String("status", outcome))}
 	}
-	m.inst.orders.Add(ctx, 1, o)
+	m.inst.orders.Add(ctx, 1, o...)
 }
 
 // priced is a validated cart: lines after the quantity multiplier, with prices.
@@ -253,7 +253,7 @@ func (m *mainService) processPayment(ctx context.Context, checkoutID string, req
 		CheckoutRef: checkoutID, AmountCents: cart.totalCents, Currency: "USD",
 		PaymentMethod: req.PaymentMethod, Country: req.Country,
 	}, &out)
-	m.inst.paymentDuration.Record(ctx, time.Since(start).Seconds(), m.attrs(req))
+	m.inst.paymentDuration.Record(ctx, time.Since(start).Seconds(), m.attrs(req)...)
 	if err == nil {
 		span.SetAttributes(attribute.String("payment.id", out.PaymentID))
 		return out.PaymentID, nil

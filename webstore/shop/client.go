@@ -38,7 +38,7 @@ func newServiceClient(base, peer string, tel *telemetry.Providers, timeout time.
 	if tel.Disabled {
 		return c
 	}
-	c.http.Transport = otelhttp.NewTransport(transport,
+	c.http.Transport = otelhttp.NewTransport(inMemoryBody{next: transport},
 		otelhttp.WithTracerProvider(tel.TracerProvider),
 		otelhttp.WithMeterProvider(tel.MeterProvider),
 		otelhttp.WithPropagators(tel.Propagator),
@@ -51,6 +51,49 @@ func newServiceClient(base, peer string, tel *telemetry.Providers, timeout time.
 		}),
 	)
 	return c
+}
+
+// maxInMemoryBody is the largest request body inMemoryBody buffers; larger
+// ones go through as they are.
+const maxInMemoryBody = 64 << 10
+
+// inMemoryBody sits between otelhttp's Transport and net/http's. otelhttp
+// wraps every request body to count its bytes, which hides from net/http
+// that the body is already in memory, so net/http sends the headers in a
+// packet of their own before the body (golang/go#22088): two writes, and two
+// wake-ups and reads at the peer, for every call (~15 µs of CPU per call in
+// BenchmarkInstrumentedCall). inMemoryBody reads the small body through
+// otelhttp's wrapper (so http.client.request.body.size stays exact) and
+// hands net/http a *bytes.Reader again.
+type inMemoryBody struct {
+	next http.RoundTripper
+}
+
+func (t inMemoryBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxInMemoryBody {
+		return t.next.RoundTrip(r)
+	}
+	b := make([]byte, r.ContentLength)
+	_, err := io.ReadFull(r.Body, b)
+	if err == nil {
+		// A body longer than its ContentLength is an error, as net/http would say.
+		var extra [1]byte
+		if n, _ := r.Body.Read(extra[:]); n > 0 {
+			err = fmt.Errorf("http: ContentLength=%d with a longer body", r.ContentLength)
+		}
+	}
+	// A RoundTripper closes the request body, also on errors.
+	if cerr := r.Body.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	// RoundTrippers must not modify the request: send a shallow copy.
+	r2 := *r
+	r2.Body = io.NopCloser(bytes.NewReader(b))
+	r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return t.next.RoundTrip(&r2)
 }
 
 // remoteError is a non-2xx answer from a peer service.

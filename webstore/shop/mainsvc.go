@@ -26,11 +26,12 @@ type mainService struct {
 	inst      *instruments
 	inventory *serviceClient
 	payments  *serviceClient
-	// attrSets caches the country × payment_method attribute sets so that
-	// recording a measurement does not build one each time.
-	attrSets map[[2]string]metric.MeasurementOption
-	// outcomeSets caches the status attribute of webstore.orders.
-	outcomeSets map[string]metric.AddOption
+	// attrSets caches the country × payment_method attribute sets, as
+	// ready-made option slices, so that recording a measurement neither
+	// builds a set nor allocates the variadic slice.
+	attrSets map[[2]string][]metric.RecordOption
+	// outcomeSets caches the status attribute of webstore.orders the same way.
+	outcomeSets map[string][]metric.AddOption
 }
 
 func newMainService(s *Shop, tel *telemetry.Providers) (*mainService, error) {
@@ -45,17 +46,17 @@ func newMainService(s *Shop, tel *telemetry.Providers) (*mainService, error) {
 		inst:        inst,
 		inventory:   s.newClient(s.urls[InventoryService], InventoryService, tel, 30*time.Second),
 		payments:    s.newClient(s.urls[PaymentsService], PaymentsService, tel, s.cfg.PaymentTimeout+30*time.Second),
-		attrSets:    map[[2]string]metric.MeasurementOption{},
-		outcomeSets: map[string]metric.AddOption{},
+		attrSets:    map[[2]string][]metric.RecordOption{},
+		outcomeSets: map[string][]metric.AddOption{},
 	}
 	for _, o := range []string{OutcomeCompleted, OutcomeInvalid, OutcomeOutOfStock, OutcomePaymentDeclined,
 		OutcomePaymentTimeout, OutcomePaymentError, OutcomeError} {
-		m.outcomeSets[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("status", o)))
+		m.outcomeSets[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("status", o)))}
 	}
 	for _, c := range Countries {
 		for _, pm := range PaymentMethods {
-			m.attrSets[[2]string{c, pm}] = metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("country", c), attribute.String("payment_method", pm)))
+			m.attrSets[[2]string{c, pm}] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("country", c), attribute.String("payment_method", pm)))}
 		}
 	}
 	return m, nil

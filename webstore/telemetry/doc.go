@@ -13,6 +13,8 @@
 // (default here 10s) and OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER ("none"
 // turns a signal off). WEBSTORE_EXEMPLAR_RESERVOIR=aligned|fixed selects the
 // exemplar reservoir of webstore.payment.duration through a View.
+// otelhttp's body-size histograms are dropped through Views unless
+// WEBSTORE_HTTP_BODY_SIZE_METRICS=true; its duration histograms are kept.
 //
 // Export failures are logged at most once per interval per service and never
 // reach the code that produced the telemetry.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +47,15 @@ const (
 // PaymentDurationMetric is the instrument whose exemplar reservoir the View selects.
 const PaymentDurationMetric = "webstore.payment.duration"
 
+// HTTPBodySizeMetrics are the otelhttp histograms dropped unless
+// Config.HTTPBodySizeMetrics or WEBSTORE_HTTP_BODY_SIZE_METRICS keeps them.
+// The request duration histograms are always kept.
+var HTTPBodySizeMetrics = []string{
+	"http.server.request.body.size",
+	"http.server.response.body.size",
+	"http.client.request.body.size",
+}
+
 // DefaultMetricInterval is the export interval used when neither
 // Config.MetricInterval nor OTEL_METRIC_EXPORT_INTERVAL says otherwise.
 const DefaultMetricInterval = 10 * time.Second
@@ -66,6 +76,12 @@ type Config struct {
 	MetricInterval time.Duration
 	// ExemplarReservoir is "", "aligned" or "fixed". Default: WEBSTORE_EXEMPLAR_RESERVOIR, else the SDK's.
 	ExemplarReservoir string
+	// HTTPBodySizeMetrics keeps otelhttp's body-size histograms
+	// (HTTPBodySizeMetrics lists them). Default: WEBSTORE_HTTP_BODY_SIZE_METRICS
+	// ("true" keeps them), else they are dropped through a View: no dashboard
+	// or rule reads them, they are not stable semantic conventions, and they
+	// are 11 of the 18 histogram recordings otelhttp makes per checkout.
+	HTTPBodySizeMetrics bool
 	// ErrorLogInterval is the least time between two logged export errors of
 	// one service. Default 30s.
 	ErrorLogInterval time.Duration
@@ -189,6 +205,19 @@ func New(ctx context.Context, service string, cfg Config, logger *slog.Logger) (
 	if view != nil {
 		mopts = append(mopts, sdkmetric.WithView(view))
 	}
+	keepBodySizes, err := keepHTTPBodySizeMetrics(cfg)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, err
+	}
+	if !keepBodySizes {
+		for _, name := range HTTPBodySizeMetrics {
+			mopts = append(mopts, sdkmetric.WithView(sdkmetric.NewView(
+				sdkmetric.Instrument{Name: name},
+				sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}},
+			)))
+		}
+	}
 	if !exporterNone("OTEL_METRICS_EXPORTER") {
 		exp, err := newMetricExporter(ctx, cfg)
 		if err != nil {
@@ -256,6 +285,23 @@ func reservoirView(kind string) (sdkmetric.View, error) {
 		sdkmetric.Instrument{Name: PaymentDurationMetric},
 		sdkmetric.Stream{ExemplarReservoirProviderSelector: sel},
 	), nil
+}
+
+// keepHTTPBodySizeMetrics resolves Config.HTTPBodySizeMetrics and
+// WEBSTORE_HTTP_BODY_SIZE_METRICS.
+func keepHTTPBodySizeMetrics(cfg Config) (bool, error) {
+	if cfg.HTTPBodySizeMetrics {
+		return true, nil
+	}
+	v := strings.TrimSpace(os.Getenv("WEBSTORE_HTTP_BODY_SIZE_METRICS"))
+	if v == "" {
+		return false, nil
+	}
+	keep, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("WEBSTORE_HTTP_BODY_SIZE_METRICS %q: want true or false", v)
+	}
+	return keep, nil
 }
 
 func exporterNone(key string) bool {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -207,4 +208,76 @@ func TestExemplarReservoirView(t *testing.T) {
 	if _, err := reservoirView("bogus"); err == nil {
 		t.Error("bogus reservoir accepted")
 	}
+}
+
+// TestHTTPBodySizeMetrics sends one request through otelhttp's handler and
+// transport and checks that the duration histograms are always exported and
+// the body-size histograms only when asked for.
+func TestHTTPBodySizeMetrics(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("OTEL_METRICS_EXPORTER", "none")
+	for _, tc := range []struct {
+		name, env string
+		cfg       bool
+		keep      bool
+	}{
+		{"default", "", false, false},
+		{"env", "true", false, true},
+		{"env-false", "false", false, false},
+		{"config", "", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("WEBSTORE_HTTP_BODY_SIZE_METRICS", tc.env)
+			reader := sdkmetric.NewManualReader()
+			p, err := New(context.Background(), "main-service", Config{
+				HTTPBodySizeMetrics: tc.cfg,
+				MetricReader:        func(string) sdkmetric.Reader { return reader },
+			}, discard())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Shutdown(context.Background())
+			srv := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = w.Write([]byte(`{"ok":true}`))
+			}), "POST /x", otelhttp.WithMeterProvider(p.MeterProvider), otelhttp.WithTracerProvider(p.TracerProvider)))
+			defer srv.Close()
+			client := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
+				otelhttp.WithMeterProvider(p.MeterProvider), otelhttp.WithTracerProvider(p.TracerProvider))}
+			defer client.CloseIdleConnections()
+			resp, err := client.Post(srv.URL, "application/json", strings.NewReader(`{"a":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					got[m.Name] = true
+				}
+			}
+			for _, name := range []string{"http.server.request.duration", "http.client.request.duration"} {
+				if !got[name] {
+					t.Errorf("%s missing; got %v", name, got)
+				}
+			}
+			for _, name := range HTTPBodySizeMetrics {
+				if got[name] != tc.keep {
+					t.Errorf("%s exported = %v, want %v", name, got[name], tc.keep)
+				}
+			}
+		})
+	}
+	t.Run("invalid", func(t *testing.T) {
+		t.Setenv("WEBSTORE_HTTP_BODY_SIZE_METRICS", "sometimes")
+		if _, err := New(context.Background(), "main-service", Config{}, discard()); err == nil {
+			t.Error("WEBSTORE_HTTP_BODY_SIZE_METRICS=sometimes accepted")
+		}
+	})
 }
