@@ -628,11 +628,21 @@ func (c *streamCache) appendTargetInfo(app storage.AppenderV2, p *resourcePlan, 
 		lookback = 5 * time.Minute // the translator's default
 	}
 	interval := lookback / 2
-	for at, end := earliest.AsTime(), latest.AsTime(); at.Before(end); at = at.Add(interval) {
+	at, end := earliest.AsTime(), latest.AsTime()
+	if from := end.Add(-maxTargetInfoSpan); at.Before(from) {
+		// Skip ahead on the same grid: a point stamped 1970 in a batch of
+		// current points must not make a million samples.
+		at = at.Add((from.Sub(at) + interval - 1) / interval * interval)
+	}
+	for ; at.Before(end); at = at.Add(interval) {
 		add(at.UnixMilli())
 	}
 	add(latest.AsTime().UnixMilli())
 }
+
+// maxTargetInfoSpan bounds how far before a resource's latest point its
+// target_info samples go (Prometheus's translator has no bound).
+const maxTargetInfoSpan = 24 * time.Hour
 
 type targetKey struct {
 	labels uint64

@@ -198,3 +198,29 @@ func dump(t *testing.T, s *Store) map[string]string {
 	}
 	return out
 }
+
+// TestTargetInfoSpanBounded: a point stamped near 1970 beside current ones
+// makes at most a day of target_info samples, on the translator's grid.
+func TestTargetInfoSpanBounded(t *testing.T) {
+	s := openStore(t, nil)
+	ctx := context.Background()
+	for step := range 2 {
+		md := streamBatch(step) // the second batch takes the cache
+		g := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().AppendEmpty()
+		g.Attributes().PutStr("queue", "old")
+		g.SetTimestamp(pcommon.Timestamp(time.Second))
+		g.SetIntValue(1)
+		if res, err := s.ConsumeMetrics(ctx, md); err != nil {
+			t.Fatalf("step %d: %+v %v", step, res, err)
+		}
+	}
+	got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "target_info"), labels.MustNewMatcher(labels.MatchEqual, "job", "svc-0"))
+	for k, v := range got {
+		if len(v) == 0 || len(v) > 2*(24*60/2+2) {
+			t.Errorf("%s: %d target_info samples", k, len(v))
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("target_info series: %v", got)
+	}
+}
