@@ -534,6 +534,7 @@ func ingest(s *server, reqs []request) result {
 	cpu := procCPU(s.cmd.Process.Pid) - cpu0
 	if *flagProfile != "" && s.behind == nil {
 		fetch(s, "/debug/pprof/heap", "heap")
+		fetch(s, "/debug/pprof/heap?debug=1", "heap.txt") // with runtime.MemStats
 	}
 	rss := peakRSS(s.cmd.Process.Pid)
 	if s.behind != nil {
