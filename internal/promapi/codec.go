@@ -33,6 +33,9 @@ func (exemplarCodec) ContentType() v1.MIMEType { return v1.JSONCodec{}.ContentTy
 func (exemplarCodec) CanEncode(*v1.Response) bool { return true }
 
 func (c exemplarCodec) Encode(resp *v1.Response) ([]byte, error) {
+	if b, ok := encodeExemplarAnswer(resp); ok {
+		return b, nil
+	}
 	qd, ok := resp.Data.(*v1.QueryData)
 	if !ok || c.eq == nil {
 		return v1.JSONCodec{}.Encode(resp)
