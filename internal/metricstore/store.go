@@ -329,12 +329,11 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 			}
 		}
 		if len(plan.cached) > 0 {
-			if plan.known {
-				s.streams.fastAppend(app, &plan, &sb)
-				s.metrics.cachedPoints.Add(float64(len(plan.points)))
-			} else if translate(subset(rm, plan.cached), noTarget, true) {
-				s.streams.learn(&plan, app.recorded)
-			}
+			s.streams.fastAppend(app, &plan, &sb)
+			s.metrics.cachedPoints.Add(float64(len(plan.points)))
+		}
+		if len(plan.learning) > 0 && translate(subset(rm, plan.learning), noTarget, true) {
+			s.streams.learn(&plan, app.recorded)
 		}
 		if len(plan.residual) > 0 {
 			translate(subset(rm, plan.residual), noTarget, false)

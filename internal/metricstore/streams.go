@@ -235,11 +235,12 @@ type metricRef struct{ scope, metric int }
 type resourcePlan struct {
 	key    streamKey
 	res    *resourceEntry // nil until learned
-	points []plannedPoint // of the metrics in cached
-	// cached are the metrics the cache takes; residual the others, which
-	// the translator appends.
-	cached, residual []metricRef
-	known            bool // every point in points has an entry
+	// cached are the metrics whose every point the cache knows, with
+	// their points; learning those the cache takes but does not know
+	// every point of yet, which the translator appends while the cache
+	// learns; residual the others, which the translator appends.
+	cached, learning, residual []metricRef
+	points, learnPoints        []plannedPoint
 	// earliest and latest are over every point of the resource, as the
 	// translator computes them for target_info.
 	earliest, latest pcommon.Timestamp
@@ -248,13 +249,13 @@ type resourcePlan struct {
 // plan sorts rm's metrics into those the cache takes and the others, and
 // looks up the points of the first.
 func (c *streamCache) plan(h *hasher, rm pmetric.ResourceMetrics, p *resourcePlan) {
-	*p = resourcePlan{points: p.points[:0], cached: p.cached[:0], residual: p.residual[:0],
+	*p = resourcePlan{points: p.points[:0], learnPoints: p.learnPoints[:0],
+		cached: p.cached[:0], learning: p.learning[:0], residual: p.residual[:0],
 		earliest: pcommon.Timestamp(math.MaxUint64)}
 	p.key = h.resource(rm)
 	if v, ok := c.resources.Load(p.key); ok {
 		p.res = v.(*resourceEntry)
 	}
-	p.known = true
 	sms := rm.ScopeMetrics()
 	for i := range sms.Len() {
 		sm := sms.At(i)
@@ -264,15 +265,22 @@ func (c *streamCache) plan(h *hasher, rm pmetric.ResourceMetrics, p *resourcePla
 			m := ms.At(j)
 			p.earliest, p.latest = timeRange(m, p.earliest, p.latest)
 			before := len(p.points)
-			if c.planMetric(h, sk, m, p) {
-				p.cached = append(p.cached, metricRef{i, j})
-				for _, pp := range p.points[before:] {
-					p.known = p.known && pp.entry != nil
-				}
-			} else {
+			if !c.planMetric(h, sk, m, p) {
 				p.points = p.points[:before]
 				p.residual = append(p.residual, metricRef{i, j})
+				continue
 			}
+			known := true
+			for _, pp := range p.points[before:] {
+				known = known && pp.entry != nil
+			}
+			if known {
+				p.cached = append(p.cached, metricRef{i, j})
+				continue
+			}
+			p.learnPoints = append(p.learnPoints, p.points[before:]...)
+			p.points = p.points[:before]
+			p.learning = append(p.learning, metricRef{i, j})
 		}
 	}
 }
@@ -427,15 +435,15 @@ func (pp plannedPoint) appends() int {
 	return n
 }
 
-// learn attributes the translator's appends for the cached metrics of a
+// learn attributes the translator's appends for the learning metrics of a
 // resource (translated without target_info) to their points and remembers
 // them. Nothing is learned unless every append matches the point it
 // should belong to.
 func (c *streamCache) learn(p *resourcePlan, recs []recorded) {
 	now := c.now().Unix()
-	entries := make([]*streamEntry, len(p.points))
+	entries := make([]*streamEntry, len(p.learnPoints))
 	i := 0
-	for n, pp := range p.points {
+	for n, pp := range p.learnPoints {
 		need := pp.appends()
 		if i+need > len(recs) {
 			return
@@ -497,7 +505,7 @@ func (c *streamCache) learn(p *resourcePlan, recs []recorded) {
 	}
 	for n, e := range entries {
 		if e != nil {
-			c.store(&c.streams, p.points[n].key, e)
+			c.store(&c.streams, p.learnPoints[n].key, e)
 		}
 	}
 }
