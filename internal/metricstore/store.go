@@ -328,11 +328,11 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 				continue
 			}
 		}
-		if len(plan.cached) > 0 {
+		if len(plan.points) > 0 {
 			s.streams.fastAppend(app, &plan, &sb)
 			s.metrics.cachedPoints.Add(float64(len(plan.points)))
 		}
-		if len(plan.learning) > 0 && translate(subset(rm, plan.learning), noTarget, true) {
+		if len(plan.learnPoints) > 0 && translate(learningBatch(rm, &plan), noTarget, true) {
 			s.streams.learn(&plan, app.recorded)
 		}
 		if len(plan.residual) > 0 {

@@ -226,6 +226,7 @@ type plannedPoint struct {
 	num   pmetric.NumberDataPoint
 	hist  pmetric.HistogramDataPoint
 	gauge bool
+	ref   metricRef // the metric it belongs to
 }
 
 // metricRef locates a metric in a resource.
@@ -235,12 +236,12 @@ type metricRef struct{ scope, metric int }
 type resourcePlan struct {
 	key    streamKey
 	res    *resourceEntry // nil until learned
-	// cached are the metrics whose every point the cache knows, with
-	// their points; learning those the cache takes but does not know
-	// every point of yet, which the translator appends while the cache
-	// learns; residual the others, which the translator appends.
-	cached, learning, residual []metricRef
-	points, learnPoints        []plannedPoint
+	// points are those the cache knows, appended by reference;
+	// learnPoints those it takes but has not learned yet, which the
+	// translator appends while the cache learns; residual are the metrics
+	// it does not take, which the translator appends.
+	points, learnPoints []plannedPoint
+	residual            []metricRef
 	// earliest and latest are over every point of the resource, as the
 	// translator computes them for target_info.
 	earliest, latest pcommon.Timestamp
@@ -250,7 +251,7 @@ type resourcePlan struct {
 // looks up the points of the first.
 func (c *streamCache) plan(h *hasher, rm pmetric.ResourceMetrics, p *resourcePlan) {
 	*p = resourcePlan{points: p.points[:0], learnPoints: p.learnPoints[:0],
-		cached: p.cached[:0], learning: p.learning[:0], residual: p.residual[:0],
+		residual: p.residual[:0],
 		earliest: pcommon.Timestamp(math.MaxUint64)}
 	p.key = h.resource(rm)
 	if v, ok := c.resources.Load(p.key); ok {
@@ -265,22 +266,24 @@ func (c *streamCache) plan(h *hasher, rm pmetric.ResourceMetrics, p *resourcePla
 			m := ms.At(j)
 			p.earliest, p.latest = timeRange(m, p.earliest, p.latest)
 			before := len(p.points)
+			ref := metricRef{i, j}
 			if !c.planMetric(h, sk, m, p) {
 				p.points = p.points[:before]
-				p.residual = append(p.residual, metricRef{i, j})
+				p.residual = append(p.residual, ref)
 				continue
 			}
-			known := true
+			// Points not known yet move to learnPoints.
+			kept := before
 			for _, pp := range p.points[before:] {
-				known = known && pp.entry != nil
+				pp.ref = ref
+				if pp.entry == nil {
+					p.learnPoints = append(p.learnPoints, pp)
+					continue
+				}
+				p.points[kept] = pp
+				kept++
 			}
-			if known {
-				p.cached = append(p.cached, metricRef{i, j})
-				continue
-			}
-			p.learnPoints = append(p.learnPoints, p.points[before:]...)
-			p.points = p.points[:before]
-			p.learning = append(p.learning, metricRef{i, j})
+			p.points = p.points[:kept]
 		}
 	}
 }
@@ -384,6 +387,58 @@ func subset(rm pmetric.ResourceMetrics, refs []metricRef) pmetric.Metrics {
 			ms, last = d.Metrics(), r.scope
 		}
 		sm.Metrics().At(r.metric).MoveTo(ms.AppendEmpty())
+	}
+	return md
+}
+
+// learningBatch copies the points in p.learnPoints, with their metrics
+// (name, unit, description, type, temporality) and scopes, into a new
+// single-resource batch with rm's resource, in the same order.
+func learningBatch(rm pmetric.ResourceMetrics, p *resourcePlan) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	dst := md.ResourceMetrics().AppendEmpty()
+	dst.SetSchemaUrl(rm.SchemaUrl())
+	rm.Resource().CopyTo(dst.Resource())
+	lastScope, last := -1, metricRef{-1, -1}
+	var ms pmetric.MetricSlice
+	var m pmetric.Metric
+	for _, pp := range p.learnPoints {
+		sm := rm.ScopeMetrics().At(pp.ref.scope)
+		if pp.ref.scope != lastScope {
+			d := dst.ScopeMetrics().AppendEmpty()
+			d.SetSchemaUrl(sm.SchemaUrl())
+			sm.Scope().CopyTo(d.Scope())
+			ms, lastScope = d.Metrics(), pp.ref.scope
+		}
+		if pp.ref != last {
+			src := sm.Metrics().At(pp.ref.metric)
+			m = ms.AppendEmpty()
+			m.SetName(src.Name())
+			m.SetUnit(src.Unit())
+			m.SetDescription(src.Description())
+			src.Metadata().CopyTo(m.Metadata())
+			switch src.Type() {
+			case pmetric.MetricTypeGauge:
+				m.SetEmptyGauge()
+			case pmetric.MetricTypeSum:
+				sum := m.SetEmptySum()
+				sum.SetAggregationTemporality(src.Sum().AggregationTemporality())
+				sum.SetIsMonotonic(src.Sum().IsMonotonic())
+			case pmetric.MetricTypeHistogram:
+				m.SetEmptyHistogram().SetAggregationTemporality(src.Histogram().AggregationTemporality())
+			}
+			last = pp.ref
+		}
+		switch pp.kind {
+		case kindNumber:
+			if pp.gauge {
+				pp.num.CopyTo(m.Gauge().DataPoints().AppendEmpty())
+			} else {
+				pp.num.CopyTo(m.Sum().DataPoints().AppendEmpty())
+			}
+		case kindHistogram:
+			pp.hist.CopyTo(m.Histogram().DataPoints().AppendEmpty())
+		}
 	}
 	return md
 }
