@@ -234,8 +234,8 @@ type metricRef struct{ scope, metric int }
 
 // resourcePlan says how a resource's points are appended.
 type resourcePlan struct {
-	key    streamKey
-	res    *resourceEntry // nil until learned
+	key streamKey
+	res *resourceEntry // nil until learned
 	// points are those the cache knows, appended by reference;
 	// learnPoints those it takes but has not learned yet, which the
 	// translator appends while the cache learns; residual are the metrics
