@@ -160,6 +160,8 @@ type Index struct {
 	logger *slog.Logger
 	db     *pebble.DB
 
+	bufs sync.Pool // *writeBuf
+
 	mu     sync.RWMutex // held for writing to add or forget series
 	series map[uint64]*seriesEntry
 	// expiredBelow is the first exemplar hour bucket retention has not
@@ -418,6 +420,14 @@ func keep(ls labels.Labels) labels.Labels {
 // kv locates one key and its value in a write's scratch buffer.
 type kv struct{ k0, k1, v1 int }
 
+// writeBuf is a write's scratch space, reused through Index.bufs: a batch
+// of 2,000 exemplars needs about 400 KB, which allocated anew each time
+// left the heap holding idle spans.
+type writeBuf struct {
+	scratch []byte
+	kvs     []kv
+}
+
 // WriteExemplars indexes recs (see Options.SyncWrites for durability).
 // Re-writing an exemplar already stored is a no-op.
 func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
@@ -436,8 +446,13 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	// Keys and values go to one scratch buffer and are applied in key
 	// order: Pebble's memtable inserts are cheaper when neighbouring keys
 	// arrive together.
-	scratch := make([]byte, 0, len(recs)*(eKeyLen+tKeyLen+96))
-	kvs := make([]kv, 0, 2*len(recs))
+	buf, _ := x.bufs.Get().(*writeBuf)
+	if buf == nil {
+		buf = &writeBuf{}
+	}
+	defer x.bufs.Put(buf)
+	scratch, kvs := buf.scratch[:0], buf.kvs[:0]
+	defer func() { buf.scratch, buf.kvs = scratch[:0], kvs[:0] }()
 	for _, r := range recs {
 		h := labels.StableHash(r.Series)
 		known, ok := x.series[h]

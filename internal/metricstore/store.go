@@ -402,7 +402,9 @@ func (s *Store) afterCommit(app *appender) {
 	if !app.collect || len(fresh) == 0 {
 		return
 	}
-	recs := make([]exemplars.Record, 0, len(fresh))
+	// fresh ascends, so the records are filtered in place; app is done
+	// with them.
+	recs := app.recs[:0]
 	for _, i := range fresh {
 		recs = append(recs, app.recs[i])
 	}
