@@ -341,15 +341,11 @@ func (sd *searchDecoder) attrs(outer *decoder, keep bool) []traceql.Attr {
 	start := len(sd.arena)
 	for range n {
 		k := d.string()
-		var v traceql.Value
-		switch t := traceql.ValueType(d.byte()); t {
-		case traceql.TypeInt:
-			v = traceql.IntValue(d.varint())
-		case traceql.TypeFloat:
-			v = traceql.FloatValue(math.Float64frombits(d.u64()))
-		case traceql.TypeBool:
-			v = traceql.BoolValue(d.byte() == 1)
-		case traceql.TypeString:
+		t := traceql.ValueType(d.byte())
+		v, ok := d.scalar(t)
+		switch {
+		case ok:
+		case t == traceql.TypeString:
 			v = traceql.StringValue(d.string())
 		default:
 			d.fail()
@@ -442,6 +438,21 @@ func (d *decoder) string() string {
 		return unsafe.String(&b[0], len(b))
 	}
 	return string(b)
+}
+
+// scalar reads a value of type t written by appendSearchValue, unless t is
+// a string (stored inline or as a dictionary id, as the caller knows) or
+// unknown: then ok is false and nothing is read.
+func (d *decoder) scalar(t traceql.ValueType) (v traceql.Value, ok bool) {
+	switch t {
+	case traceql.TypeInt:
+		return traceql.IntValue(d.varint()), true
+	case traceql.TypeFloat:
+		return traceql.FloatValue(math.Float64frombits(d.u64())), true
+	case traceql.TypeBool:
+		return traceql.BoolValue(d.byte() == 1), true
+	}
+	return traceql.Value{}, false
 }
 
 func (d *decoder) skipString() {

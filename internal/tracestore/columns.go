@@ -2,7 +2,6 @@ package tracestore
 
 import (
 	"encoding/binary"
-	"math"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -523,16 +522,12 @@ func (col *attrColumn) decodeEntries(spans int) error {
 			return errCorrupt
 		}
 		idx += int(delta)
-		var v traceql.Value
 		sid := int32(-1)
-		switch t := traceql.ValueType(d.byte()); t {
-		case traceql.TypeInt:
-			v = traceql.IntValue(d.varint())
-		case traceql.TypeFloat:
-			v = traceql.FloatValue(math.Float64frombits(d.u64()))
-		case traceql.TypeBool:
-			v = traceql.BoolValue(d.byte() == 1)
-		case traceql.TypeString:
+		t := traceql.ValueType(d.byte())
+		v, ok := d.scalar(t)
+		switch {
+		case ok:
+		case t == traceql.TypeString:
 			id := d.uvarint()
 			if id >= uint64(len(col.dict)) {
 				return errCorrupt
