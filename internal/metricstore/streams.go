@@ -369,50 +369,56 @@ func timeRange(m pmetric.Metric, lo, hi pcommon.Timestamp) (pcommon.Timestamp, p
 	return lo, hi
 }
 
+// resourceBatch is a new single-resource batch with rm's resource, to
+// which metrics are added under copies of their scopes, in rm's order.
+type resourceBatch struct {
+	rm    pmetric.ResourceMetrics
+	md    pmetric.Metrics
+	scope int
+	ms    pmetric.MetricSlice
+}
+
+func newResourceBatch(rm pmetric.ResourceMetrics) *resourceBatch {
+	b := &resourceBatch{rm: rm, md: pmetric.NewMetrics(), scope: -1}
+	dst := b.md.ResourceMetrics().AppendEmpty()
+	dst.SetSchemaUrl(rm.SchemaUrl())
+	rm.Resource().CopyTo(dst.Resource())
+	return b
+}
+
+// metric appends an empty metric under the copy of rm's scope i.
+func (b *resourceBatch) metric(i int) pmetric.Metric {
+	if i != b.scope {
+		sm := b.rm.ScopeMetrics().At(i)
+		d := b.md.ResourceMetrics().At(0).ScopeMetrics().AppendEmpty()
+		d.SetSchemaUrl(sm.SchemaUrl())
+		sm.Scope().CopyTo(d.Scope())
+		b.ms, b.scope = d.Metrics(), i
+	}
+	return b.ms.AppendEmpty()
+}
+
 // subset moves the given metrics of rm into a new single-resource batch
 // with rm's resource and the metrics' scopes. rm is left without them.
 func subset(rm pmetric.ResourceMetrics, refs []metricRef) pmetric.Metrics {
-	md := pmetric.NewMetrics()
-	dst := md.ResourceMetrics().AppendEmpty()
-	dst.SetSchemaUrl(rm.SchemaUrl())
-	rm.Resource().CopyTo(dst.Resource())
-	last := -1
-	var ms pmetric.MetricSlice
+	b := newResourceBatch(rm)
 	for _, r := range refs {
-		sm := rm.ScopeMetrics().At(r.scope)
-		if r.scope != last {
-			d := dst.ScopeMetrics().AppendEmpty()
-			d.SetSchemaUrl(sm.SchemaUrl())
-			sm.Scope().CopyTo(d.Scope())
-			ms, last = d.Metrics(), r.scope
-		}
-		sm.Metrics().At(r.metric).MoveTo(ms.AppendEmpty())
+		rm.ScopeMetrics().At(r.scope).Metrics().At(r.metric).MoveTo(b.metric(r.scope))
 	}
-	return md
+	return b.md
 }
 
 // learningBatch copies the points in p.learnPoints, with their metrics
 // (name, unit, description, type, temporality) and scopes, into a new
 // single-resource batch with rm's resource, in the same order.
 func learningBatch(rm pmetric.ResourceMetrics, p *resourcePlan) pmetric.Metrics {
-	md := pmetric.NewMetrics()
-	dst := md.ResourceMetrics().AppendEmpty()
-	dst.SetSchemaUrl(rm.SchemaUrl())
-	rm.Resource().CopyTo(dst.Resource())
-	lastScope, last := -1, metricRef{-1, -1}
-	var ms pmetric.MetricSlice
+	b := newResourceBatch(rm)
+	last := metricRef{-1, -1}
 	var m pmetric.Metric
 	for _, pp := range p.learnPoints {
-		sm := rm.ScopeMetrics().At(pp.ref.scope)
-		if pp.ref.scope != lastScope {
-			d := dst.ScopeMetrics().AppendEmpty()
-			d.SetSchemaUrl(sm.SchemaUrl())
-			sm.Scope().CopyTo(d.Scope())
-			ms, lastScope = d.Metrics(), pp.ref.scope
-		}
 		if pp.ref != last {
-			src := sm.Metrics().At(pp.ref.metric)
-			m = ms.AppendEmpty()
+			src := rm.ScopeMetrics().At(pp.ref.scope).Metrics().At(pp.ref.metric)
+			m = b.metric(pp.ref.scope)
 			m.SetName(src.Name())
 			m.SetUnit(src.Unit())
 			m.SetDescription(src.Description())
@@ -440,7 +446,7 @@ func learningBatch(rm pmetric.ResourceMetrics, p *resourcePlan) pmetric.Metrics 
 			pp.hist.CopyTo(m.Histogram().DataPoints().AppendEmpty())
 		}
 	}
-	return md
+	return b.md
 }
 
 // histogramShapeOK: one count per bucket and finite, increasing bounds, the
@@ -587,10 +593,8 @@ func (c *streamCache) learnResource(p *resourcePlan, recs []recorded) {
 
 // probe is a one-gauge batch with rm's resource, for learnResource.
 func probe(rm pmetric.ResourceMetrics) pmetric.Metrics {
-	md := pmetric.NewMetrics()
-	dst := md.ResourceMetrics().AppendEmpty()
-	rm.Resource().CopyTo(dst.Resource())
-	g := dst.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	md := newResourceBatch(rm).md
+	g := md.ResourceMetrics().At(0).ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	g.SetName("lookout_probe")
 	g.SetEmptyGauge().DataPoints().AppendEmpty().SetTimestamp(pcommon.Timestamp(time.Hour))
 	return md
@@ -611,7 +615,7 @@ func (c *streamCache) fastAppend(app storage.AppenderV2, p *resourcePlan, sb *la
 	var exs []exemplar.Exemplar
 	for _, pp := range p.points {
 		e := pp.entry
-		e.used.Store(now)
+		touch(&e.used, now)
 		opts := e.opts
 		switch pp.kind {
 		case kindNumber:
@@ -673,7 +677,7 @@ func (c *streamCache) fastAppend(app storage.AppenderV2, p *resourcePlan, sb *la
 // does, at every half lookback from its earliest point to its latest, and
 // at the latest. seen deduplicates samples across a request's resources.
 func (c *streamCache) appendTargetInfo(app storage.AppenderV2, p *resourcePlan, lookback time.Duration, seen map[targetKey]struct{}) {
-	p.res.used.Store(c.now().Unix())
+	touch(&p.res.used, c.now().Unix())
 	earliest, latest := p.earliest, p.latest
 	if p.res.target.ls.IsEmpty() || earliest == pcommon.Timestamp(math.MaxUint64) {
 		return
@@ -706,6 +710,14 @@ func (c *streamCache) appendTargetInfo(app storage.AppenderV2, p *resourcePlan, 
 // maxTargetInfoSpan bounds how far before a resource's latest point its
 // target_info samples go (Prometheus's translator has no bound).
 const maxTargetInfoSpan = 24 * time.Hour
+
+// touch records a use at now (unix seconds), writing only when the second
+// changed: entries are shared by concurrent requests on every core.
+func touch(used *atomic.Int64, now int64) {
+	if used.Load() != now {
+		used.Store(now)
+	}
+}
 
 type targetKey struct {
 	labels uint64
