@@ -542,8 +542,6 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	return nil
 }
 
-func encodeExemplar(e exemplar.Exemplar) []byte { return encodeExemplarTo(nil, e) }
-
 // encodeExemplarTo appends the stored value of e to b.
 func encodeExemplarTo(b []byte, e exemplar.Exemplar) []byte {
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(e.Value))
@@ -553,11 +551,6 @@ func encodeExemplarTo(b []byte, e exemplar.Exemplar) []byte {
 		b = append(b, 0)
 	}
 	return encodeLabels(b, e.Labels)
-}
-
-func decodeExemplar(suffix, v []byte) (exemplar.Exemplar, error) {
-	sb := labels.NewScratchBuilder(4)
-	return decodeExemplarWith(&sb, suffix, v)
 }
 
 // decodeExemplarWith decodes with a reused builder; label strings alias v
