@@ -125,14 +125,20 @@ func (cs *colScan) match(block []byte) (*colBlock, []bool, error) {
 }
 
 func (cs *colScan) starts() ([]int32, error) {
-	if cs.have&haveStarts != 0 {
-		return cs.cd.starts, nil
+	return decodeOnce(cs, haveStarts, cs.cd.starts, cs.cd.chunkStarts)
+}
+
+// decodeOnce returns the current block's part that bit stands for: done,
+// if it was decoded already, else decoded now.
+func decodeOnce[T any](cs *colScan, bit uint32, done T, decode func(*colBlock) (T, error)) (T, error) {
+	if cs.have&bit != 0 {
+		return done, nil
 	}
-	s, err := cs.cd.chunkStarts(&cs.blk)
+	v, err := decode(&cs.blk)
 	if err == nil {
-		cs.have |= haveStarts
+		cs.have |= bit
 	}
-	return s, err
+	return v, err
 }
 
 func (cs *colScan) vec() []int8 {
@@ -385,25 +391,11 @@ func (cs *colScan) resetMemo(n int) []int8 {
 }
 
 func (cs *colScan) dict() ([]string, error) {
-	if cs.have&haveDict != 0 {
-		return cs.cd.dict, nil
-	}
-	d, err := cs.cd.strings(&cs.blk)
-	if err == nil {
-		cs.have |= haveDict
-	}
-	return d, err
+	return decodeOnce(cs, haveDict, cs.cd.dict, cs.cd.strings)
 }
 
 func (cs *colScan) resources() ([][]traceql.Attr, error) {
-	if cs.have&haveRes != 0 {
-		return cs.cd.res, nil
-	}
-	r, err := cs.cd.resources(&cs.blk)
-	if err == nil {
-		cs.have |= haveRes
-	}
-	return r, err
+	return decodeOnce(cs, haveRes, cs.cd.res, cs.cd.resources)
 }
 
 // attr returns the block's column of span attribute key, nil if no span
