@@ -45,17 +45,18 @@ import (
 )
 
 var (
-	flagSeries     = flag.Int("series", 10000, "histogram series (data point streams)")
-	flagTimestamps = flag.Int("timestamps", 12, "points per series")
-	flagPerReq     = flag.Int("points-per-request", 1000, "histogram data points per OTLP request")
-	flagSenders    = flag.Int("senders", 4, "concurrent blocking senders")
-	flagExemplars  = flag.Int("exemplars-per-point", 2, "exemplars per histogram data point")
-	flagRuns       = flag.Int("runs", 3, "runs per server; medians are reported (0: only the exemplar queries)")
-	flagTarget     = flag.String("target", "both", "lookout, prometheus or both")
-	flagExQuery    = flag.Bool("exemplar-query", true, "also measure query_exemplars latency over 1h with 100k exemplars")
-	flagLookoutBin = flag.String("lookout-bin", "", "lookout binary (default: go build ./cmd/lookout)")
-	flagProfile    = flag.String("cpuprofile", "", "write a CPU profile of each server's first seconds of ingestion, and a heap profile at its end (from its /debug/pprof), to <this>-<target>-<run>.pprof and .heap")
-	flagCollector  = flag.String("collector-bin", "", "an OpenTelemetry Collector built with the collector builder (otlp receiver, batch processor, otlphttp exporter); enables the \"pipeline\" target (Collector -> Prometheus). Default: .cache/collector-*/src/otelcol-* if present")
+	flagSeries      = flag.Int("series", 10000, "histogram series (data point streams)")
+	flagTimestamps  = flag.Int("timestamps", 12, "points per series")
+	flagPerReq      = flag.Int("points-per-request", 1000, "histogram data points per OTLP request")
+	flagSenders     = flag.Int("senders", 4, "concurrent blocking senders")
+	flagExemplars   = flag.Int("exemplars-per-point", 2, "exemplars per histogram data point")
+	flagRuns        = flag.Int("runs", 3, "runs per server; medians are reported (0: only the exemplar queries)")
+	flagTarget      = flag.String("target", "both", "lookout, prometheus or both")
+	flagExQuery     = flag.Bool("exemplar-query", true, "also measure query_exemplars latency over 1h with 100k exemplars")
+	flagLookoutBin  = flag.String("lookout-bin", "", "lookout binary (default: go build ./cmd/lookout)")
+	flagLookoutArgs = flag.String("lookout-args", "", "extra lookout flags, space-separated (e.g. \"--metrics.max-exemplars=10000\")")
+	flagProfile     = flag.String("cpuprofile", "", "write a CPU profile of each server's first seconds of ingestion, and a heap profile at its end (from its /debug/pprof), to <this>-<target>-<run>.pprof and .heap")
+	flagCollector   = flag.String("collector-bin", "", "an OpenTelemetry Collector built with the collector builder (otlp receiver, batch processor, otlphttp exporter); enables the \"pipeline\" target (Collector -> Prometheus). Default: .cache/collector-*/src/otelcol-* if present")
 )
 
 var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -309,6 +310,7 @@ func start(target, tmp, lookoutBin, promBin string, run int) *server {
 		s.cmd = exec.Command(lookoutBin, "--data-dir", dir,
 			"--otlp.grpc-listen", "", "--otlp.http-listen", "127.0.0.1:0", "--prometheus.listen", "127.0.0.1:0",
 			"--tempo.listen", "", "--ui.listen", "")
+		s.cmd.Args = append(s.cmd.Args, strings.Fields(*flagLookoutArgs)...)
 		stderr, err := s.cmd.StderrPipe()
 		if err != nil {
 			log.Fatal(err)

@@ -44,7 +44,9 @@ type Config struct {
 	DeltaToCumulative bool
 	// MetricsRetention and TracesRetention are age limits.
 	MetricsRetention, TracesRetention time.Duration
-	// MaxExemplars sizes the TSDB's in-memory exemplar ring.
+	// MaxExemplars sizes the TSDB's in-memory exemplar ring. Lookout's
+	// queries read the exemplar index; the ring validates exemplars and
+	// logs them to the WAL, from which the index recovers.
 	MaxExemplars int64
 	// PrometheusURL and TempoURL, when set, make the UI read these remote
 	// APIs instead of the embedded stores.
@@ -83,7 +85,7 @@ func DefaultConfig() Config {
 		DeltaToCumulative:      true,
 		MetricsRetention:       15 * 24 * time.Hour,
 		TracesRetention:        7 * 24 * time.Hour,
-		MaxExemplars:           100000,
+		MaxExemplars:           10000,
 		MaxRequestBytes:        16 << 20,
 		QueryExemplars:         true,
 		ShutdownTimeout:        30 * time.Second,
@@ -112,7 +114,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxRequestBytes, "otlp.max-request-bytes", c.MaxRequestBytes, "largest OTLP request accepted, in bytes after decompression")
 	durationFlag(fs, &c.MetricsRetention, "metrics.retention", "how long metric samples are kept (e.g. 15d, 12h)")
 	durationFlag(fs, &c.TracesRetention, "traces.retention", "how long traces are kept; traces referenced by a kept exemplar are kept longer")
-	fs.Int64Var(&c.MaxExemplars, "metrics.max-exemplars", c.MaxExemplars, "exemplars kept in the TSDB's in-memory ring buffer")
+	fs.Int64Var(&c.MaxExemplars, "metrics.max-exemplars", c.MaxExemplars, "size of the TSDB's in-memory exemplar ring, which validates exemplars and logs them to the WAL (queries read the durable exemplar index)")
 	fs.StringVar(&c.PrometheusURL, "prometheus.url", c.PrometheusURL, "if set, the UI reads this Prometheus-compatible API instead of the embedded store")
 	fs.StringVar(&c.TempoURL, "tempo.url", c.TempoURL, "if set, the UI reads this Tempo-compatible API instead of the embedded store")
 	fs.BoolVar(&c.QueryExemplars, "prometheus.query-exemplars", c.QueryExemplars, "add \"exemplars\" to /api/v1/query result series (extension)")

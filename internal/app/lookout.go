@@ -5,12 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math"
 	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/lookout-dev/lookout/internal/alerting"
@@ -88,12 +86,13 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		Closers:        []io.Closer{closeTraces, closeIdx},
 		Extend: func(p Parts, o *Options) error {
 			// The metric store hands exemplars to the index after the
-			// TSDB has logged them, so a crash can lose the last few from
-			// the index: re-index what the TSDB replayed from its WAL.
-			if n, err := reindexReplayed(p.MetricStore.ExemplarQueryable(), idx); err != nil {
-				logger.Warn("re-indexing exemplars replayed by the TSDB failed", "err", err)
+			// TSDB has logged them, so a crash can lose the last ones from
+			// the index: re-index the WAL segments the index may lack.
+			start := time.Now()
+			if n, err := p.MetricStore.RecoverExemplars(context.Background()); err != nil {
+				logger.Warn("re-indexing exemplars from the metrics WAL failed", "err", err)
 			} else if n > 0 {
-				logger.Info("re-indexed exemplars replayed by the TSDB", "exemplars", n)
+				logger.Info("re-indexed exemplars from the metrics WAL", "exemplars", n, "took", time.Since(start).Round(time.Millisecond))
 			}
 			var files []string
 			if cfg.Rules != "" {
@@ -142,40 +141,6 @@ func (c consistentExemplars) ExemplarQuerier(ctx context.Context) (storage.Exemp
 	// On timeout the index is merely behind: answer with what it has.
 	_ = c.store.WaitExemplars(wctx)
 	return c.idx.ExemplarQuerier(ctx)
-}
-
-// reindexReplayed writes every exemplar held by the TSDB's exemplar
-// storage (what its WAL replay restored) to the index; the index ignores
-// those it already has.
-func reindexReplayed(tsdbExemplars storage.ExemplarQueryable, idx exemplars.Writer) (int, error) {
-	ctx := context.Background()
-	q, err := tsdbExemplars.ExemplarQuerier(ctx)
-	if err != nil {
-		return 0, err
-	}
-	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")}
-	res, err := q.Select(math.MinInt64, math.MaxInt64, all)
-	if err != nil {
-		return 0, err
-	}
-	var recs []exemplars.Record
-	n := 0
-	for _, r := range res {
-		for _, e := range r.Exemplars {
-			recs = append(recs, exemplars.Record{Series: r.SeriesLabels, Exemplar: e})
-		}
-		if len(recs) >= 5000 {
-			if err := idx.WriteExemplars(ctx, recs); err != nil {
-				return n, err
-			}
-			n += len(recs)
-			recs = recs[:0]
-		}
-	}
-	if err := idx.WriteExemplars(ctx, recs); err != nil {
-		return n, err
-	}
-	return n + len(recs), nil
 }
 
 // onceCloser makes Close idempotent.

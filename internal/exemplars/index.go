@@ -57,9 +57,9 @@ type Options struct {
 	// SyncWrites makes every WriteExemplars wait for an fsync of Pebble's
 	// WAL. Off by default: exemplars reach the index after the TSDB has
 	// logged them in its own WAL, which is the source of truth for recent
-	// exemplars, and Lookout re-indexes the exemplars the TSDB replays at
-	// start (internal/app). Without it a write survives a process crash
-	// once Pebble has written its WAL, as Prometheus's WAL does.
+	// exemplars; SetWALMark (synced) records how much of that WAL the index
+	// durably holds, and the metric store re-indexes the rest at start
+	// (metricstore.Store.RecoverExemplars).
 	SyncWrites bool
 	// Now is the clock; tests set it. Default time.Now.
 	Now func() time.Time
@@ -117,6 +117,7 @@ func (o Options) withDefaults() Options {
 //	s | series(8)                                         → series labels
 //	e | hour(4) | series(8) | ts(8) | value(8) | lhash(8)  → exemplar labels, value, hasTs
 //	t | day(4) | traceID(16) | series(8) | ts(8)           → (empty) reverse link
+//	m | name                                              → metadata (the WAL mark)
 //
 // ts, value and lhash are encoded so byte order is Prometheus's exemplar
 // order within a series: timestamp, then value, then label hash. Leading
@@ -128,6 +129,7 @@ const (
 	pSeries   = 's'
 	pExemplar = 'e'
 	pTrace    = 't'
+	pMeta     = 'm'
 
 	hourMs = int64(time.Hour / time.Millisecond)
 	dayMs  = 24 * hourMs
@@ -201,6 +203,48 @@ var (
 	_ Writer                    = (*Index)(nil)
 	_ storage.ExemplarQueryable = (*Index)(nil)
 )
+
+// walMarkKey holds the metrics TSDB WAL segment from which exemplars may
+// be missing here (metricstore.ExemplarMarker).
+var walMarkKey = []byte{pMeta, 'w', 'a', 'l'}
+
+// WALMark returns the first segment of the metrics TSDB's WAL that may hold
+// exemplars this index has not durably written; ok is false when no mark
+// was ever set (a new index, or one written before marks existed).
+func (x *Index) WALMark() (seg int, ok bool, err error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	v, closer, err := x.db.Get(walMarkKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("exemplar index: WAL mark of %d bytes", len(v))
+	}
+	return int(binary.BigEndian.Uint64(v)), true, nil
+}
+
+// SetWALMark records that every exemplar in the metrics TSDB's WAL
+// segments before seg has been written. The write is synced, and with it
+// every write before it.
+func (x *Index) SetWALMark(seg int) error {
+	if seg < 0 {
+		return fmt.Errorf("exemplar index: negative WAL mark %d", seg)
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.closed.Load() {
+		return ErrClosed
+	}
+	return x.db.Set(walMarkKey, binary.BigEndian.AppendUint64(nil, uint64(seg)), pebble.Sync)
+}
 
 // ErrClosed is returned by calls after Close.
 var ErrClosed = errors.New("exemplar index is closed")

@@ -61,12 +61,16 @@ type Options struct {
 	// accepted (deduplicated), in batches, after the samples are committed.
 	ExemplarWriter exemplars.Writer
 	// ExemplarQueueSize bounds the batches waiting for ExemplarWriter. When
-	// the queue is full a batch is dropped and counted rather than slowing
-	// ingestion. Default 1024.
+	// the queue stays full for 5 seconds a batch is dropped and counted
+	// rather than slowing ingestion further; RecoverExemplars re-indexes it
+	// at the next start. Default 1024.
 	ExemplarQueueSize int
 	// MaxAheadTime rejects samples further in the future than this, as
 	// Prometheus's OTLP receiver does. Default 10 minutes.
 	MaxAheadTime time.Duration
+
+	// walSegmentSize overrides the TSDB's WAL segment size (tests).
+	walSegmentSize int
 }
 
 // DefaultOptions returns the options Lookout uses unless told otherwise.
@@ -148,7 +152,14 @@ type Store struct {
 	// exQueued and exWritten count batches handed to exq and batches the
 	// writer finished (or that were dropped), for WaitExemplars.
 	exQueued, exWritten atomic.Uint64
-	exDone              chan struct{}
+	// exDropped counts batches dropped on a full queue or that the writer
+	// failed to write.
+	exDropped atomic.Uint64
+	exDone    chan struct{}
+	// commitMu is held for reading from a TSDB commit until its exemplars
+	// are counted in exQueued.
+	commitMu sync.RWMutex
+	marks    *walMarks // nil until RecoverExemplars
 
 	mu     sync.RWMutex // held for reading by writers, for writing by Close
 	closed bool
@@ -169,6 +180,9 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	to.EnableExemplarStorage = true
 	to.MaxExemplars = opts.MaxExemplars
 	to.WALCompression = compression.Snappy
+	if opts.walSegmentSize > 0 {
+		to.WALSegmentSize = opts.walSegmentSize
+	}
 	// Blocks larger than 10% of retention make retention coarse, as
 	// Prometheus's own main computes.
 	maxBlock := min(opts.Retention/10, 31*24*time.Hour)
@@ -377,12 +391,18 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 		_ = app.Rollback()
 		return ingest.Result{}, fmt.Errorf("%w: nothing stored: %s", ingest.ErrBadData, app.message(terr))
 	}
+	// commitMu lets the WAL marks see every commit's exemplars counted in
+	// exQueued once its WAL record is written (walmark.go).
+	s.commitMu.RLock()
 	if err := app.Commit(); err != nil {
+		s.commitMu.RUnlock()
 		return ingest.Result{}, fmt.Errorf("commit metrics: %w", err)
 	}
+	recs := s.afterCommit(app)
+	s.commitMu.RUnlock()
 	s.metrics.samplesAppended.Add(float64(app.appended))
 	s.metrics.exemplarsRejected.Add(float64(app.exRejected))
-	s.afterCommit(app)
+	s.queueExemplars(recs)
 	res := ingest.Result{Rejected: rejected}
 	if rejected > 0 {
 		res.Message = app.message(terr)
@@ -390,17 +410,17 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 	return res, nil
 }
 
-// afterCommit counts the exemplars that were new and queues them for the
-// exemplar writer.
-func (s *Store) afterCommit(app *appender) {
+// afterCommit counts the exemplars that were new and returns those for the
+// exemplar writer, counted in exQueued.
+func (s *Store) afterCommit(app *appender) []exemplars.Record {
 	if len(app.exKeys) == 0 {
-		return
+		return nil
 	}
 	fresh := s.dedupe.filter(app.exKeys)
 	s.metrics.exemplarsAppended.Add(float64(len(fresh)))
 	s.metrics.exemplarsDuplicate.Add(float64(len(app.exKeys) - len(fresh)))
 	if !app.collect || len(fresh) == 0 {
-		return
+		return nil
 	}
 	// fresh ascends, so the records are filtered in place; app is done
 	// with them.
@@ -409,18 +429,29 @@ func (s *Store) afterCommit(app *appender) {
 		recs = append(recs, app.recs[i])
 	}
 	s.exQueued.Add(1)
+	return recs
+}
+
+// queueExemplars hands recs, already counted by afterCommit, to the
+// exemplar writer.
+func (s *Store) queueExemplars(recs []exemplars.Record) {
+	if recs == nil {
+		return
+	}
 	select {
 	case s.exq <- recs:
 		return
 	default:
 	}
 	// The index is behind: hold this request (backpressure) for a while
-	// rather than drop exemplars at once.
+	// rather than drop exemplars at once. Dropped exemplars stay in the
+	// WAL, and the WAL marks stop so that the next start re-indexes them.
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()
 	select {
 	case s.exq <- recs:
 	case <-t.C:
+		s.exDropped.Add(1)
 		s.exWritten.Add(1)
 		s.metrics.exemplarWriterDropped.Add(float64(len(recs)))
 	}
@@ -450,6 +481,7 @@ func (s *Store) forwardExemplars() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := s.opts.ExemplarWriter.WriteExemplars(ctx, recs); err != nil {
 			s.metrics.exemplarWriterErrors.Add(float64(len(recs)))
+			s.exDropped.Add(1)
 			s.logger.Warn("exemplar index write failed", "exemplars", len(recs), "err", err)
 		}
 		cancel()
@@ -489,6 +521,9 @@ func (s *Store) Close() error {
 	if s.exq != nil {
 		close(s.exq)
 		<-s.exDone
+	}
+	if s.marks != nil {
+		errs = append(errs, s.marks.close(s))
 	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close metrics TSDB: %w", err))

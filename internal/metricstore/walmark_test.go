@@ -1,0 +1,228 @@
+package metricstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/lookout-dev/lookout/internal/exemplars"
+)
+
+// crashingIndex is the real exemplar index behind a switch that makes
+// writes vanish (lose: a crash before they reached the index's disk) or
+// fail, and that notes every trace it was handed.
+type crashingIndex struct {
+	*exemplars.Index
+	mu     sync.Mutex
+	lose   bool
+	fail   bool
+	traces map[string]int
+}
+
+func (c *crashingIndex) WriteExemplars(ctx context.Context, recs []exemplars.Record) error {
+	c.mu.Lock()
+	lose, fail := c.lose, c.fail
+	for _, r := range recs {
+		c.traces[r.Exemplar.Labels.Get("trace_id")]++
+	}
+	c.mu.Unlock()
+	switch {
+	case fail:
+		return errors.New("index unavailable")
+	case lose:
+		return nil
+	}
+	return c.Index.WriteExemplars(ctx, recs)
+}
+
+func (c *crashingIndex) set(lose, fail bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lose, c.fail = lose, fail
+	c.traces = map[string]int{}
+}
+
+func (c *crashingIndex) handed(trace string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.traces[trace]
+}
+
+// indexed reports whether the index answers an exemplar pointing at trace.
+func (c *crashingIndex) indexed(t *testing.T, trace string) bool {
+	t.Helper()
+	q, err := c.Index.ExemplarQuerier(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := q.Select(0, time.Now().UnixMilli(), []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		for _, e := range r.Exemplars {
+			if e.Labels.Get("trace_id") == trace {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// traceHex is the trace_id label of traceHistogram(n)'s exemplar.
+func traceHex(n byte) string {
+	return "0000000000000000000000000000" + string("0123456789abcdef"[n>>4]) + string("0123456789abcdef"[n&15]) + "00"
+}
+
+// ingestTrace sends a histogram point whose one exemplar points at trace
+// n, then, in another request, enough new series to fill several 32 KiB
+// WAL segments (series records fill them despite the WAL's compression).
+func ingestTrace(t *testing.T, s *Store, n byte, at time.Duration) {
+	t.Helper()
+	md := pmetric.NewMetrics()
+	ms := newScope(md)
+	histogramWithExemplars(ms, at, 0.5)
+	ms.At(0).Histogram().DataPoints().At(0).Exemplars().At(0).SetTraceID([16]byte{14: n})
+	filler := pmetric.NewMetrics()
+	fs := newScope(filler)
+	for i := range 2000 {
+		gauge(fs, fmt.Sprintf("filler_%d_%x", n, uint64(i)*0x9e3779b97f4a7c15), map[time.Duration]float64{at: float64(i)})
+	}
+	for _, md := range []pmetric.Metrics{md, filler} {
+		if _, err := s.ConsumeMetrics(context.Background(), md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitExemplars(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecoverExemplarsFromWAL(t *testing.T) {
+	dir, idxDir := t.TempDir(), t.TempDir()
+	idx, err := exemplars.Open(idxDir, exemplars.Options{Retention: 48 * time.Hour}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	w := &crashingIndex{Index: idx}
+	w.set(false, false)
+	open := func() *Store {
+		t.Helper()
+		opts := DefaultOptions()
+		opts.ExemplarWriter = w
+		opts.walSegmentSize = 32 << 10
+		s, err := Open(dir, opts, nil, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mark := func() int {
+		t.Helper()
+		seg, ok, err := idx.WALMark()
+		if err != nil || !ok {
+			t.Fatalf("WAL mark: %d, %v, %v", seg, ok, err)
+		}
+		return seg
+	}
+	// crash stops s as a kill would: no final mark.
+	crash := func(s *Store) {
+		t.Helper()
+		close(s.marks.stop)
+		<-s.marks.done
+		s.marks = nil
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := open()
+	if n, err := s.RecoverExemplars(context.Background()); n != 0 || err != nil {
+		t.Fatalf("recovering an empty WAL: %d, %v", n, err)
+	}
+	ingestTrace(t, s, 1, 0)
+	if err := s.marks.advance(s); err != nil { // snapshot
+		t.Fatal(err)
+	}
+	ingestTrace(t, s, 2, time.Second)
+	if err := s.marks.advance(s); err != nil { // mark: trace 1's segments are indexed
+		t.Fatal(err)
+	}
+	m1 := mark()
+	if _, last, _ := wlog.Segments(s.walDir()); m1 < 2 || m1 >= last {
+		t.Fatalf("mark %d after several segments (last %d)", m1, last)
+	}
+	// Trace 3 is acknowledged, then lost by the index before it reached
+	// its disk; the process dies.
+	w.set(true, false)
+	ingestTrace(t, s, 3, 2*time.Second)
+	crash(s)
+	if w.indexed(t, traceHex(3)) {
+		t.Fatal("the lost exemplar is in the index before recovery")
+	}
+
+	w.set(false, false)
+	s = open()
+	n, err := s.RecoverExemplars(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.indexed(t, traceHex(3)) {
+		t.Fatalf("after recovery (%d exemplars) the lost exemplar is not indexed", n)
+	}
+	if w.handed(traceHex(1)) != 0 {
+		t.Errorf("recovery re-read segments before the mark %d (trace 1 handed again)", m1)
+	}
+	if w.handed(traceHex(2)) == 0 || w.handed(traceHex(3)) == 0 {
+		t.Errorf("recovery skipped segments after the mark: traces 2, 3 handed %d, %d times", w.handed(traceHex(2)), w.handed(traceHex(3)))
+	}
+
+	// A batch the index failed to write stops the marks: it is re-indexed
+	// at the next start even after a clean stop.
+	w.set(false, true)
+	ingestTrace(t, s, 4, 3*time.Second)
+	if err := s.marks.advance(s); err != nil {
+		t.Fatal(err)
+	}
+	ingestTrace(t, s, 5, 4*time.Second)
+	m2 := mark()
+	if err := s.marks.advance(s); err != nil {
+		t.Fatal(err)
+	}
+	if got := mark(); got != m2 {
+		t.Fatalf("the mark moved from %d to %d past a failed write", m2, got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.set(false, false)
+	s = open()
+	if _, err := s.RecoverExemplars(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []byte{4, 5} {
+		if !w.indexed(t, traceHex(n)) {
+			t.Errorf("trace %d, failed at first, not re-indexed at the next start", n)
+		}
+	}
+
+	// A clean stop with everything written re-indexes nothing.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.set(false, false)
+	s = open()
+	defer s.Close()
+	if n, err := s.RecoverExemplars(context.Background()); n != 0 || err != nil {
+		t.Fatalf("recovery after a clean stop handed %d exemplars (%v), want 0", n, err)
+	}
+}
