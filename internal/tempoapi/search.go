@@ -13,6 +13,7 @@ import (
 
 	"github.com/lookout-dev/lookout/internal/traceql"
 	"github.com/lookout-dev/lookout/internal/tracestore"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 type searchResponse struct {
@@ -142,7 +143,7 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) error {
 			ss.Spans = append(ss.Spans, spanToJSON(&t.Spans[i], &info, fields))
 		}
 		tj := traceJSON{
-			TraceID:           hex.EncodeToString(t.TraceID[:]),
+			TraceID:           searchTraceID(t.TraceID),
 			RootServiceName:   t.RootServiceName,
 			RootTraceName:     t.RootTraceName,
 			StartTimeUnixNano: strconv.FormatUint(t.StartUnixNano, 10),
@@ -446,4 +447,10 @@ func (a *api) tagValuesV2(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, map[string]any{"tagValues": vals})
+}
+
+// searchTraceID writes a trace ID as Tempo's search results do: lower-case
+// hex without leading zeros (span IDs keep all 16 digits).
+func searchTraceID(id pcommon.TraceID) string {
+	return strings.TrimLeft(hex.EncodeToString(id[:]), "0")
 }

@@ -290,7 +290,8 @@ describe("alerts", () => {
     // A slow checkout trace from the real store is the evidence.
     const now = Math.floor(Date.now() / 1000);
     const found = await getJSON(`/tempo/api/search?q=${encodeURIComponent('{ resource.service.name = "main-service" }')}&start=${now - 1800}&end=${now + 60}&minDuration=5s&limit=5`);
-    const traceId: string = found.traces[0].traceID;
+    // Search results drop a trace ID's leading zeros, as Tempo's do.
+    const traceId: string = found.traces[0].traceID.padStart(32, "0");
     const alert = {
       labels: { alertname: "HighPaymentLatency", severity: "warning", job: '"><img src=x onerror="window.__xss=1">' },
       annotations: { summary: "Payment latency P95 above 5s", evidence_summary: "payment_provider_api 7.6 s in 5 of 5", evidence_trace_ids: `${traceId},${"ab".repeat(16)}` },

@@ -197,7 +197,8 @@ function toResult(hit: SearchHit): Result {
   const start = hit.startTimeUnixNano ? Number(BigInt(hit.startTimeUnixNano) / 1_000_000n) : 0;
   const set = hit.spanSets?.[0] ?? hit.spanSet;
   return {
-    id: String(hit.traceID).toLowerCase(),
+    // Tempo drops a trace ID's leading zeros in search results.
+    id: String(hit.traceID).toLowerCase().padStart(32, "0"),
     service: hit.rootServiceName ?? "",
     name: hit.rootTraceName ?? "",
     start,
