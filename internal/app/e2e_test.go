@@ -173,6 +173,10 @@ func TestEndToEndSDK(t *testing.T) {
 			}
 			// A second export: the SDK re-sends the same exemplars for
 			// buckets without new measurements (cumulative temporality).
+			// Its points must fall on a later millisecond than the first
+			// export's, or the TSDB rightly refuses them as duplicate
+			// samples with other values.
+			time.Sleep(2 * time.Millisecond)
 			want2 := record(0.2)
 			if err := mp.ForceFlush(ctx); err != nil {
 				t.Fatal(err)

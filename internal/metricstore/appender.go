@@ -23,11 +23,14 @@ type appender struct {
 	maxTime int64
 	collect bool // keep exemplar records for the exemplar writer
 
-	appended, rejected int64
-	exRejected         int64
-	errs               []string
-	exKeys             []exemplarKey
-	recs               []exemplars.Record
+	appended, rejected int64 // samples
+	// rejectedPoints identifies the data points of rejected samples
+	// (pointKey), to report rejected data points as OTLP counts them.
+	rejectedPoints map[uint64]struct{}
+	exRejected     int64
+	errs           []string
+	exKeys         []exemplarKey
+	recs           []exemplars.Record
 
 	// record makes Append note every call in recorded, for the stream
 	// cache to learn from.
@@ -66,7 +69,7 @@ func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 
 func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if t > a.maxTime {
-		a.rejected++
+		a.reject(ls, t)
 		a.note(fmt.Errorf("series %s: sample timestamp too far in the future: %w", shortLabels(ls), storage.ErrOutOfBounds))
 		return 0, nil
 	}
@@ -75,7 +78,7 @@ func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 	if err != nil {
 		var pe *storage.AppendPartialError
 		if !errors.As(err, &pe) {
-			a.rejected++
+			a.reject(ls, t)
 			a.note(fmt.Errorf("series %s: %w", shortLabels(ls), err))
 			return 0, nil
 		}
@@ -106,6 +109,46 @@ func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 		}
 	}
 	return ref, nil
+}
+
+// reject counts a rejected sample and notes its data point.
+func (a *appender) reject(ls labels.Labels, t int64) {
+	a.rejected++
+	if a.rejectedPoints == nil {
+		a.rejectedPoints = map[uint64]struct{}{}
+	}
+	a.rejectedPoints[pointKey(ls, t)] = struct{}{}
+}
+
+// pointKey identifies the OTLP data point a translated sample came from:
+// the samples of one histogram or summary point (its _bucket series with
+// each le, _sum, _count, its quantiles) share the series labels without le
+// or quantile, the metric name without those suffixes, and the timestamp.
+func pointKey(ls labels.Labels, t int64) uint64 {
+	h := xxhash.New()
+	ls.Range(func(l labels.Label) {
+		switch l.Name {
+		case "le", "quantile":
+			return
+		case labels.MetricName:
+			v := l.Value
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if base, ok := strings.CutSuffix(v, suffix); ok {
+					v = base
+					break
+				}
+			}
+			l.Value = v
+		}
+		_, _ = h.WriteString(l.Name)
+		_, _ = h.Write([]byte{0xff})
+		_, _ = h.WriteString(l.Value)
+		_, _ = h.Write([]byte{0xff})
+	})
+	var buf [8]byte
+	putU64(buf[:], uint64(t))
+	_, _ = h.Write(buf[:])
+	return h.Sum64()
 }
 
 func putU64(b []byte, v uint64) {

@@ -378,28 +378,25 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 		maxTime:    time.Now().Add(s.opts.MaxAheadTime).UnixMilli(),
 		collect:    s.opts.ExemplarWriter != nil,
 	}
+	points := int64(md.DataPointCount())
 	terr := s.appendResources(ctx, app, md)
 	if err := ctx.Err(); err != nil {
 		_ = app.Rollback()
 		return ingest.Result{}, fmt.Errorf("append metrics: %w", err)
 	}
 	translationErrs := countErrors(terr)
-	rejected := app.rejected + int64(translationErrs)
+	// OTLP counts rejected data points; a histogram point is many samples.
+	rejected := min(int64(len(app.rejectedPoints)+translationErrs), points)
 	s.metrics.samplesRejected.Add(float64(app.rejected))
 	s.metrics.translationErrors.Add(float64(translationErrs))
 	if app.appended == 0 && rejected > 0 {
 		_ = app.Rollback()
 		return ingest.Result{}, fmt.Errorf("%w: nothing stored: %s", ingest.ErrBadData, app.message(terr))
 	}
-	// commitMu lets the WAL marks see every commit's exemplars counted in
-	// exQueued once its WAL record is written (walmark.go).
-	s.commitMu.RLock()
-	if err := app.Commit(); err != nil {
-		s.commitMu.RUnlock()
+	recs, err := s.commit(app)
+	if err != nil {
 		return ingest.Result{}, fmt.Errorf("commit metrics: %w", err)
 	}
-	recs := s.afterCommit(app)
-	s.commitMu.RUnlock()
 	s.metrics.samplesAppended.Add(float64(app.appended))
 	s.metrics.exemplarsRejected.Add(float64(app.exRejected))
 	s.queueExemplars(recs)
@@ -408,6 +405,18 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 		res.Message = app.message(terr)
 	}
 	return res, nil
+}
+
+// commit commits app and counts its new exemplars in exQueued under
+// commitMu, so the WAL marks see every commit's exemplars counted once its
+// WAL record is written (walmark.go).
+func (s *Store) commit(app *appender) ([]exemplars.Record, error) {
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
+	if err := app.Commit(); err != nil {
+		return nil, err
+	}
+	return s.afterCommit(app), nil
 }
 
 // afterCommit counts the exemplars that were new and returns those for the

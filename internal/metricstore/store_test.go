@@ -237,6 +237,21 @@ func TestPartialSuccess(t *testing.T) {
 		}
 	}
 
+	// A histogram point too far in the future is one rejected data point,
+	// though it is six samples (_bucket per bound, _sum, _count); two
+	// good gauge points keep the request a partial success.
+	md = pmetric.NewMetrics()
+	ms = newScope(md)
+	histogramWithExemplars(ms, 24*time.Hour, 0.5)
+	gauge(ms, "humidity", map[time.Duration]float64{2 * time.Minute: 42, 3 * time.Minute: 43})
+	res, err = s.ConsumeMetrics(context.Background(), md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rejected != 1 {
+		t.Errorf("a rejected histogram point: %d rejected, want 1 (%s)", res.Rejected, res.Message)
+	}
+
 	// Nothing storable: bad data.
 	md = pmetric.NewMetrics()
 	gauge(newScope(md), "temperature", map[time.Duration]float64{0: 9})

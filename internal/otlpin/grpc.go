@@ -100,7 +100,9 @@ func (r *Receiver) observe(signal, transport string, items int64, res ingest.Res
 	switch {
 	case err == nil:
 		code = "ok"
-		r.m.items.WithLabelValues(signal, transport).Add(float64(items - res.Rejected))
+		// A sink reports at most items rejected; clamp anyway, as a
+		// counter that went down would panic.
+		r.m.items.WithLabelValues(signal, transport).Add(float64(max(items-res.Rejected, 0)))
 		if res.Rejected > 0 {
 			code = "partial"
 			r.m.rejected.WithLabelValues(signal, transport).Add(float64(res.Rejected))

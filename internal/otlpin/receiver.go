@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip gRPC payloads.
+	"google.golang.org/grpc/status"
 
 	"github.com/lookout-dev/lookout/internal/ingest"
 )
@@ -114,7 +117,7 @@ func (r *Receiver) Listen() error {
 			return fmt.Errorf("listen OTLP/gRPC on %s: %w", r.opts.GRPCListen, err)
 		}
 		r.grpcLn = ln
-		r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(r.opts.MaxRequestBytes)))
+		r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(r.opts.MaxRequestBytes)), grpc.ChainUnaryInterceptor(r.recoverPanic))
 		pmetricotlp.RegisterGRPCServer(r.grpcSrv, &metricsGRPC{r: r})
 		ptraceotlp.RegisterGRPCServer(r.grpcSrv, &tracesGRPC{r: r})
 	}
@@ -262,4 +265,17 @@ func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
 		}
 	}
 	return m
+}
+
+// recoverPanic turns a panic in an OTLP/gRPC handler into an Internal
+// error for that request, as net/http does for the HTTP receiver, instead
+// of ending the process.
+func (r *Receiver) recoverPanic(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.logger.Error("panic in OTLP/gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return handler(ctx, req)
 }

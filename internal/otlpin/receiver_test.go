@@ -37,11 +37,15 @@ type sink struct {
 	spans  int
 	res    ingest.Result
 	err    error
+	panics bool // a bug in a sink
 }
 
 func (s *sink) ConsumeMetrics(_ context.Context, md pmetric.Metrics) (ingest.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.panics {
+		panic("sink bug")
+	}
 	if s.err == nil {
 		s.points += md.DataPointCount()
 	}
@@ -51,6 +55,9 @@ func (s *sink) ConsumeMetrics(_ context.Context, md pmetric.Metrics) (ingest.Res
 func (s *sink) ConsumeTraces(_ context.Context, td ptrace.Traces) (ingest.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.panics {
+		panic("sink bug")
+	}
 	if s.err == nil {
 		s.spans += td.SpanCount()
 	}
@@ -248,16 +255,23 @@ func TestGRPC(t *testing.T) {
 		wantCode  codes.Code
 		wantRetry bool
 		wantRej   int64
+		panics    bool
 	}{
 		{name: "ok", wantCode: codes.OK},
 		{name: "partial", res: ingest.Result{Rejected: 1, Message: "one bad"}, wantCode: codes.OK, wantRej: 1},
+		// More rejected than sent (a sink counting samples) must not
+		// crash the receiver's counters.
+		{name: "over-reported", res: ingest.Result{Rejected: 5, Message: "five bad"}, wantCode: codes.OK, wantRej: 5},
 		{name: "bad data", err: fmt.Errorf("%w: nope", ingest.ErrBadData), wantCode: codes.InvalidArgument},
 		{name: "overloaded", err: ingest.ErrOverloaded, wantCode: codes.ResourceExhausted, wantRetry: true},
 		{name: "internal", err: io.ErrUnexpectedEOF, wantCode: codes.Internal},
+		// A panic answers that request (metrics, then traces on the same
+		// server) with Internal instead of ending the process.
+		{name: "sink panics", panics: true, wantCode: codes.Internal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &sink{res: tc.res, err: tc.err}
+			s := &sink{res: tc.res, err: tc.err, panics: tc.panics}
 			r := newTestReceiver(t, s, 1<<20)
 			if err := r.Start(); err != nil {
 				t.Fatal(err)
