@@ -1,0 +1,95 @@
+package tracestore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/lookout-dev/lookout/internal/ingest"
+)
+
+// FuzzConsumeTraces sends what clients can send (any OTLP traces request)
+// through one real store for the whole run: no panic, rejected spans
+// within what was sent, every trace with an accepted span found again,
+// and search still answering.
+func FuzzConsumeTraces(f *testing.F) {
+	for _, td := range []ptrace.Traces{
+		makeTraces(
+			spanSpec{trace: 1, span: 1, service: "main-service", name: "POST /checkout", dur: time.Second, attrs: map[string]any{"http.route": "/checkout", "n": 3}},
+			spanSpec{trace: 1, span: 2, parent: 1, service: "payments-service", name: "process_payment", start: 10 * time.Millisecond, dur: 500 * time.Millisecond, status: ptrace.StatusCodeError},
+		),
+		makeTraces(spanSpec{trace: 2, span: 1, service: "a", name: "bad", start: time.Second, dur: -time.Millisecond}),
+	} {
+		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	now := base.Add(time.Hour)
+	opts := DefaultOptions()
+	opts.Now = func() time.Time { return now }
+	opts.RetentionInterval = time.Hour
+	s, err := Open(f.TempDir(), opts, nil, prometheus.NewRegistry())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Close() })
+	f.Fuzz(func(t *testing.T, b []byte) {
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b)
+		if err != nil {
+			return
+		}
+		// Keep spans within the last hour, where the store takes them,
+		// so the fuzzer explores storing rather than only refusals.
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					start, end := uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())
+					at := uint64(base.UnixNano()) + start%uint64(time.Hour)
+					sp.SetStartTimestamp(pcommon.Timestamp(at))
+					if end >= start {
+						sp.SetEndTimestamp(pcommon.Timestamp(at + (end-start)%uint64(time.Minute)))
+					} else {
+						sp.SetEndTimestamp(pcommon.Timestamp(at - 1))
+					}
+				}
+			}
+		}
+		spans := int64(td.SpanCount())
+		ids := map[pcommon.TraceID]bool{}
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					ids[sp.TraceID()] = true
+				}
+			}
+		}
+		ctx := context.Background()
+		res, err := s.ConsumeTraces(ctx, td)
+		if err != nil {
+			if !errors.Is(err, ingest.ErrBadData) {
+				t.Fatalf("ConsumeTraces: %v", err)
+			}
+			return
+		}
+		if res.Rejected < 0 || res.Rejected > spans {
+			t.Fatalf("%d of %d spans rejected", res.Rejected, spans)
+		}
+		if res.Rejected == 0 {
+			for id := range ids {
+				if _, found, err := s.GetTrace(ctx, id); err != nil || !found {
+					t.Fatalf("trace %s accepted, then GetTrace: found %v, %v", id, found, err)
+				}
+			}
+		}
+		if _, err := s.Search(ctx, SearchRequest{Start: base.Add(-time.Minute), End: now}); err != nil {
+			t.Fatalf("search after an accepted request: %v", err)
+		}
+	})
+}
