@@ -3,6 +3,8 @@ package tracestore
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/lookout-dev/lookout/internal/ingest"
+	"github.com/lookout-dev/lookout/internal/traceql"
 )
 
 // FuzzConsumeTraces sends what clients can send (any OTLP traces request)
@@ -90,6 +93,51 @@ func FuzzConsumeTraces(f *testing.F) {
 		}
 		if _, err := s.Search(ctx, SearchRequest{Start: base.Add(-time.Minute), End: now}); err != nil {
 			t.Fatalf("search after an accepted request: %v", err)
+		}
+	})
+}
+
+// FuzzSearchColumnsMatchRows runs any query that parses through the column
+// scan and through the row records of one real store: the same traces and
+// spans, or the same failure, and never a panic (search evaluates on its
+// own goroutines, where a panic would end the process).
+func FuzzSearchColumnsMatchRows(f *testing.F) {
+	for _, q := range equivalenceQueries {
+		f.Add(q)
+	}
+	f.Add(`{ .n / 0 > 1 }`)
+	f.Add(`{ duration > 1ms } | count() > 2`)
+	opts := DefaultOptions()
+	opts.Now = func() time.Time { return base.Add(time.Hour) }
+	opts.RetentionInterval = time.Hour
+	s, err := Open(f.TempDir(), opts, nil, prometheus.NewRegistry())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Close() })
+	rng := rand.New(rand.NewPCG(11, 11))
+	for i := range 6 {
+		if _, err := s.ConsumeTraces(context.Background(), randomRequest(rng, 20, byte(i), base.Add(time.Duration(i)*40*time.Second))); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, qs string) {
+		q, err := traceql.Parse(qs)
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req := SearchRequest{Query: q, Limit: 1000}
+		got, gerr := s.Search(ctx, req)
+		s.searchRows = true
+		want, werr := s.Search(ctx, req)
+		s.searchRows = false
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("%s: columns error %v, records error %v", qs, gerr, werr)
+		}
+		if gerr == nil && !reflect.DeepEqual(got.Traces, want.Traces) {
+			t.Fatalf("%s: columns found %d traces, records %d, or different spans", qs, len(got.Traces), len(want.Traces))
 		}
 	})
 }
