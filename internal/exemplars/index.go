@@ -287,6 +287,10 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		_ = db.Close()
 		return nil, err
 	}
+	if err := x.restoreChecks(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	x.m = indexMetrics{
 		written: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lookout_exemplars_written_total", Help: "Exemplars written to the exemplar index.",
@@ -396,6 +400,46 @@ func (x *Index) loadSeries() error {
 		x.series[binary.BigEndian.Uint64(it.Key()[1:])] = e
 	}
 	return it.Error()
+}
+
+// restoreChecks schedules again the dangling checks that lived only in
+// memory: those of the exemplars written in the last two grace periods
+// before the index was opened, due a grace period after each exemplar.
+func (x *Index) restoreChecks() error {
+	now := x.opts.Now().UnixMilli()
+	from := now - 2*x.opts.DanglingGrace.Milliseconds()
+	lo := binary.BigEndian.AppendUint32([]byte{pExemplar}, bucketOf(from, hourMs))
+	hi := prefixEnd(binary.BigEndian.AppendUint32([]byte{pExemplar}, bucketOf(now, hourMs)))
+	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	sb := labels.NewScratchBuilder(4)
+	var checks []pendingCheck
+	for ok := it.First(); ok && len(checks) < x.opts.MaxPending; ok = it.Next() {
+		k := it.Key()
+		if len(k) != eKeyLen {
+			continue
+		}
+		ts := tsFromOrdered(binary.BigEndian.Uint64(k[13:]))
+		if ts < from || ts > now {
+			continue
+		}
+		e, err := decodeExemplarWith(&sb, k[13:], it.Value())
+		if err != nil {
+			return fmt.Errorf("exemplar index: exemplar %x: %w", k, err)
+		}
+		if tid, ok := TraceIDOf(e.Labels); ok {
+			checks = append(checks, pendingCheck{traceID: tid, due: ts + x.opts.DanglingGrace.Milliseconds(), ts: ts})
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	slices.SortFunc(checks, func(a, b pendingCheck) int { return cmp.Compare(a.due, b.due) })
+	x.pending = checks
+	return nil
 }
 
 // TraceIDOf returns the trace an exemplar points at, from its trace_id (or

@@ -243,15 +243,22 @@ func TestParseTraceID(t *testing.T) {
 // TestDangling uses the real trace store: an exemplar whose trace never
 // arrives is counted once its grace period ends; one whose trace arrives
 // late is not.
-func TestDangling(t *testing.T) {
-	ctx := context.Background()
-	now := base
-	clock := func() time.Time { return now }
+// clockedTraceStore opens a trace store whose clock reads *now.
+func clockedTraceStore(t *testing.T, now *time.Time) (*tracestore.Store, func() time.Time) {
+	t.Helper()
+	clock := func() time.Time { return *now }
 	store, err := tracestore.Open(t.TempDir(), tracestore.Options{Now: clock, RetentionInterval: time.Hour}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { _ = store.Close() })
+	return store, clock
+}
+
+func TestDangling(t *testing.T) {
+	ctx := context.Background()
+	now := base
+	store, clock := clockedTraceStore(t, &now)
 	reg := prometheus.NewRegistry()
 	x, err := exemplars.Open(t.TempDir(), exemplars.Options{DanglingGrace: time.Minute, CheckInterval: time.Hour, Now: clock}, nil, reg)
 	if err != nil {
@@ -289,6 +296,46 @@ func TestDangling(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(gauge(t, reg, "lookout_exemplars_dangling_total")); got != 1 {
 		t.Errorf("lookout_exemplars_dangling_total = %v, want 1", got)
+	}
+}
+
+// TestDanglingChecksSurviveRestart: the checks due after a restart were
+// only in memory; the index schedules them again from its exemplars.
+func TestDanglingChecksSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	now := base
+	store, clock := clockedTraceStore(t, &now)
+	dir := t.TempDir()
+	opts := exemplars.Options{DanglingGrace: time.Minute, CheckInterval: time.Hour, Now: clock}
+	x, err := exemplars.Open(dir, opts, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.SetTraces(store)
+	ms := base.UnixMilli()
+	old := base.Add(-10 * time.Minute).UnixMilli() // checked before the restart
+	if err := x.WriteExemplars(ctx, []exemplars.Record{rec("a", traceHex(1), ms, 1), rec("a", traceHex(3), old, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	now = base.Add(30 * time.Second) // restarted within the grace period
+	x, err = exemplars.Open(dir, opts, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	x.SetTraces(store)
+	now = base.Add(2 * time.Minute)
+	x.CheckDangling(ctx)
+	id1, _ := exemplars.ParseTraceID(traceHex(1))
+	id3, _ := exemplars.ParseTraceID(traceHex(3))
+	if !x.Dangling(id1) {
+		t.Error("trace 1 never arrived, but after a restart within its grace period it is not dangling")
+	}
+	if x.Dangling(id3) {
+		t.Error("an exemplar older than two grace periods was checked again after the restart")
 	}
 }
 
