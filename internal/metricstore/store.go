@@ -142,6 +142,8 @@ type Store struct {
 	metrics  *storeMetrics
 
 	converters sync.Pool
+	plans      sync.Pool // *resourcePlan
+	exKeys     sync.Pool // *[]exemplarKey, an appender's exemplar keys
 	streams    *streamCache
 	// noStreamCache sends everything through the translator (tests).
 	noStreamCache bool
@@ -217,6 +219,8 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		streams: newStreamCache(1 << 22),
 	}
 	s.converters.New = func() any { return prw.NewPrometheusConverter(nil) }
+	s.plans.New = func() any { return &resourcePlan{} }
+	s.exKeys.New = func() any { return new([]exemplarKey) }
 	if opts.DeltaToCumulative {
 		fac := deltatocumulative.NewFactory()
 		set := processor.Settings{
@@ -282,6 +286,15 @@ func (s *Store) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (ingest.
 	return s.write(ctx, md)
 }
 
+// putPlan returns p to the pool without the request's data points it
+// refers to, so a pooled plan keeps no request alive.
+func (s *Store) putPlan(p *resourcePlan) {
+	clear(p.points[:cap(p.points)])
+	clear(p.learnPoints[:cap(p.learnPoints)])
+	*p = resourcePlan{points: p.points[:0], learnPoints: p.learnPoints[:0], residual: p.residual[:0]}
+	s.plans.Put(p)
+}
+
 // appendResources appends md's resources: the points of streams the cache
 // knows by reference, the others through Prometheus's translator, which
 // the cache learns from (see streams.go). md is consumed.
@@ -316,7 +329,8 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 	h := s.streams.newHasher()
 	sb := labels.NewScratchBuilder(2)
 	seen := map[targetKey]struct{}{}
-	var plan resourcePlan
+	plan := s.plans.Get().(*resourcePlan)
+	defer s.putPlan(plan)
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		rm := rms.At(i)
@@ -329,12 +343,12 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 			whole()
 			continue
 		}
-		s.streams.plan(h, rm, &plan)
+		s.streams.plan(h, rm, plan)
 		if plan.res == nil {
 			dry := &dryAppender{}
 			conv.Reset(dry)
 			if _, err := conv.FromMetrics(ctx, probe(rm), s.settings); err == nil {
-				s.streams.learnResource(&plan, dry.recorded)
+				s.streams.learnResource(plan, dry.recorded)
 			}
 			conv.Reset(nil)
 			if plan.res == nil {
@@ -343,16 +357,16 @@ func (s *Store) appendResources(ctx context.Context, app *appender, md pmetric.M
 			}
 		}
 		if len(plan.points) > 0 {
-			s.streams.fastAppend(app, &plan, &sb)
+			s.streams.fastAppend(app, plan, &sb)
 			s.metrics.cachedPoints.Add(float64(len(plan.points)))
 		}
-		if len(plan.learnPoints) > 0 && translate(learningBatch(rm, &plan), noTarget, true) {
-			s.streams.learn(&plan, app.recorded)
+		if len(plan.learnPoints) > 0 && translate(learningBatch(rm, plan), noTarget, true) {
+			s.streams.learn(plan, app.recorded)
 		}
 		if len(plan.residual) > 0 {
 			translate(subset(rm, plan.residual), noTarget, false)
 		}
-		s.streams.appendTargetInfo(app, &plan, s.opts.LookbackDelta, seen)
+		s.streams.appendTargetInfo(app, plan, s.opts.LookbackDelta, seen)
 	}
 	if ws, _ := warnings.AsStrings("", 0, 0); len(ws) > 0 {
 		s.logger.Debug("warnings translating OTLP metrics", "warnings", ws)
@@ -378,6 +392,12 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 		maxTime:    time.Now().Add(s.opts.MaxAheadTime).UnixMilli(),
 		collect:    s.opts.ExemplarWriter != nil,
 	}
+	keys := s.exKeys.Get().(*[]exemplarKey)
+	app.exKeys = (*keys)[:0]
+	defer func() {
+		*keys = app.exKeys[:0]
+		s.exKeys.Put(keys)
+	}()
 	points := int64(md.DataPointCount())
 	terr := s.appendResources(ctx, app, md)
 	if err := ctx.Err(); err != nil {

@@ -312,7 +312,7 @@ func (c *streamCache) planMetric(h *hasher, sk streamKey, m pmetric.Metric, p *r
 			pp := plannedPoint{key: h.point(mk, dp.Attributes()), kind: kindHistogram, hist: dp}
 			if v, ok := c.streams.Load(pp.key); ok {
 				e := v.(*streamEntry)
-				if e.hasSum == dp.HasSum() && slices.Equal(e.bounds, dp.ExplicitBounds().AsRaw()) {
+				if e.hasSum == dp.HasSum() && boundsEqual(e.bounds, dp.ExplicitBounds()) {
 					pp.entry = e
 				}
 			}
@@ -321,6 +321,19 @@ func (c *streamCache) planMetric(h *hasher, sk streamKey, m pmetric.Metric, p *r
 		return dps.Len() > 0
 	}
 	return false
+}
+
+// boundsEqual compares without AsRaw, which copies.
+func boundsEqual(want []float64, got pcommon.Float64Slice) bool {
+	if got.Len() != len(want) {
+		return false
+	}
+	for i, w := range want {
+		if got.At(i) != w {
+			return false
+		}
+	}
+	return true
 }
 
 // planNumbers adds gauge or sum points to p, reporting whether the cache
