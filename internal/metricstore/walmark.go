@@ -78,6 +78,11 @@ func (s *Store) RecoverExemplars(ctx context.Context) (int, error) {
 	if !ok {
 		from = -1
 	}
+	if _, last, err := wlog.Segments(s.walDir()); err == nil && from > last+1 {
+		// The mark is past this WAL: the TSDB was reset under a kept
+		// index. Start over from this WAL's beginning.
+		from = -1
+	}
 	n, err := s.replayExemplars(ctx, from, func(recs []exemplars.Record) error {
 		return s.opts.ExemplarWriter.WriteExemplars(ctx, recs)
 	})

@@ -226,3 +226,51 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 		t.Fatalf("recovery after a clean stop handed %d exemplars (%v), want 0", n, err)
 	}
 }
+
+// TestRecoverExemplarsAfterTSDBReset: an index kept while the TSDB was
+// deleted holds a mark past the new WAL; recovery must not skip the new
+// WAL's segments because of it.
+func TestRecoverExemplarsAfterTSDBReset(t *testing.T) {
+	idx, err := exemplars.Open(t.TempDir(), exemplars.Options{Retention: 48 * time.Hour}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := idx.SetWALMark(1000); err != nil {
+		t.Fatal(err)
+	}
+	w := &crashingIndex{Index: idx}
+	w.set(false, false)
+	dir := t.TempDir()
+	open := func() *Store {
+		t.Helper()
+		opts := DefaultOptions()
+		opts.ExemplarWriter = w
+		s, err := Open(dir, opts, nil, prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	if _, err := s.RecoverExemplars(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.set(true, false) // lost on the way to the index
+	ingestTrace(t, s, 7, 0)
+	close(s.marks.stop) // a crash: no final mark
+	<-s.marks.done
+	s.marks = nil
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.set(false, false)
+	s = open()
+	defer s.Close()
+	if _, err := s.RecoverExemplars(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !w.indexed(t, traceHex(7)) {
+		t.Fatal("after a TSDB reset, recovery skipped the new WAL because of the old mark")
+	}
+}
