@@ -87,36 +87,28 @@ func FuzzConsumeMetrics(f *testing.F) {
 // forEachPoint rewrites the timestamp of every number, histogram,
 // exponential histogram and summary data point in md.
 func forEachPoint(md pmetric.Metrics, f func(pcommon.Timestamp) pcommon.Timestamp) {
-	rms := md.ResourceMetrics()
-	for i := range rms.Len() {
-		sms := rms.At(i).ScopeMetrics()
-		for j := range sms.Len() {
-			ms := sms.At(j).Metrics()
-			for k := range ms.Len() {
-				m := ms.At(k)
-				switch m.Type() {
-				case pmetric.MetricTypeGauge:
-					for _, p := range m.Gauge().DataPoints().All() {
-						p.SetTimestamp(f(p.Timestamp()))
-					}
-				case pmetric.MetricTypeSum:
-					for _, p := range m.Sum().DataPoints().All() {
-						p.SetTimestamp(f(p.Timestamp()))
-					}
-				case pmetric.MetricTypeHistogram:
-					for _, p := range m.Histogram().DataPoints().All() {
-						p.SetTimestamp(f(p.Timestamp()))
-					}
-				case pmetric.MetricTypeExponentialHistogram:
-					for _, p := range m.ExponentialHistogram().DataPoints().All() {
-						p.SetTimestamp(f(p.Timestamp()))
-					}
-				case pmetric.MetricTypeSummary:
-					for _, p := range m.Summary().DataPoints().All() {
-						p.SetTimestamp(f(p.Timestamp()))
-					}
-				}
-			}
+	for m := range allMetrics(md) {
+		switch m.Type() {
+		case pmetric.MetricTypeGauge:
+			restamp(m.Gauge().DataPoints(), f)
+		case pmetric.MetricTypeSum:
+			restamp(m.Sum().DataPoints(), f)
+		case pmetric.MetricTypeHistogram:
+			restamp(m.Histogram().DataPoints(), f)
+		case pmetric.MetricTypeExponentialHistogram:
+			restamp(m.ExponentialHistogram().DataPoints(), f)
+		case pmetric.MetricTypeSummary:
+			restamp(m.Summary().DataPoints(), f)
 		}
+	}
+}
+
+func restamp[P interface {
+	Timestamp() pcommon.Timestamp
+	SetTimestamp(pcommon.Timestamp)
+}](points pointSlice[P], f func(pcommon.Timestamp) pcommon.Timestamp) {
+	for i := range points.Len() {
+		p := points.At(i)
+		p.SetTimestamp(f(p.Timestamp()))
 	}
 }

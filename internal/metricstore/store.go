@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -579,19 +580,25 @@ func countErrors(err error) int {
 // bounds together assuming both ascend; an unsorted batch would otherwise put
 // an exemplar on a higher bucket than the first with le >= value.
 func sortHistogramExemplars(md pmetric.Metrics) {
-	rms := md.ResourceMetrics()
-	for i := range rms.Len() {
-		sms := rms.At(i).ScopeMetrics()
-		for j := range sms.Len() {
-			ms := sms.At(j).Metrics()
-			for k := range ms.Len() {
-				m := ms.At(k)
-				if m.Type() != pmetric.MetricTypeHistogram {
-					continue
-				}
-				dps := m.Histogram().DataPoints()
-				for p := range dps.Len() {
-					sortExemplarsByValue(dps.At(p).Exemplars())
+	for m := range allMetrics(md) {
+		if m.Type() != pmetric.MetricTypeHistogram {
+			continue
+		}
+		for _, dp := range m.Histogram().DataPoints().All() {
+			sortExemplarsByValue(dp.Exemplars())
+		}
+	}
+}
+
+// allMetrics yields every metric of md, resource by resource, scope by scope.
+func allMetrics(md pmetric.Metrics) iter.Seq[pmetric.Metric] {
+	return func(yield func(pmetric.Metric) bool) {
+		for _, rm := range md.ResourceMetrics().All() {
+			for _, sm := range rm.ScopeMetrics().All() {
+				for _, m := range sm.Metrics().All() {
+					if !yield(m) {
+						return
+					}
 				}
 			}
 		}
@@ -636,26 +643,18 @@ func sortExemplarsByValue(es pmetric.ExemplarSlice) {
 }
 
 func hasDelta(md pmetric.Metrics) bool {
-	rms := md.ResourceMetrics()
-	for i := range rms.Len() {
-		sms := rms.At(i).ScopeMetrics()
-		for j := range sms.Len() {
-			ms := sms.At(j).Metrics()
-			for k := range ms.Len() {
-				m := ms.At(k)
-				t := pmetric.AggregationTemporalityUnspecified
-				switch m.Type() {
-				case pmetric.MetricTypeSum:
-					t = m.Sum().AggregationTemporality()
-				case pmetric.MetricTypeHistogram:
-					t = m.Histogram().AggregationTemporality()
-				case pmetric.MetricTypeExponentialHistogram:
-					t = m.ExponentialHistogram().AggregationTemporality()
-				}
-				if t == pmetric.AggregationTemporalityDelta {
-					return true
-				}
-			}
+	for m := range allMetrics(md) {
+		t := pmetric.AggregationTemporalityUnspecified
+		switch m.Type() {
+		case pmetric.MetricTypeSum:
+			t = m.Sum().AggregationTemporality()
+		case pmetric.MetricTypeHistogram:
+			t = m.Histogram().AggregationTemporality()
+		case pmetric.MetricTypeExponentialHistogram:
+			t = m.ExponentialHistogram().AggregationTemporality()
+		}
+		if t == pmetric.AggregationTemporalityDelta {
+			return true
 		}
 	}
 	return false

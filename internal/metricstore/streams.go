@@ -357,27 +357,31 @@ func (c *streamCache) planNumbers(h *hasher, mk streamKey, dps pmetric.NumberDat
 
 // timeRange widens [lo, hi] to m's point timestamps.
 func timeRange(m pmetric.Metric, lo, hi pcommon.Timestamp) (pcommon.Timestamp, pcommon.Timestamp) {
-	widen := func(n int, at func(int) pcommon.Timestamp) {
-		for i := range n {
-			lo, hi = min(lo, at(i)), max(hi, at(i))
-		}
-	}
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
-		dps := m.Gauge().DataPoints()
-		widen(dps.Len(), func(i int) pcommon.Timestamp { return dps.At(i).Timestamp() })
+		return widen(m.Gauge().DataPoints(), lo, hi)
 	case pmetric.MetricTypeSum:
-		dps := m.Sum().DataPoints()
-		widen(dps.Len(), func(i int) pcommon.Timestamp { return dps.At(i).Timestamp() })
+		return widen(m.Sum().DataPoints(), lo, hi)
 	case pmetric.MetricTypeHistogram:
-		dps := m.Histogram().DataPoints()
-		widen(dps.Len(), func(i int) pcommon.Timestamp { return dps.At(i).Timestamp() })
+		return widen(m.Histogram().DataPoints(), lo, hi)
 	case pmetric.MetricTypeExponentialHistogram:
-		dps := m.ExponentialHistogram().DataPoints()
-		widen(dps.Len(), func(i int) pcommon.Timestamp { return dps.At(i).Timestamp() })
+		return widen(m.ExponentialHistogram().DataPoints(), lo, hi)
 	case pmetric.MetricTypeSummary:
-		dps := m.Summary().DataPoints()
-		widen(dps.Len(), func(i int) pcommon.Timestamp { return dps.At(i).Timestamp() })
+		return widen(m.Summary().DataPoints(), lo, hi)
+	}
+	return lo, hi
+}
+
+// pointSlice is a pdata data point slice (Len and At, without copying).
+type pointSlice[P any] interface {
+	Len() int
+	At(int) P
+}
+
+func widen[P interface{ Timestamp() pcommon.Timestamp }](points pointSlice[P], lo, hi pcommon.Timestamp) (pcommon.Timestamp, pcommon.Timestamp) {
+	for i := range points.Len() {
+		t := points.At(i).Timestamp()
+		lo, hi = min(lo, t), max(hi, t)
 	}
 	return lo, hi
 }
