@@ -392,24 +392,23 @@ func (cd *colDecoder) chunkStarts(blk *colBlock) ([]int32, error) {
 	return cd.starts, nil
 }
 
-func (cd *colDecoder) strings(blk *colBlock) ([]string, error) {
-	cd.dict = decodeStrings(cd.dict[:0], blk.dict, blk.nDict)
-	if len(cd.dict) != blk.nDict {
-		return nil, errCorrupt
-	}
-	return cd.dict, nil
+func (cd *colDecoder) strings(blk *colBlock) (dict []string, err error) {
+	cd.dict, err = decodeStrings(cd.dict[:0], blk.dict, blk.nDict)
+	return cd.dict, err
 }
 
-func decodeStrings(out []string, b []byte, n int) []string {
+// decodeStrings appends the n strings encoded in b to out; a short or
+// corrupt b is errCorrupt.
+func decodeStrings(out []string, b []byte, n int) ([]string, error) {
 	d := decoder{b: b, alias: true}
 	for range n {
 		s := d.string()
 		if d.err != nil {
-			return out
+			return out, errCorrupt
 		}
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 // idColumn decodes column i as one id per span, each below limit.
@@ -471,12 +470,9 @@ func (cd *colDecoder) resources(blk *colBlock) ([][]traceql.Attr, error) {
 	return cd.res, nil
 }
 
-func (cd *colDecoder) attrKeys(blk *colBlock) ([]string, error) {
-	cd.keys = decodeStrings(cd.keys[:0], blk.keys, blk.nKeys)
-	if len(cd.keys) != blk.nKeys {
-		return nil, errCorrupt
-	}
-	return cd.keys, nil
+func (cd *colDecoder) attrKeys(blk *colBlock) (keys []string, err error) {
+	cd.keys, err = decodeStrings(cd.keys[:0], blk.keys, blk.nKeys)
+	return cd.keys, err
 }
 
 // attrColumn is an attribute column: parseAttrColumn reads its header and
