@@ -78,12 +78,16 @@ func (s *Store) RecoverExemplars(ctx context.Context) (int, error) {
 	if !ok {
 		from = -1
 	}
-	if _, last, err := wlog.Segments(s.walDir()); err == nil && from > last+1 {
+	first, last, err := wlog.Segments(s.walDir())
+	if err != nil {
+		return 0, fmt.Errorf("list WAL segments: %w", err)
+	}
+	if from > last+1 {
 		// The mark is past this WAL: the TSDB was reset under a kept
 		// index. Start over from this WAL's beginning.
 		from = -1
 	}
-	n, err := s.replayExemplars(ctx, from, func(recs []exemplars.Record) error {
+	n, err := s.replayExemplars(ctx, from, first, last, func(recs []exemplars.Record) error {
 		return s.opts.ExemplarWriter.WriteExemplars(ctx, recs)
 	})
 	if err != nil {
@@ -94,15 +98,11 @@ func (s *Store) RecoverExemplars(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// replayExemplars reads the exemplars of WAL segments from on (and of the
-// last checkpoint when it covers segments from on) and hands them to fn in
-// batches.
-func (s *Store) replayExemplars(ctx context.Context, from int, fn func([]exemplars.Record) error) (int, error) {
+// replayExemplars reads the exemplars of WAL segments from on, of the WAL's
+// first to last (and of the last checkpoint when it covers segments from
+// on), and hands them to fn in batches.
+func (s *Store) replayExemplars(ctx context.Context, from, first, last int, fn func([]exemplars.Record) error) (int, error) {
 	dir := s.walDir()
-	first, last, err := wlog.Segments(dir)
-	if err != nil {
-		return 0, fmt.Errorf("list WAL segments: %w", err)
-	}
 	var ranges []wlog.SegmentRange
 	cpDir, cpIdx, err := wlog.LastCheckpoint(dir)
 	switch {
