@@ -239,6 +239,8 @@ func TestGolden(t *testing.T) {
 		{"tag_values_v2_int", "/api/v2/search/tag/span.http.response.status_code/values"},
 		{"tag_values_v2_unscoped", "/api/v2/search/tag/.retry/values"},
 		{"tag_values_v2_name", "/api/v2/search/tag/name/values"},
+		{"tag_values_v2_root_name", "/api/v2/search/tag/rootName/values"},
+		{"tag_values_v2_root_service", "/api/v2/search/tag/rootServiceName/values"},
 		{"tag_values_v2_status", "/api/v2/search/tag/status/values"},
 		{"tag_values_v2_bad", "/api/v2/search/tag/nonsense/values"},
 		{"echo", "/api/echo"},

@@ -400,10 +400,8 @@ func (a *api) tagValues(r *http.Request, tag string, v2 bool) ([]tagValueJSON, e
 			return keywords("error", "ok", "unset"), nil
 		case tag == "kind":
 			return keywords("client", "consumer", "internal", "producer", "server", "unspecified"), nil
-		case tag == "name" || tag == "rootName":
-			scope, key = tracestore.TagScopeIntrinsic, "name"
-		case tag == "rootServiceName":
-			scope, key = tracestore.TagScopeResource, "service.name"
+		case tag == "name" || tag == "rootName" || tag == "rootServiceName":
+			scope, key = tracestore.TagScopeIntrinsic, tag
 		case strings.HasPrefix(tag, "span."):
 			scope, key = tracestore.TagScopeSpan, tag[len("span."):]
 		case strings.HasPrefix(tag, "resource."):

@@ -360,6 +360,27 @@ func TestTags(t *testing.T) {
 	if len(vals) != 3 {
 		t.Errorf("limit 3 gave %d values", len(vals))
 	}
+	// Only root spans give rootName and rootServiceName values: not
+	// process_payment, charge or the orphan, nor the payments service.
+	for _, c := range []struct {
+		key  string
+		want []string
+	}{
+		{"rootName", []string{"GET /", "POST /checkout", "check", "consume"}},
+		{"rootServiceName", []string{"inventory", "main", "worker"}},
+	} {
+		vals, err := s.TagValues(ctx, TagScopeIntrinsic, c.key, time.Time{}, time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := []string{}
+		for _, v := range vals {
+			got = append(got, v.Text())
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s values = %v, want %v", c.key, got, c.want)
+		}
+	}
 }
 
 func TestRetention(t *testing.T) {

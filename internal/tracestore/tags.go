@@ -63,16 +63,27 @@ func (c *tagCache) add(b *pebble.Batch, hour uint32, td ptrace.Traces, parts []p
 		}
 	}
 	lastRS := -1
+	service := ""
 	for _, p := range parts {
 		rs := td.ResourceSpans().At(p.rs)
 		if p.rs != lastRS {
 			putAttrs(scopeResource, rs.Resource().Attributes())
 			lastRS = p.rs
+			service = ""
+			if v, ok := rs.Resource().Attributes().Get("service.name"); ok {
+				service = v.AsString()
+			}
 		}
 		spans := rs.ScopeSpans().At(p.ss).Spans()
 		for _, i := range p.spans {
 			sp := spans.At(i)
 			put(scopeIntrinsic, "name", traceql.TypeString, sp.Name())
+			if sp.ParentSpanID().IsEmpty() {
+				put(scopeIntrinsic, "rootName", traceql.TypeString, sp.Name())
+				if service != "" {
+					put(scopeIntrinsic, "rootServiceName", traceql.TypeString, service)
+				}
+			}
 			putAttrs(scopeSpan, sp.Attributes())
 		}
 	}
@@ -208,7 +219,8 @@ func (s *Store) TagNames(ctx context.Context, scope TagScope, start, end time.Ti
 }
 
 // TagValues returns up to limit distinct values of the tag (attribute key in
-// scope; TagScopeIntrinsic with "name" for span names) seen in [start, end],
+// scope; TagScopeIntrinsic with "name" for span names, "rootName" and
+// "rootServiceName" for root spans' names and services) seen in [start, end],
 // sorted by type then text.
 func (s *Store) TagValues(ctx context.Context, scope TagScope, key string, start, end time.Time, limit int) ([]traceql.Value, error) {
 	if s.closed.Load() {
