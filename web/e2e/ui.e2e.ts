@@ -318,6 +318,48 @@ describe("alerts", () => {
     await page.screenshot({ path: join(RESULTS_DIR, "service-health-alert-evidence.png") });
     await page.close();
   });
+
+  it("groups a rule's alerts under one header and folds all but three; unfolding survives a refresh", async () => {
+    const mk = (alertname: string, state: string, country: string) => ({
+      labels: { alertname, country, severity: "critical" },
+      annotations: { summary: `${alertname} for ${country}` },
+      state,
+      activeAt: new Date().toISOString(),
+      value: "7",
+    });
+    const list = [
+      mk("QueueBacklog", "pending", "US"),
+      ...["DE", "FR", "GB", "NL"].map((c) => mk("HighPaymentLatency", "firing", c)),
+      mk("HighPaymentLatency", "pending", "JP"),
+    ];
+    const page = await newPage();
+    let served = 0;
+    await page.route(/\/prometheus\/api\/v1\/alerts(\?.*)?$/, (route) => {
+      served++;
+      return route.fulfill({ json: { status: "success", data: { alerts: list } } });
+    });
+    await page.goto(`${lk.ui}/alerts`);
+    const groups = page.locator(".alert-group");
+    await check.count(groups, 2);
+    expect(await groups.evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.alertname))).toEqual(["HighPaymentLatency", "QueueBacklog"]);
+    const hpl = page.locator('.alert-group[data-alertname="HighPaymentLatency"]');
+    await check.text(hpl.locator(".alert-group-head"), "4 firing");
+    await check.text(hpl.locator(".alert-group-head"), "1 pending");
+    await check.count(hpl.locator(".alert-item"), 5);
+    await check.count(hpl.locator(".alert-item:visible"), 3);
+    await check.exactText(hpl.locator(".alert-more > summary"), "2 more HighPaymentLatency alerts");
+    await hpl.locator(".alert-more > summary").click();
+    await check.count(hpl.locator(".alert-item:visible"), 5);
+    // Mark the drawn group, so the check below sees the redrawn one.
+    await hpl.evaluate((el) => (el.dataset.drawn = "before"));
+    const before = served;
+    await page.locator('button[aria-label="Refresh now"]').click();
+    await waitFor("the alerts to be fetched again", async () => served > before, 15_000, 100);
+    await check.count(page.locator('.alert-group[data-drawn="before"]'), 0);
+    await check.count(hpl.locator(".alert-item:visible"), 5);
+    await check.count(page.locator('.alert-group[data-alertname="QueueBacklog"] .alert-more'), 0);
+    await page.close();
+  });
 });
 
 describe("untrusted text", () => {
