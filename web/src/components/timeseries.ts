@@ -9,6 +9,23 @@ import type { Labels } from "../lib/prom";
 import { thin } from "../lib/thin";
 import { formatTime } from "../lib/time";
 
+/**
+ * TIME_TICKS formats the time axis (uPlot's table: smallest tick step in
+ * seconds, label, then the second line added when a tick starts a new year,
+ * month, day, hour, minute or second). Unlike uPlot's default, a sub-minute
+ * tick carries its own time and the date line stays short, so the first tick
+ * of a narrow panel does not run into the next.
+ */
+const TIME_TICKS: (string | number | null)[][] = [
+  [365 * 86400, "{YYYY}", null, null, null, null, null, null, 1],
+  [28 * 86400, "{MMM}", "\n{YYYY}", null, null, null, null, null, 1],
+  [86400, "{M}/{D}", "\n{YYYY}", null, null, null, null, null, 1],
+  [3600, "{h}{aa}", "\n{M}/{D}/{YY}", null, "\n{M}/{D}", null, null, null, 1],
+  [60, "{h}:{mm}{aa}", "\n{M}/{D}/{YY}", null, "\n{M}/{D}", null, null, null, 1],
+  [1, "{h}:{mm}:{ss}", "\n{M}/{D}/{YY}", null, "\n{M}/{D}", null, null, null, 1],
+  [0.001, "{h}:{mm}:{ss}.{fff}", "\n{M}/{D}/{YY}", null, "\n{M}/{D}", null, null, null, 1],
+];
+
 export interface Series {
   label: string;
   labels: Labels;
@@ -133,7 +150,7 @@ export class TimeSeriesChart {
         },
       },
       axes: [
-        { stroke: "#8e9aaf", grid: { stroke: "#2a3142", width: 1 }, ticks: { stroke: "#2a3142" } },
+        { stroke: "#8e9aaf", grid: { stroke: "#2a3142", width: 1 }, ticks: { stroke: "#2a3142" }, space: 60, values: TIME_TICKS },
         { stroke: "#8e9aaf", grid: { stroke: "#2a3142", width: 1 }, ticks: { stroke: "#2a3142" }, size: (_u, vals) => Math.max(40, Math.max(0, ...(vals ?? []).map((v) => String(v).length)) * 7 + 16), values: (_u, vals) => vals.map((v) => (v === 0 ? "0" : fmt(v))) },
       ],
       series: [
