@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,10 +153,24 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	if eq == nil {
 		eq = a.store.ExemplarQueryable()
 	}
+	ro := otlpin.DefaultOptions()
+	ro.GRPCListen = cfg.OTLPGRPCListen
+	ro.HTTPListen = cfg.OTLPHTTPListen
+	ro.MaxRequestBytes = cfg.MaxRequestBytes
+	a.receiver, err = otlpin.New(ro, a.store, opts.TracesSink, logger.With("component", "otlp"), reg)
+	if err != nil {
+		return nil, err
+	}
+
 	po := promapi.DefaultOptions()
 	po.Queryable = a.store.Queryable()
 	po.ExemplarQueryable = eq
-	po.Appendable = a.store.Appendable()
+	po.Appendable = a.store.WriteAppendable()
+	po.RemoteWrite = cfg.RemoteWriteReceiver
+	// Prometheus's OTLP path takes metrics only, as Prometheus's does.
+	otlpMetrics := http.NewServeMux()
+	otlpMetrics.Handle("/v1/metrics", a.receiver.Handler())
+	po.OTLP = otlpMetrics
 	po.AdminStats = a.store.AdminStats()
 	po.DBDir = a.store.Dir()
 	po.RulesRetriever = opts.RulesRetriever
@@ -173,14 +188,6 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 		return nil, err
 	}
 
-	ro := otlpin.DefaultOptions()
-	ro.GRPCListen = cfg.OTLPGRPCListen
-	ro.HTTPListen = cfg.OTLPHTTPListen
-	ro.MaxRequestBytes = cfg.MaxRequestBytes
-	a.receiver, err = otlpin.New(ro, a.store, opts.TracesSink, logger.With("component", "otlp"), reg)
-	if err != nil {
-		return nil, err
-	}
 	if err := a.receiver.Listen(); err != nil {
 		return nil, err
 	}
@@ -474,6 +481,7 @@ func (c Config) flagMap() map[string]string {
 		"prometheus.url":                   c.PrometheusURL,
 		"tempo.url":                        c.TempoURL,
 		"otlp.promote-resource-attributes": strings.Join(c.PromoteResourceAttributes, ","),
+		"prometheus.remote-write-receiver": strconv.FormatBool(c.RemoteWriteReceiver),
 	}
 }
 

@@ -55,6 +55,9 @@ type Config struct {
 	MaxRequestBytes int64
 	// QueryExemplars adds "exemplars" to instant query result series.
 	QueryExemplars bool
+	// RemoteWriteReceiver serves Prometheus's remote-write receiver at
+	// /api/v1/write on the Prometheus listener.
+	RemoteWriteReceiver bool
 	// ShutdownTimeout bounds the graceful stop.
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
@@ -88,6 +91,7 @@ func DefaultConfig() Config {
 		MaxExemplars:           10000,
 		MaxRequestBytes:        16 << 20,
 		QueryExemplars:         true,
+		RemoteWriteReceiver:    true,
 		ShutdownTimeout:        30 * time.Second,
 		LogLevel:               "info",
 		TempoQueryTimeout:      30 * time.Second,
@@ -118,6 +122,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PrometheusURL, "prometheus.url", c.PrometheusURL, "if set, the UI reads this Prometheus-compatible API instead of the embedded store")
 	fs.StringVar(&c.TempoURL, "tempo.url", c.TempoURL, "if set, the UI reads this Tempo-compatible API instead of the embedded store")
 	fs.BoolVar(&c.QueryExemplars, "prometheus.query-exemplars", c.QueryExemplars, "add \"exemplars\" to /api/v1/query result series (extension)")
+	fs.BoolVar(&c.RemoteWriteReceiver, "prometheus.remote-write-receiver", c.RemoteWriteReceiver, "accept Prometheus remote write (1.0 and 2.0) at /api/v1/write on the Prometheus listener")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "how long a graceful stop may take")
 	fs.StringVar(&c.LogLevel, "log.level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.Int64Var(&c.TracesMaxBytes, "traces.max-bytes", c.TracesMaxBytes, "disk bytes the trace store may use before the oldest unpinned traces go; 0 = default (10 GiB), negative = no limit")

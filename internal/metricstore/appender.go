@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -92,11 +93,15 @@ func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 		}
 	}
 	a.appended++
-	if len(opts.Exemplars) == 0 {
-		return ref, nil
-	}
-	for i, e := range opts.Exemplars {
-		if badExemplar[i] {
+	a.noteExemplars(ref, ls, opts.Exemplars, badExemplar)
+	return ref, nil
+}
+
+// noteExemplars notes the exemplars the TSDB took with a sample of series
+// ref: all of exs but those whose index is in bad.
+func (a *appender) noteExemplars(ref storage.SeriesRef, ls labels.Labels, exs []exemplar.Exemplar, bad map[int]bool) {
+	for i, e := range exs {
+		if bad[i] {
 			continue
 		}
 		var buf [24]byte
@@ -108,7 +113,6 @@ func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 			a.recs = append(a.recs, exemplars.Record{Series: ls, Exemplar: e})
 		}
 	}
-	return ref, nil
 }
 
 // reject counts a rejected sample and notes its data point.

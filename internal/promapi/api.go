@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/klauspost/compress/gzip"
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/route"
@@ -37,8 +38,16 @@ const PrometheusVersion = "3.16.0"
 type Options struct {
 	Queryable         storage.SampleAndChunkQueryable
 	ExemplarQueryable storage.ExemplarQueryable
-	// Appendable is optional; the API does not accept writes.
+	// Appendable receives remote writes when RemoteWrite is set.
 	Appendable storage.AppendableV2
+	// RemoteWrite serves Prometheus's remote-write receiver at
+	// /api/v1/write (remote write 1.0 and 2.0 messages, as Prometheus
+	// accepts by default); it needs Appendable.
+	RemoteWrite bool
+	// OTLP, when set, serves Prometheus's OTLP receiver path
+	// /api/v1/otlp/v1/metrics: it receives the request with the prefix
+	// /api/v1/otlp stripped.
+	OTLP       http.Handler
 	AdminStats v1.TSDBAdminStats
 	DBDir      string
 	// RulesRetriever serves /api/v1/rules and /api/v1/alerts; nil serves
@@ -98,6 +107,9 @@ type API struct {
 func New(opts Options) (*API, error) {
 	if opts.Queryable == nil || opts.AdminStats == nil {
 		return nil, errors.New("promapi: Queryable and AdminStats are required")
+	}
+	if opts.RemoteWrite && opts.Appendable == nil {
+		return nil, errors.New("promapi: RemoteWrite needs an Appendable")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -188,9 +200,9 @@ func New(opts Options) (*API, error) {
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
 		gatherer, // for the chunk count of /status/tsdb
 		opts.Registerer,
-		nil,   // stats renderer
-		false, // remote write receiver
-		nil,
+		nil, // stats renderer
+		opts.RemoteWrite,
+		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
 		false, false, false, // OTLP receiver here: Lookout has its own
 		opts.LookbackDelta,
 		false,
@@ -215,6 +227,19 @@ func New(opts Options) (*API, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", apiHandler)
+	// Prometheus's answers for switched-off receivers name its own flags.
+	if !opts.RemoteWrite {
+		mux.HandleFunc("/api/v1/write", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "remote write receiver is off (lookout --prometheus.remote-write-receiver=false)", http.StatusNotFound)
+		})
+	}
+	if opts.OTLP != nil {
+		mux.Handle("/api/v1/otlp/", http.StripPrefix("/api/v1/otlp", opts.OTLP))
+	} else {
+		mux.HandleFunc("/api/v1/otlp/", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "no OTLP receiver on this listener: send OTLP to Lookout's OTLP listeners", http.StatusNotFound)
+		})
+	}
 	if opts.Gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}

@@ -137,18 +137,26 @@ func Builder(t testing.TB) string {
 // returns its host:port. It is stopped when the test ends.
 func StartPrometheus(t testing.TB) string {
 	t.Helper()
+	return StartPrometheusConfig(t, func(string) string { return "" })
+}
+
+// StartPrometheusConfig is StartPrometheus with more configuration: extra
+// returns YAML appended to the configuration file, given the address
+// Prometheus will listen on (e.g. for a scrape of itself).
+func StartPrometheusConfig(t testing.TB, extra func(addr string) string) string {
+	t.Helper()
 	bin := Prometheus(t)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("otlp:\n  translation_strategy: UnderscoreEscapingWithoutSuffixes\n"+extra(addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	logPath := filepath.Join(dir, "prometheus.log")
 	logs, err := os.Create(logPath)
 	if err != nil {

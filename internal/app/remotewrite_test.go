@@ -1,0 +1,234 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/lookout-dev/lookout/internal/testpeers"
+)
+
+// postRemoteWrite sends a remote write 1.0 request and returns the status
+// and body of the answer.
+func postRemoteWrite(t *testing.T, addr string, req *prompb.WriteRequest) (int, string) {
+	t.Helper()
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr, err := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Header.Set("Content-Type", "application/x-protobuf")
+	hr.Header.Set("Content-Encoding", "snappy")
+	hr.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func rwSeries(name, job string, ts int64, v float64, exemplarTrace string) prompb.TimeSeries {
+	s := prompb.TimeSeries{
+		Labels:  []prompb.Label{{Name: "__name__", Value: name}, {Name: "job", Value: job}},
+		Samples: []prompb.Sample{{Timestamp: ts, Value: v}},
+	}
+	if exemplarTrace != "" {
+		s.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: exemplarTrace}}, Value: v, Timestamp: ts}}
+	}
+	return s
+}
+
+// TestRemoteWrite sends remote write 1.0 requests to /api/v1/write: the
+// samples are queryable, the exemplars reach the exemplar writer and
+// query_exemplars, and refused samples get Prometheus's 400.
+func TestRemoteWrite(t *testing.T) {
+	writer := &recordingWriter{}
+	a := startApp(t, testConfig(t), Options{ExemplarWriter: writer})
+	now := time.Now().Add(-time.Minute).UnixMilli()
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		rwSeries("rw_requests_total", "rw-test", now, 42, trace),
+		rwSeries("rw_requests_total", "rw-other", now, 7, ""),
+	}})
+	if code != http.StatusNoContent {
+		t.Fatalf("remote write: %d %s", code, body)
+	}
+
+	client, err := promapi.NewClient(promapi.Config{Address: "http://" + a.PrometheusAddr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := promv1.NewAPI(client)
+	ctx := context.Background()
+	v, _, _, err := api.Query(ctx, `rw_requests_total{job="rw-test"}`, time.UnixMilli(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec, ok := v.(model.Vector); !ok || len(vec) != 1 || vec[0].Value != 42 {
+		t.Errorf("query = %v, want one sample of 42", v)
+	}
+	ex, err := api.QueryExemplars(ctx, "rw_requests_total", time.UnixMilli(now-1000), time.UnixMilli(now+1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex) != 1 || len(ex[0].Exemplars) != 1 || string(ex[0].Exemplars[0].Labels["trace_id"]) != trace {
+		t.Errorf("query_exemplars = %+v, want the one exemplar of trace %s", ex, trace)
+	}
+	var recs []string
+	for _, r := range writer.records() {
+		recs = append(recs, r.Series.Get("job")+" "+r.Exemplar.Labels.Get("trace_id"))
+	}
+	if len(recs) != 1 || recs[0] != "rw-test "+trace {
+		t.Errorf("exemplar writer got %v, want [rw-test %s]", recs, trace)
+	}
+
+	// An out-of-order sample is refused as Prometheus refuses it: 400, and
+	// the whole request is rolled back.
+	code, body = postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		rwSeries("rw_requests_total", "rw-test", now-60_000, 41, ""),
+		rwSeries("rw_requests_total", "rw-third", now, 3, ""),
+	}})
+	if code != http.StatusBadRequest || !strings.Contains(body, "out of order") {
+		t.Errorf("out-of-order sample: %d %q, want 400 naming it", code, body)
+	}
+	v, _, _, err = api.Query(ctx, `rw_requests_total{job="rw-third"}`, time.UnixMilli(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec, ok := v.(model.Vector); !ok || len(vec) != 0 {
+		t.Errorf("a refused request's other series was stored: %v", v)
+	}
+
+	resp, err := http.Post("http://"+a.PrometheusAddr()+"/api/v1/write", "application/x-protobuf", strings.NewReader("not snappy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("garbage body: %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestRemoteWriteReceiverOff checks the receiver can be switched off, with
+// an answer that names Lookout's flag.
+func TestRemoteWriteReceiverOff(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RemoteWriteReceiver = false
+	a := startApp(t, cfg, Options{})
+	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{rwSeries("x", "y", time.Now().UnixMilli(), 1, "")}})
+	if code != http.StatusNotFound || !strings.Contains(body, "--prometheus.remote-write-receiver") {
+		t.Errorf("remote write when off: %d %q", code, body)
+	}
+}
+
+// TestRemoteWriteFromPrometheus has a real Prometheus scrape itself and
+// remote-write to Lookout with both protocol versions (each series marked
+// by a write relabel), then reads both back from Lookout.
+func TestRemoteWriteFromPrometheus(t *testing.T) {
+	a := startApp(t, testConfig(t), Options{})
+	lookout := a.PrometheusAddr()
+	testpeers.StartPrometheusConfig(t, func(addr string) string {
+		return fmt.Sprintf(`global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: [%q]}]
+remote_write:
+  - url: http://%[2]s/api/v1/write
+    queue_config: {batch_send_deadline: 1s}
+    write_relabel_configs: [{target_label: rw, replacement: v1}]
+  - url: http://%[2]s/api/v1/write
+    protobuf_message: io.prometheus.write.v2.Request
+    queue_config: {batch_send_deadline: 1s}
+    write_relabel_configs: [{target_label: rw, replacement: v2}]
+`, addr, lookout)
+	})
+	client, err := promapi.NewClient(promapi.Config{Address: "http://" + lookout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := promv1.NewAPI(client)
+	var last model.Value
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		v, _, _, err := api.Query(context.Background(), `count by (rw) (up{job="prometheus"} == 1)`, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = v
+		if vec, ok := v.(model.Vector); ok && len(vec) == 2 {
+			return
+		}
+	}
+	t.Fatalf("Lookout did not get Prometheus's remote writes in both versions: %v", last)
+}
+
+// TestOTLPOnPrometheusListener sends metrics with the OTel SDK's HTTP
+// exporter to Prometheus's OTLP receiver path, /api/v1/otlp/v1/metrics, on
+// the Prometheus listener; only metrics are taken there.
+func TestOTLPOnPrometheusListener(t *testing.T) {
+	writer := &recordingWriter{}
+	a := startApp(t, testConfig(t), Options{ExemplarWriter: writer})
+	ctx := context.Background()
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL("http://"+a.PrometheusAddr()+"/api/v1/otlp/v1/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
+	tp := sdktrace.NewTracerProvider()
+	h, err := mp.Meter("test").Float64Histogram("otlp.on.prom.duration", metric.WithUnit("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, span := tp.Tracer("test").Start(ctx, "work")
+	h.Record(sctx, 0.25)
+	span.End()
+	if err := mp.ForceFlush(ctx); err != nil {
+		t.Fatalf("export to /api/v1/otlp/v1/metrics: %v", err)
+	}
+	_ = mp.Shutdown(ctx)
+	_ = tp.Shutdown(ctx)
+
+	client, err := promapi.NewClient(promapi.Config{Address: "http://" + a.PrometheusAddr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, _, err := promv1.NewAPI(client).Query(ctx, `otlp_on_prom_duration_count`, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec, ok := v.(model.Vector); !ok || len(vec) != 1 || vec[0].Value != 1 {
+		t.Errorf("query = %v, want one count of 1", v)
+	}
+	if n := len(writer.records()); n != 1 {
+		t.Errorf("exemplar writer got %d records, want the histogram's one", n)
+	}
+
+	resp, err := http.Post("http://"+a.PrometheusAddr()+"/api/v1/otlp/v1/traces", "application/x-protobuf", strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("traces on the Prometheus OTLP path: %d, want 404", resp.StatusCode)
+	}
+}
