@@ -267,6 +267,13 @@ func (a *App) uiHandler(prom, tempo http.Handler) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", prom))
+	// The UI listener serves reads only: a UI opened to a team must not
+	// take writes on the Prometheus listener's write paths.
+	readOnly := func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "the UI listener takes no writes: send them to the Prometheus or OTLP listener", http.StatusNotFound)
+	}
+	mux.HandleFunc("/prometheus/api/v1/write", readOnly)
+	mux.HandleFunc("/prometheus/api/v1/otlp/", readOnly)
 	mux.Handle("/tempo/", http.StripPrefix("/tempo", tempo))
 	if a.opts.UIHandler != nil {
 		mux.Handle("/", a.opts.UIHandler)

@@ -119,7 +119,22 @@ func TestRemoteWrite(t *testing.T) {
 		t.Errorf("a refused request's other series was stored: %v", v)
 	}
 
-	resp, err := http.Post("http://"+a.PrometheusAddr()+"/api/v1/write", "application/x-protobuf", strings.NewReader("not snappy"))
+	// The UI listener, which serves the Prometheus API under /prometheus/
+	// for reading, takes no writes.
+	code, body = postRemoteWrite(t, a.UIAddr()+"/prometheus", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{rwSeries("rw_requests_total", "rw-ui", now, 1, "")}})
+	if code != http.StatusNotFound || !strings.Contains(body, "takes no writes") {
+		t.Errorf("remote write on the UI listener: %d %q, want 404", code, body)
+	}
+	resp, err := http.Post("http://"+a.UIAddr()+"/prometheus/api/v1/otlp/v1/metrics", "application/x-protobuf", strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("OTLP on the UI listener: %d, want 404", resp.StatusCode)
+	}
+
+	resp, err = http.Post("http://"+a.PrometheusAddr()+"/api/v1/write", "application/x-protobuf", strings.NewReader("not snappy"))
 	if err != nil {
 		t.Fatal(err)
 	}
