@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -134,13 +135,27 @@ func TestRemoteWrite(t *testing.T) {
 		t.Errorf("OTLP on the UI listener: %d, want 404", resp.StatusCode)
 	}
 
-	resp, err = http.Post("http://"+a.PrometheusAddr()+"/api/v1/write", "application/x-protobuf", strings.NewReader("not snappy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("garbage body: %d, want 400", resp.StatusCode)
+	// Prometheus's handler refuses bodies over 32 MiB as sent (413) or as
+	// their snappy header says they decompress (400), before it reads them
+	// whole or inflates them; garbage gets 400.
+	for _, c := range []struct {
+		name string
+		body []byte
+		code int
+	}{
+		{"over the limit as sent", bytes.Repeat([]byte{0}, 33<<20), http.StatusRequestEntityTooLarge},
+		{"announcing 1 GiB decompressed", append(binary.AppendUvarint(nil, 1<<30), 0, 1, 2, 3), http.StatusBadRequest},
+		{"not snappy", []byte("not snappy"), http.StatusBadRequest},
+	} {
+		resp, err := http.Post("http://"+a.PrometheusAddr()+"/api/v1/write", "application/x-protobuf", bytes.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("%s: %d %q, want %d", c.name, resp.StatusCode, msg, c.code)
+		}
 	}
 }
 
