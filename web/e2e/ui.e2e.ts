@@ -216,6 +216,10 @@ describe("explore", () => {
 describe("trace search", () => {
   it("finds a slow checkout trace and opens it", async () => {
     const page = await newPage();
+    // Without a query, the page opens on the time range's traces.
+    await page.goto(`${lk.ui}/search?from=now-30m&to=now`);
+    await page.locator(".result-row").first().waitFor({ timeout: 30_000 });
+    await check.text(page.locator(".search p.muted"), "for {}");
     await page.goto(`${lk.ui}/search?from=now-30m&to=now&service=main-service&minDuration=5s`);
     await page.locator(".result-row").first().waitFor({ timeout: 30_000 });
     const durations = await page.locator(".result-row td.num").allTextContents();

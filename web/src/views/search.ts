@@ -62,6 +62,7 @@ export class SearchView implements View {
     );
     void this.loadOptions(wantService);
     if (p.has("service") || p.has("name") || p.has("q") || p.has("minDuration") || p.has("maxDuration")) this.run(false);
+    else void this.query(); // the time range's traces, so the page opens on something to narrow down
   }
 
   private async loadOptions(want: string): Promise<void> {
