@@ -53,12 +53,12 @@ func (w *writeAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels,
 		return ref, errors.New("the TSDB's appender takes no exemplars")
 	}
 	ref, err := ea.AppendExemplars(ref, ls, exs)
-	bad, err := w.badExemplars(err)
-	if err != nil {
-		return ref, err
+	bad, ferr := w.badExemplars(err)
+	if ferr != nil {
+		return ref, ferr
 	}
 	w.app.noteExemplars(ref, ls, exs, bad)
-	return ref, nil
+	return ref, err // a partial error, for the receiver to count
 }
 
 // badExemplars returns the indexes of the exemplars a partial error names,
