@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeRange, formatDurationMs, isRelative, parseDuration, parseTime, resolveRange, stepFor } from "./time";
+import { describeRange, formatDurationMs, formatWholeMs, isRelative, parseDuration, parseTime, resolveRange, stepFor } from "./time";
 
 const NOW = Date.UTC(2026, 10, 24, 14, 23, 45, 500);
 
@@ -75,4 +75,12 @@ describe("formatDurationMs", () => {
     [7600, "7.60s"],
     [125_000, "2m05s"],
   ])("%s", (ms, want) => expect(formatDurationMs(ms)).toBe(want));
+});
+
+describe("formatWholeMs", () => {
+  it.each([
+    [0, "<1ms"],
+    [1, "1.00ms"],
+    [7600, "7.60s"],
+  ])("%s", (ms, want) => expect(formatWholeMs(ms)).toBe(want));
 });

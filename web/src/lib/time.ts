@@ -111,6 +111,11 @@ export function stepFor(range: ResolvedRange, points: number, minStep = 1): numb
   return Math.max(Math.ceil(raw), minStep);
 }
 
+/** formatWholeMs formats a duration given in whole milliseconds (Tempo's search results), where 0 means under 1 ms. */
+export function formatWholeMs(ms: number): string {
+  return ms === 0 ? "<1ms" : formatDurationMs(ms);
+}
+
 /** formatDurationMs renders a duration for humans: 820µs, 12.3ms, 7.60s, 2m05s. */
 export function formatDurationMs(ms: number): string {
   if (!Number.isFinite(ms)) return "–";

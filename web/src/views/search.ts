@@ -3,7 +3,7 @@
 
 import { h, replace } from "../lib/dom";
 import { buildTraceQL, search, tagValues, type SearchHit } from "../lib/tempo";
-import { formatDurationMs, formatTime, parseDuration } from "../lib/time";
+import { formatDurationMs, formatTime, formatWholeMs, parseDuration } from "../lib/time";
 import { state } from "../state";
 import type { AppContext, View } from "./view";
 
@@ -142,8 +142,8 @@ export class SearchView implements View {
       h("button", {
         type: "button",
         class: "scatter-dot",
-        title: `${r.service}: ${r.name} ${formatDurationMs(r.durationMs)} at ${formatTime(r.start)}`,
-        "aria-label": `Trace ${r.id}, ${formatDurationMs(r.durationMs)}`,
+        title: `${r.service}: ${r.name} ${formatWholeMs(r.durationMs)} at ${formatTime(r.start)}`,
+        "aria-label": `Trace ${r.id}, ${formatWholeMs(r.durationMs)}`,
         dataset: { traceId: r.id },
         style: { left: `${Math.min(100, Math.max(0, ((r.start - start) / (end - start)) * 100))}%`, bottom: `${(r.durationMs / maxD) * 100}%` },
         on: { click: () => this.ctx.openTrace(r.id, r.spanId) },
@@ -181,7 +181,7 @@ export class SearchView implements View {
               h("td", null, r.service),
               h("td", null, r.name),
               h("td", null, formatTime(r.start, true)),
-              h("td", { class: "num" }, formatDurationMs(r.durationMs)),
+              h("td", { class: "num" }, formatWholeMs(r.durationMs)),
             ),
           ),
         ),
