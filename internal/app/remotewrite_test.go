@@ -212,6 +212,34 @@ remote_write:
 	t.Fatalf("Lookout did not get Prometheus's remote writes in both versions: %v", last)
 }
 
+// TestRemoteReadFromPrometheus has a real Prometheus read Lookout's data
+// through remote read (/api/v1/read, Prometheus's own handler) and answer
+// a query with it.
+func TestRemoteReadFromPrometheus(t *testing.T) {
+	a := startApp(t, testConfig(t), Options{})
+	now := time.Now().Add(-30 * time.Second)
+	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		rwSeries("lookout_only_total", "rr-test", now.UnixMilli(), 17, ""),
+	}})
+	if code != http.StatusNoContent {
+		t.Fatalf("remote write: %d %s", code, body)
+	}
+	prom := testpeers.StartPrometheusConfig(t, func(string) string {
+		return fmt.Sprintf("remote_read:\n  - url: http://%s/api/v1/read\n    read_recent: true\n", a.PrometheusAddr())
+	})
+	client, err := promapi.NewClient(promapi.Config{Address: "http://" + prom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, _, err := promv1.NewAPI(client).Query(context.Background(), `lookout_only_total{job="rr-test"}`, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec, ok := v.(model.Vector); !ok || len(vec) != 1 || vec[0].Value != 17 {
+		t.Errorf("Prometheus reading Lookout remotely: %v, want one sample of 17", v)
+	}
+}
+
 // TestOTLPOnPrometheusListener sends metrics with the OTel SDK's HTTP
 // exporter to Prometheus's OTLP receiver path, /api/v1/otlp/v1/metrics, on
 // the Prometheus listener; only metrics are taken there.
