@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
@@ -243,6 +244,10 @@ func New(opts Options) (*API, error) {
 	if opts.Gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
+	mux.Handle("/federate", readyFunc((&federation{
+		q: opts.Queryable, lookback: opts.LookbackDelta, now: time.Now,
+		parser: parser.NewParser(parser.Options{}), logger: opts.Logger,
+	}).ServeHTTP))
 	// Go's profiler, where Prometheus serves it, for `go tool pprof`.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -240,6 +240,48 @@ func TestRemoteReadFromPrometheus(t *testing.T) {
 	}
 }
 
+// TestFederationFromPrometheus has a real Prometheus scrape Lookout's
+// /federate with honor_labels, as a global Prometheus federates from a
+// local one, and read the series back from that Prometheus.
+func TestFederationFromPrometheus(t *testing.T) {
+	a := startApp(t, testConfig(t), Options{})
+	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		rwSeries("lookout_fed_total", "fed-test", time.Now().Add(-10*time.Second).UnixMilli(), 5, ""),
+		rwSeries("lookout_fed_total", "not-federated", time.Now().Add(-10*time.Second).UnixMilli(), 6, ""),
+	}})
+	if code != http.StatusNoContent {
+		t.Fatalf("remote write: %d %s", code, body)
+	}
+	prom := testpeers.StartPrometheusConfig(t, func(string) string {
+		return fmt.Sprintf(`scrape_configs:
+  - job_name: federate
+    honor_labels: true
+    metrics_path: /federate
+    scrape_interval: 1s
+    params:
+      'match[]': ['{job="fed-test"}']
+    static_configs: [{targets: [%q]}]
+`, a.PrometheusAddr())
+	})
+	client, err := promapi.NewClient(promapi.Config{Address: "http://" + prom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := promv1.NewAPI(client)
+	var last model.Value
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		v, _, _, err := api.Query(context.Background(), `lookout_fed_total`, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = v
+		if vec, ok := v.(model.Vector); ok && len(vec) == 1 && vec[0].Value == 5 && vec[0].Metric["job"] == "fed-test" && vec[0].Metric["instance"] == "" {
+			return
+		}
+	}
+	t.Fatalf("Prometheus federating from Lookout has %v, want lookout_fed_total{job=\"fed-test\"} 5 without an instance", last)
+}
+
 // TestOTLPOnPrometheusListener sends metrics with the OTel SDK's HTTP
 // exporter to Prometheus's OTLP receiver path, /api/v1/otlp/v1/metrics, on
 // the Prometheus listener; only metrics are taken there.
