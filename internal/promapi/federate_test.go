@@ -1,6 +1,7 @@
 package promapi
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +21,7 @@ func TestFederate(t *testing.T) {
 	s, _ := seed(t)
 	f := &federation{
 		q: s.Queryable(), lookback: 5 * time.Minute, now: func() time.Time { return t0.Add(2 * time.Minute) },
-		parser: parser.NewParser(parser.Options{}), logger: nil,
+		parser: parser.NewParser(parser.Options{}), logger: slog.New(slog.DiscardHandler),
 	}
 	get := func(query, accept string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, "/federate?"+query, nil)
