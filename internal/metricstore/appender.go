@@ -75,26 +75,37 @@ func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 		return 0, nil
 	}
 	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
-	var badExemplar map[int]bool
+	bad, err := a.badExemplars(ls, err)
 	if err != nil {
-		var pe *storage.AppendPartialError
-		if !errors.As(err, &pe) {
-			a.reject(ls, t)
-			a.note(fmt.Errorf("series %s: %w", shortLabels(ls), err))
-			return 0, nil
-		}
-		badExemplar = make(map[int]bool, len(pe.ExemplarErrors))
-		for _, e := range pe.ExemplarErrors {
-			if !badExemplar[e.Index] {
-				a.exRejected++
-				badExemplar[e.Index] = true
-				a.note(fmt.Errorf("exemplar on series %s: %w", shortLabels(ls), e.Err))
-			}
-		}
+		a.reject(ls, t)
+		a.note(fmt.Errorf("series %s: %w", shortLabels(ls), err))
+		return 0, nil
 	}
 	a.appended++
-	a.noteExemplars(ref, ls, opts.Exemplars, badExemplar)
+	a.noteExemplars(ref, ls, opts.Exemplars, bad)
 	return ref, nil
+}
+
+// badExemplars returns the indexes of the exemplars of series ls that err,
+// a partial error from the TSDB, names, counting and noting them as
+// rejected; any other error is returned.
+func (a *appender) badExemplars(ls labels.Labels, err error) (map[int]bool, error) {
+	if err == nil {
+		return nil, nil
+	}
+	var pe *storage.AppendPartialError
+	if !errors.As(err, &pe) {
+		return nil, err
+	}
+	bad := make(map[int]bool, len(pe.ExemplarErrors))
+	for _, e := range pe.ExemplarErrors {
+		if !bad[e.Index] {
+			a.exRejected++
+			bad[e.Index] = true
+			a.note(fmt.Errorf("exemplar on series %s: %w", shortLabels(ls), e.Err))
+		}
+	}
+	return bad, nil
 }
 
 // noteExemplars notes the exemplars the TSDB took with a sample of series

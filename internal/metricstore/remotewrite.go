@@ -36,7 +36,7 @@ type writeAppender struct {
 // Append implements storage.AppenderV2.
 func (w *writeAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	ref, err := w.app.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
-	bad, ferr := w.badExemplars(err)
+	bad, ferr := w.app.badExemplars(ls, err)
 	if ferr != nil {
 		return ref, ferr
 	}
@@ -53,32 +53,12 @@ func (w *writeAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels,
 		return ref, errors.New("the TSDB's appender takes no exemplars")
 	}
 	ref, err := ea.AppendExemplars(ref, ls, exs)
-	bad, ferr := w.badExemplars(err)
+	bad, ferr := w.app.badExemplars(ls, err)
 	if ferr != nil {
 		return ref, ferr
 	}
 	w.app.noteExemplars(ref, ls, exs, bad)
 	return ref, err // a partial error, for the receiver to count
-}
-
-// badExemplars returns the indexes of the exemplars a partial error names,
-// counted as rejected; other errors are returned.
-func (w *writeAppender) badExemplars(err error) (map[int]bool, error) {
-	if err == nil {
-		return nil, nil
-	}
-	var pe *storage.AppendPartialError
-	if !errors.As(err, &pe) {
-		return nil, err
-	}
-	bad := make(map[int]bool, len(pe.ExemplarErrors))
-	for _, e := range pe.ExemplarErrors {
-		if !bad[e.Index] {
-			w.app.exRejected++
-			bad[e.Index] = true
-		}
-	}
-	return bad, nil
 }
 
 // Commit implements storage.AppenderV2.
@@ -89,14 +69,7 @@ func (w *writeAppender) Commit() error {
 		_ = w.app.Rollback()
 		return errors.New("metric store is closed")
 	}
-	recs, err := w.s.commit(w.app)
-	if err != nil {
-		return err
-	}
-	w.s.metrics.samplesAppended.Add(float64(w.app.appended))
-	w.s.metrics.exemplarsRejected.Add(float64(w.app.exRejected))
-	w.s.queueExemplars(recs)
-	return nil
+	return w.s.commitAndQueue(w.app)
 }
 
 // Rollback implements storage.AppenderV2.

@@ -414,13 +414,9 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 		_ = app.Rollback()
 		return ingest.Result{}, fmt.Errorf("%w: nothing stored: %s", ingest.ErrBadData, app.message(terr))
 	}
-	recs, err := s.commit(app)
-	if err != nil {
+	if err := s.commitAndQueue(app); err != nil {
 		return ingest.Result{}, fmt.Errorf("commit metrics: %w", err)
 	}
-	s.metrics.samplesAppended.Add(float64(app.appended))
-	s.metrics.exemplarsRejected.Add(float64(app.exRejected))
-	s.queueExemplars(recs)
 	res := ingest.Result{Rejected: rejected}
 	if rejected > 0 {
 		res.Message = app.message(terr)
@@ -438,6 +434,19 @@ func (s *Store) commit(app *appender) ([]exemplars.Record, error) {
 		return nil, err
 	}
 	return s.afterCommit(app), nil
+}
+
+// commitAndQueue commits app, counts what it stored and hands its new
+// exemplars to the exemplar writer.
+func (s *Store) commitAndQueue(app *appender) error {
+	recs, err := s.commit(app)
+	if err != nil {
+		return err
+	}
+	s.metrics.samplesAppended.Add(float64(app.appended))
+	s.metrics.exemplarsRejected.Add(float64(app.exRejected))
+	s.queueExemplars(recs)
+	return nil
 }
 
 // afterCommit counts the exemplars that were new and returns those for the
