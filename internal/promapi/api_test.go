@@ -33,6 +33,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // Fixed times make the answers byte-for-byte reproducible.
 var t0 = time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 
+// storeOptions returns DefaultOptions reading from s.
+func storeOptions(s *metricstore.Store) Options {
+	opts := DefaultOptions()
+	opts.Queryable = s.Queryable()
+	opts.ExemplarQueryable = s.ExemplarQueryable()
+	opts.AdminStats = s.AdminStats()
+	opts.DBDir = s.Dir()
+	return opts
+}
+
 func seed(t *testing.T) (*metricstore.Store, http.Handler) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -72,11 +82,7 @@ func seed(t *testing.T) (*metricstore.Store, http.Handler) {
 			t.Fatal(err)
 		}
 	}
-	opts := DefaultOptions()
-	opts.Queryable = s.Queryable()
-	opts.ExemplarQueryable = s.ExemplarQueryable()
-	opts.AdminStats = s.AdminStats()
-	opts.DBDir = s.Dir()
+	opts := storeOptions(s)
 	opts.Gatherer = reg
 	api, err := New(opts)
 	if err != nil {

@@ -23,11 +23,7 @@ func FuzzRemoteWrite(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer s.Close()
-	opts := DefaultOptions()
-	opts.Queryable = s.Queryable()
-	opts.ExemplarQueryable = s.ExemplarQueryable()
-	opts.AdminStats = s.AdminStats()
-	opts.DBDir = s.Dir()
+	opts := storeOptions(s)
 	opts.Appendable = s.WriteAppendable()
 	opts.RemoteWrite = true
 	api, err := New(opts)
