@@ -251,9 +251,7 @@ func TestPrefixAndProbes(t *testing.T) {
 
 func TestNotReady(t *testing.T) {
 	s, _ := seed(t)
-	opts := DefaultOptions()
-	opts.Queryable = s.Queryable()
-	opts.AdminStats = s.AdminStats()
+	opts := storeOptions(s)
 	opts.Ready = func() bool { return false }
 	api, err := New(opts)
 	if err != nil {
