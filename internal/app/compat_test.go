@@ -182,15 +182,22 @@ func sortByJSON(xs []any) {
 
 func post(t *testing.T, u string, body []byte) {
 	t.Helper()
+	if code, b := postProto(t, u, body); code != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", u, code, b)
+	}
+}
+
+// postProto POSTs body as application/x-protobuf and returns the answer's
+// status and body.
+func postProto(t *testing.T, u string, body []byte) (int, string) {
+	t.Helper()
 	resp, err := http.Post(u, "application/x-protobuf", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: %d %s", u, resp.StatusCode, b)
-	}
+	return resp.StatusCode, string(b)
 }
 
 func freePort(t *testing.T) string {

@@ -126,13 +126,8 @@ func TestRemoteWrite(t *testing.T) {
 	if code != http.StatusNotFound || !strings.Contains(body, "takes no writes") {
 		t.Errorf("remote write on the UI listener: %d %q, want 404", code, body)
 	}
-	resp, err := http.Post("http://"+a.UIAddr()+"/prometheus/api/v1/otlp/v1/metrics", "application/x-protobuf", strings.NewReader(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("OTLP on the UI listener: %d, want 404", resp.StatusCode)
+	if code, _ := postProto(t, "http://"+a.UIAddr()+"/prometheus/api/v1/otlp/v1/metrics", nil); code != http.StatusNotFound {
+		t.Errorf("OTLP on the UI listener: %d, want 404", code)
 	}
 
 	// Prometheus's handler refuses bodies over 32 MiB as sent (413) or as
@@ -147,14 +142,8 @@ func TestRemoteWrite(t *testing.T) {
 		{"announcing 1 GiB decompressed", append(binary.AppendUvarint(nil, 1<<30), 0, 1, 2, 3), http.StatusBadRequest},
 		{"not snappy", []byte("not snappy"), http.StatusBadRequest},
 	} {
-		resp, err := http.Post("http://"+a.PrometheusAddr()+"/api/v1/write", "application/x-protobuf", bytes.NewReader(c.body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != c.code {
-			t.Errorf("%s: %d %q, want %d", c.name, resp.StatusCode, msg, c.code)
+		if code, msg := postProto(t, "http://"+a.PrometheusAddr()+"/api/v1/write", c.body); code != c.code {
+			t.Errorf("%s: %d %q, want %d", c.name, code, msg, c.code)
 		}
 	}
 }
@@ -323,12 +312,7 @@ func TestOTLPOnPrometheusListener(t *testing.T) {
 		t.Errorf("exemplar writer got %d records, want the histogram's one", n)
 	}
 
-	resp, err := http.Post("http://"+a.PrometheusAddr()+"/api/v1/otlp/v1/traces", "application/x-protobuf", strings.NewReader(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("traces on the Prometheus OTLP path: %d, want 404", resp.StatusCode)
+	if code, _ := postProto(t, "http://"+a.PrometheusAddr()+"/api/v1/otlp/v1/traces", nil); code != http.StatusNotFound {
+		t.Errorf("traces on the Prometheus OTLP path: %d, want 404", code)
 	}
 }
