@@ -30,16 +30,38 @@ func TestPrometheusCompatibility(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
 	}
-	a := startApp(t, testConfig(t), Options{})
+	// Lookout as cmd/lookout assembles it: exemplar queries read the
+	// durable index, and the TSDB's exemplar ring has its default size.
+	cfg := testConfig(t)
+	cfg.MaxExemplars = DefaultConfig().MaxExemplars
+	opts, closeStores, err := fullOptions(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closeStores() })
+	a := startApp(t, cfg, opts)
 	promAddr := testpeers.StartPrometheus(t)
 
 	base := time.Now().Add(-30 * time.Minute).Truncate(time.Minute)
 	const steps = 40
 	step := 15 * time.Second
-	for i := range steps {
-		body := compatBatch(base, i, step)
+	send := func(body []byte) {
 		post(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", body)
 		post(t, "http://"+promAddr+"/api/v1/otlp/v1/metrics", body)
+	}
+	for i := range steps {
+		send(compatBatch(base, i, step))
+	}
+	// An SDK re-exports its exemplars; Prometheus keeps one of each.
+	send(compatBatch(base, steps-1, step))
+	// Exemplars out of Prometheus's order (older than the series' newest,
+	// or as old with a lower value) are refused, duplicates of the newest
+	// ignored, later ones kept.
+	for i, e := range []struct {
+		ts    time.Duration
+		value float64
+	}{{20, 5}, {10, 6}, {20, 5}, {20, 4}, {20, 7}, {21, 1}, {15, 9}} {
+		send(exemplarProbe(base.Add(time.Duration(i)*step), base.Add(e.ts*time.Second), e.value, i))
 	}
 	end := base.Add(time.Duration(steps-1) * step)
 	ts := strconv.FormatInt(end.Unix(), 10)
@@ -76,6 +98,7 @@ func TestPrometheusCompatibility(t *testing.T) {
 	reqs = append(reqs,
 		req{"/api/v1/query_exemplars", merge(rng, url.Values{"query": {`webstore_payment_duration_bucket`}})},
 		req{"/api/v1/query_exemplars", merge(rng, url.Values{"query": {`webstore_payment_duration_bucket{country="DE"}`}})},
+		req{"/api/v1/query_exemplars", merge(rng, url.Values{"query": {`exemplar_probe`}})},
 		req{"/api/v1/query_exemplars", url.Values{"query": {"test"}, "start": {strconv.FormatInt(base.UnixMilli(), 10)}, "end": {strconv.FormatInt(end.UnixMilli(), 10)}}},
 		req{"/api/v1/series", merge(rng, url.Values{"match[]": {`{__name__=~"webstore.*"}`}})},
 		req{"/api/v1/labels", rng},
@@ -209,6 +232,42 @@ func freePort(t *testing.T) string {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	return addr
+}
+
+// exemplarProbe is one counter point (value n) at at, with one exemplar of value v at
+// exTs whose trace ID is derived from n.
+func exemplarProbe(at, exTs time.Time, v float64, n int) []byte {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "probe")
+	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	g.SetName("exemplar_probe")
+	sum := g.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := sum.DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+	dp.SetDoubleValue(float64(n))
+	e := dp.Exemplars().AppendEmpty()
+	e.SetDoubleValue(v)
+	e.SetTimestamp(pcommon.NewTimestampFromTime(exTs))
+	e.SetTraceID(pcommon.TraceID{15: byte(n + 1)})
+	e.SetSpanID(pcommon.SpanID{7: byte(n + 1)})
+	// A second series' exemplar follows, so a TSDB exemplar ring that
+	// holds only the last exemplar cannot judge the next probe.
+	other := sum.DataPoints().AppendEmpty()
+	other.Attributes().PutStr("series", "other")
+	other.SetTimestamp(dp.Timestamp())
+	other.SetDoubleValue(float64(n))
+	e = other.Exemplars().AppendEmpty()
+	e.SetDoubleValue(1)
+	e.SetTimestamp(dp.Timestamp())
+	e.SetTraceID(pcommon.TraceID{0: 1, 15: byte(n + 1)})
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		panic(err)
+	}
+	return body
 }
 
 // compatBatch builds step i of a deterministic workload covering every

@@ -45,8 +45,11 @@ type Config struct {
 	// MetricsRetention and TracesRetention are age limits.
 	MetricsRetention, TracesRetention time.Duration
 	// MaxExemplars sizes the TSDB's in-memory exemplar ring. Lookout's
-	// queries read the exemplar index; the ring validates exemplars and
-	// logs them to the WAL, from which the index recovers.
+	// queries read the exemplar index, and the metric store applies
+	// Prometheus's duplicate and order rules itself, so the ring only logs
+	// exemplars to the WAL (from which the index recovers) and 1 is enough.
+	// Without an index (Options.ExemplarQueryable unset) the ring answers
+	// exemplar queries: size it as Prometheus's --storage.exemplars.exemplars-limit.
 	MaxExemplars int64
 	// PrometheusURL and TempoURL, when set, make the UI read these remote
 	// APIs instead of the embedded stores.
@@ -88,7 +91,7 @@ func DefaultConfig() Config {
 		DeltaToCumulative:      true,
 		MetricsRetention:       15 * 24 * time.Hour,
 		TracesRetention:        7 * 24 * time.Hour,
-		MaxExemplars:           10000,
+		MaxExemplars:           1,
 		MaxRequestBytes:        16 << 20,
 		QueryExemplars:         true,
 		RemoteWriteReceiver:    true,
@@ -118,7 +121,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxRequestBytes, "otlp.max-request-bytes", c.MaxRequestBytes, "largest OTLP request accepted, in bytes after decompression")
 	durationFlag(fs, &c.MetricsRetention, "metrics.retention", "how long metric samples are kept (e.g. 15d, 12h)")
 	durationFlag(fs, &c.TracesRetention, "traces.retention", "how long traces are kept; traces referenced by a kept exemplar are kept longer")
-	fs.Int64Var(&c.MaxExemplars, "metrics.max-exemplars", c.MaxExemplars, "size of the TSDB's in-memory exemplar ring, which validates exemplars and logs them to the WAL (queries read the durable exemplar index)")
+	fs.Int64Var(&c.MaxExemplars, "metrics.max-exemplars", c.MaxExemplars, "size of the TSDB's in-memory exemplar ring, which only logs exemplars to the WAL: queries read the durable exemplar index, which recovers from that WAL (0: exemplars stay out of the WAL)")
 	fs.StringVar(&c.PrometheusURL, "prometheus.url", c.PrometheusURL, "if set, the UI reads this Prometheus-compatible API instead of the embedded store")
 	fs.StringVar(&c.TempoURL, "tempo.url", c.TempoURL, "if set, the UI reads this Tempo-compatible API instead of the embedded store")
 	fs.BoolVar(&c.QueryExemplars, "prometheus.query-exemplars", c.QueryExemplars, "add \"exemplars\" to /api/v1/query result series (extension)")

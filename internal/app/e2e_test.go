@@ -45,6 +45,9 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	// Tests that run the metrics side alone query the TSDB's exemplar
+	// ring: give it Prometheus's size.
+	cfg.MaxExemplars = 100_000
 	cfg.OTLPGRPCListen = "127.0.0.1:0"
 	cfg.OTLPHTTPListen = "127.0.0.1:0"
 	cfg.PrometheusListen = "127.0.0.1:0"

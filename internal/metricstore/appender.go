@@ -3,7 +3,6 @@ package metricstore
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
@@ -115,11 +114,7 @@ func (a *appender) noteExemplars(ref storage.SeriesRef, ls labels.Labels, exs []
 		if bad[i] {
 			continue
 		}
-		var buf [24]byte
-		putU64(buf[0:], uint64(e.Ts))
-		putU64(buf[8:], math.Float64bits(e.Value))
-		putU64(buf[16:], e.Labels.Hash())
-		a.exKeys = append(a.exKeys, exemplarKey{ref: ref, key: xxhash.Sum64(buf[:])})
+		a.exKeys = append(a.exKeys, exemplarKey{ref: ref, ts: e.Ts, value: e.Value, lhash: e.Labels.Hash()})
 		if a.collect {
 			a.recs = append(a.recs, exemplars.Record{Series: ls, Exemplar: e})
 		}

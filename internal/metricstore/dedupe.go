@@ -6,43 +6,93 @@ import (
 	"github.com/prometheus/prometheus/storage"
 )
 
-// dedupeCache remembers the newest exemplar written to each series, the
-// rule the TSDB itself applies, so an exemplar re-exported every interval
-// by an SDK under cumulative temporality is recognised and neither counted
-// again nor handed to the exemplar writer again. Memory is one entry per
-// series that has exemplars; the map is dropped when it outgrows max
-// (series churn), which at worst re-sends a few exemplars to the writer,
-// whose contract is to ignore duplicates.
-type dedupeCache struct {
-	mu   sync.Mutex
-	last map[storage.SeriesRef]uint64
-	max  int
+// exemplarFilter applies Prometheus's exemplar rules to committed
+// exemplars, the rules the TSDB's in-memory exemplar storage applies when
+// it is large enough to remember every series: an exemplar equal to its
+// series' newest is a duplicate (an SDK re-exports its exemplars every
+// interval under cumulative temporality) and is ignored; one ordered before
+// the newest (by timestamp, then value, then label hash) is out of order and
+// refused. Everything else becomes the series' newest and goes on to the
+// exemplar writer.
+//
+// The TSDB's own storage keeps these rules only for series it still holds,
+// behind a map keyed by label strings; keyed by series reference this costs
+// a fraction of that, so the TSDB's ring can stay small (Options.MaxExemplars)
+// and serve only to log exemplars to the WAL.
+//
+// Memory is one entry per series that has exemplars; the map is dropped
+// when it outgrows max (series churn), which at worst lets a re-exported
+// exemplar through to the writer, whose contract is to ignore duplicates.
+type exemplarFilter struct {
+	mu     sync.Mutex
+	newest map[storage.SeriesRef]exemplarKey
+	max    int
 }
 
-func newDedupeCache(maxSeries int) *dedupeCache {
-	return &dedupeCache{last: make(map[storage.SeriesRef]uint64), max: maxSeries}
+func newExemplarFilter(maxSeries int) *exemplarFilter {
+	return &exemplarFilter{newest: make(map[storage.SeriesRef]exemplarKey), max: maxSeries}
 }
 
+// exemplarKey is what the rules need of an exemplar of series ref.
 type exemplarKey struct {
-	ref storage.SeriesRef
-	key uint64 // hash of timestamp, value and labels
+	ref   storage.SeriesRef
+	ts    int64
+	value float64
+	lhash uint64 // hash of the exemplar's labels
 }
 
-// filter returns the indexes of keys that differ from their series' newest
-// exemplar, updating it.
-func (c *dedupeCache) filter(keys []exemplarKey) []int {
-	fresh := make([]int, 0, len(keys))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.last) > c.max {
-		c.last = make(map[storage.SeriesRef]uint64)
-	}
-	for i, k := range keys {
-		if last, ok := c.last[k.ref]; ok && last == k.key {
-			continue
-		}
-		c.last[k.ref] = k.key
-		fresh = append(fresh, i)
+// verdict is what exemplarFilter decides for one exemplar.
+type verdict uint8
+
+const (
+	fresh verdict = iota
+	duplicate
+	outOfOrder
+)
+
+// check decides k against the series' newest exemplar n (ok: there is one).
+func check(k, n exemplarKey, ok bool) verdict {
+	switch {
+	case !ok:
+		return fresh
+	case k.ts == n.ts && k.value == n.value && k.lhash == n.lhash:
+		return duplicate
+	case k.ts < n.ts,
+		k.ts == n.ts && k.value < n.value,
+		k.ts == n.ts && k.value == n.value && k.lhash < n.lhash:
+		return outOfOrder
 	}
 	return fresh
+}
+
+// filter decides keys in order, each against its series' newest exemplar
+// so far, and returns the indexes of the fresh ones and the number out of
+// order.
+func (c *exemplarFilter) filter(keys []exemplarKey) (freshIdx []int, ooo int) {
+	freshIdx = make([]int, 0, len(keys))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.newest) > c.max {
+		c.newest = make(map[storage.SeriesRef]exemplarKey)
+	}
+	for i, k := range keys {
+		switch c.decide(k) {
+		case fresh:
+			freshIdx = append(freshIdx, i)
+		case outOfOrder:
+			ooo++
+		}
+	}
+	return freshIdx, ooo
+}
+
+// decide returns k's verdict and, when fresh, makes k its series' newest.
+// The caller holds mu or owns c.
+func (c *exemplarFilter) decide(k exemplarKey) verdict {
+	n, ok := c.newest[k.ref]
+	v := check(k, n, ok)
+	if v == fresh {
+		c.newest[k.ref] = k
+	}
+	return v
 }

@@ -28,7 +28,7 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		translationErrors:     c("translation_errors_total", "OTLP metrics or resources the Prometheus translator refused."),
 		exemplarsAppended:     c("exemplars_appended_total", "New exemplars stored in the TSDB."),
 		exemplarsDuplicate:    c("exemplars_duplicate_total", "Exemplars already stored (re-exported by an SDK), ignored."),
-		exemplarsRejected:     c("exemplars_rejected_total", "Exemplars the TSDB refused (out of order, labels too long)."),
+		exemplarsRejected:     c("exemplars_rejected_total", "Exemplars refused: out of order by Prometheus's rule, or with labels too long."),
 		exemplarWriterDropped: c("exemplar_writer_dropped_total", "Exemplars not handed to the exemplar index because its queue was full."),
 		exemplarWriterErrors:  c("exemplar_writer_errors_total", "Exemplars the exemplar index failed to write."),
 		cachedPoints:          c("cached_points_total", "Data points appended by series reference from the stream cache, without the translator."),

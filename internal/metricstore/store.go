@@ -150,8 +150,8 @@ type Store struct {
 	noStreamCache bool
 	d2c           processor.Metrics
 
-	dedupe *dedupeCache
-	exq    chan []exemplars.Record
+	exFilter *exemplarFilter
+	exq      chan []exemplars.Record
 	// exQueued and exWritten count batches handed to exq and batches the
 	// writer finished (or that were dropped), for WaitExemplars.
 	exQueued, exWritten atomic.Uint64
@@ -215,9 +215,9 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 			LabelNameUnderscoreSanitization:      opts.OTLP.LabelNameUnderscoreSanitization,
 			LabelNamePreserveMultipleUnderscores: opts.OTLP.LabelNamePreserveMultipleUnderscores,
 		},
-		metrics: newStoreMetrics(reg),
-		dedupe:  newDedupeCache(1 << 22),
-		streams: newStreamCache(1 << 22),
+		metrics:  newStoreMetrics(reg),
+		exFilter: newExemplarFilter(1 << 22),
+		streams:  newStreamCache(1 << 22),
 	}
 	s.converters.New = func() any { return prw.NewPrometheusConverter(nil) }
 	s.plans.New = func() any { return &resourcePlan{} }
@@ -455,9 +455,10 @@ func (s *Store) afterCommit(app *appender) []exemplars.Record {
 	if len(app.exKeys) == 0 {
 		return nil
 	}
-	fresh := s.dedupe.filter(app.exKeys)
+	fresh, ooo := s.exFilter.filter(app.exKeys)
 	s.metrics.exemplarsAppended.Add(float64(len(fresh)))
-	s.metrics.exemplarsDuplicate.Add(float64(len(app.exKeys) - len(fresh)))
+	s.metrics.exemplarsRejected.Add(float64(ooo))
+	s.metrics.exemplarsDuplicate.Add(float64(len(app.exKeys) - len(fresh) - ooo))
 	if !app.collect || len(fresh) == 0 {
 		return nil
 	}

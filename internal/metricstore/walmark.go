@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
 	"time"
@@ -125,7 +126,7 @@ func (s *Store) replayExemplars(ctx context.Context, from, first, last int, fn f
 		return 0, err
 	}
 	defer ir.Close()
-	r := &exemplarReplay{head: ir, fn: fn, series: map[chunks.HeadSeriesRef]labels.Labels{}}
+	r := &exemplarReplay{head: ir, fn: fn, series: map[chunks.HeadSeriesRef]labels.Labels{}, filter: newExemplarFilter(math.MaxInt)}
 	for _, sr := range ranges {
 		if err := r.read(ctx, sr); err != nil {
 			return r.n, err
@@ -141,6 +142,9 @@ type exemplarReplay struct {
 	// series holds the labels of series records whose series the head no
 	// longer has (the head is asked first: it has almost all of them).
 	series map[chunks.HeadSeriesRef]labels.Labels
+	// filter drops the duplicate and out-of-order exemplars that the WAL
+	// holds (the TSDB logs them; the live path drops them after commit).
+	filter *exemplarFilter
 	sb     labels.ScratchBuilder
 	recs   []exemplars.Record
 	n      int
@@ -180,6 +184,10 @@ func (r *exemplarReplay) read(ctx context.Context, sr wlog.SegmentRange) error {
 				return fmt.Errorf("decode WAL exemplars in %s: %w", sr.Dir, err)
 			}
 			for _, e := range exs {
+				k := exemplarKey{ref: storage.SeriesRef(e.Ref), ts: e.T, value: e.V, lhash: e.Labels.Hash()}
+				if r.filter.decide(k) != fresh {
+					continue
+				}
 				ls, ok := r.labels(e.Ref)
 				if !ok {
 					continue

@@ -106,45 +106,61 @@ func ingestTrace(t *testing.T, s *Store, n byte, at time.Duration) {
 	}
 }
 
-func TestRecoverExemplarsFromWAL(t *testing.T) {
-	dir, idxDir := t.TempDir(), t.TempDir()
-	idx, err := exemplars.Open(idxDir, exemplars.Options{Retention: 48 * time.Hour}, nil, prometheus.NewRegistry())
+// openWithIndex opens the store in dir writing exemplars to w; tune, if
+// set, adjusts the options.
+func openWithIndex(t *testing.T, dir string, w *crashingIndex, tune func(*Options)) *Store {
+	t.Helper()
+	opts := DefaultOptions()
+	opts.ExemplarWriter = w
+	if tune != nil {
+		tune(&opts)
+	}
+	s, err := Open(dir, opts, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer idx.Close()
-	w := &crashingIndex{Index: idx}
+	return s
+}
+
+// newCrashingIndex opens a crashingIndex over a real index in a temp dir,
+// closed when the test ends.
+func newCrashingIndex(t *testing.T) *crashingIndex {
+	t.Helper()
+	idx, err := exemplars.Open(t.TempDir(), exemplars.Options{Retention: 48 * time.Hour}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = idx.Close() })
+	return &crashingIndex{Index: idx}
+}
+
+// crash stops s as a kill would: no final mark.
+func crash(t *testing.T, s *Store) {
+	t.Helper()
+	close(s.marks.stop)
+	<-s.marks.done
+	s.marks = nil
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecoverExemplarsFromWAL(t *testing.T) {
+	dir := t.TempDir()
+	w := newCrashingIndex(t)
 	w.set(false, false)
 	open := func() *Store {
 		t.Helper()
-		opts := DefaultOptions()
-		opts.ExemplarWriter = w
-		opts.walSegmentSize = 32 << 10
-		s, err := Open(dir, opts, nil, prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return openWithIndex(t, dir, w, func(o *Options) { o.walSegmentSize = 32 << 10 })
 	}
 	mark := func() int {
 		t.Helper()
-		seg, ok, err := idx.WALMark()
+		seg, ok, err := w.WALMark()
 		if err != nil || !ok {
 			t.Fatalf("WAL mark: %d, %v, %v", seg, ok, err)
 		}
 		return seg
 	}
-	// crash stops s as a kill would: no final mark.
-	crash := func(s *Store) {
-		t.Helper()
-		close(s.marks.stop)
-		<-s.marks.done
-		s.marks = nil
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-
 	s := open()
 	if n, err := s.RecoverExemplars(context.Background()); n != 0 || err != nil {
 		t.Fatalf("recovering an empty WAL: %d, %v", n, err)
@@ -165,7 +181,7 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 	// its disk; the process dies.
 	w.set(true, false)
 	ingestTrace(t, s, 3, 2*time.Second)
-	crash(s)
+	crash(t, s)
 	if w.indexed(t, traceHex(3)) {
 		t.Fatal("the lost exemplar is in the index before recovery")
 	}
@@ -231,39 +247,20 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 // deleted holds a mark past the new WAL; recovery must not skip the new
 // WAL's segments because of it.
 func TestRecoverExemplarsAfterTSDBReset(t *testing.T) {
-	idx, err := exemplars.Open(t.TempDir(), exemplars.Options{Retention: 48 * time.Hour}, nil, prometheus.NewRegistry())
-	if err != nil {
+	w := newCrashingIndex(t)
+	if err := w.SetWALMark(1000); err != nil {
 		t.Fatal(err)
 	}
-	defer idx.Close()
-	if err := idx.SetWALMark(1000); err != nil {
-		t.Fatal(err)
-	}
-	w := &crashingIndex{Index: idx}
 	w.set(false, false)
 	dir := t.TempDir()
-	open := func() *Store {
-		t.Helper()
-		opts := DefaultOptions()
-		opts.ExemplarWriter = w
-		s, err := Open(dir, opts, nil, prometheus.NewRegistry())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	open := func() *Store { t.Helper(); return openWithIndex(t, dir, w, nil) }
 	s := open()
 	if _, err := s.RecoverExemplars(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	w.set(true, false) // lost on the way to the index
 	ingestTrace(t, s, 7, 0)
-	close(s.marks.stop) // a crash: no final mark
-	<-s.marks.done
-	s.marks = nil
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	crash(t, s)
 	w.set(false, false)
 	s = open()
 	defer s.Close()
@@ -272,5 +269,55 @@ func TestRecoverExemplarsAfterTSDBReset(t *testing.T) {
 	}
 	if !w.indexed(t, traceHex(7)) {
 		t.Fatal("after a TSDB reset, recovery skipped the new WAL because of the old mark")
+	}
+}
+
+// TestRecoverSkipsRefusedExemplars: with the TSDB's exemplar ring at one
+// exemplar, an out-of-order exemplar reaches the WAL although the store
+// refused it; recovery from that WAL refuses it again.
+func TestRecoverSkipsRefusedExemplars(t *testing.T) {
+	dir := t.TempDir()
+	w := newCrashingIndex(t)
+	open := func() *Store {
+		t.Helper()
+		s := openWithIndex(t, dir, w, func(o *Options) { o.MaxExemplars = 1 })
+		if _, err := s.RecoverExemplars(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	const refused = "09000000000000000000000000000000"
+	w.set(true, false) // everything is lost before it reaches the index's disk
+	s := open()
+	// Exemplars on the le=1 and le=10 buckets; the ring keeps le=10's.
+	first := pmetric.NewMetrics()
+	histogramWithExemplars(newScope(first), 0, 0.5, 7)
+	// An le=1 exemplar older than the first: out of order.
+	late := pmetric.NewMetrics()
+	histogramWithExemplars(newScope(late), time.Second, 0.5)
+	e := late.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().At(0).Exemplars().At(0)
+	e.SetTimestamp(ts(-time.Second))
+	e.SetTraceID([16]byte{9})
+	for _, md := range []pmetric.Metrics{first, late} {
+		if _, err := s.ConsumeMetrics(context.Background(), md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WaitExemplars(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w.handed(refused) != 0 {
+		t.Fatal("the out-of-order exemplar was handed to the index")
+	}
+	crash(t, s)
+
+	w.set(false, false)
+	s = open()
+	defer s.Close()
+	if !w.indexed(t, "01000000000000000000000000000000") {
+		t.Error("recovery did not index the first exemplar")
+	}
+	if w.handed(refused) != 0 || w.indexed(t, refused) {
+		t.Error("recovery indexed the out-of-order exemplar")
 	}
 }
