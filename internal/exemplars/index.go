@@ -264,10 +264,11 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	po := &pebble.Options{Logger: pebbleslog.Logger{L: logger}, Cache: cache, MemTableSize: 8 << 20, L0CompactionThreshold: 8, L0StopWritesThreshold: 32, LBaseMaxBytes: 256 << 20}
-	// Keys are mostly hashes and timestamps that compress poorly; the
-	// first levels skip compression, which took a tenth of indexing CPU.
-	po.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
-	po.Levels[1].Compression = po.Levels[0].Compression
+	// Keys are mostly hashes and timestamps, values binary IDs: they
+	// compress poorly, and compressing them took a tenth of indexing CPU.
+	for i := range po.Levels {
+		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open exemplar index in %s: %w", dir, err)
@@ -560,7 +561,7 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 			k0 := len(scratch)
 			scratch = binary.BigEndian.AppendUint64(append(scratch, pSeries), h)
 			k1 := len(scratch)
-			scratch = encodeLabels(scratch, r.Series)
+			scratch = encodeLabels(scratch, r.Series, false)
 			kvs = append(kvs, kv{k0, k1, len(scratch)})
 		}
 		ts := r.Exemplar.Ts
@@ -630,15 +631,59 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	return nil
 }
 
+// A stored exemplar is value(8) | flags(1) | [ids(24)] | labels. With
+// flagIDs, its trace_id and span_id labels, canonical lower-case hex of 32
+// and 16 digits as Prometheus's OTLP translation writes them, are the 24
+// bytes they spell rather than among the labels: less than half the bytes
+// for Pebble to write, flush and compact.
+const (
+	flagHasTs = 1 << iota
+	flagIDs
+)
+
 // encodeExemplarTo appends the stored value of e to b.
 func encodeExemplarTo(b []byte, e exemplar.Exemplar) []byte {
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(e.Value))
+	var flags byte
 	if e.HasTs {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
+		flags |= flagHasTs
 	}
-	return encodeLabels(b, e.Labels)
+	tid, sid := e.Labels.Get("trace_id"), e.Labels.Get("span_id")
+	if !isLowerHex(tid, 32) || !isLowerHex(sid, 16) {
+		return encodeLabels(append(b, flags), e.Labels, false)
+	}
+	b = append(b, flags|flagIDs)
+	b = appendHexBytes(b, tid)
+	b = appendHexBytes(b, sid)
+	return encodeLabels(b, e.Labels, true)
+}
+
+// isLowerHex reports whether s is n lower-case hex digits.
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// appendHexBytes appends the bytes that s, lower-case hex of even length,
+// spells.
+func appendHexBytes(b []byte, s string) []byte {
+	nib := func(c byte) byte {
+		if c <= '9' {
+			return c - '0'
+		}
+		return c - 'a' + 10
+	}
+	for i := 0; i < len(s); i += 2 {
+		b = append(b, nib(s[i])<<4|nib(s[i+1]))
+	}
+	return b
 }
 
 // decodeExemplarWith decodes with a reused builder; label strings alias v
@@ -647,7 +692,15 @@ func decodeExemplarWith(sb *labels.ScratchBuilder, suffix, v []byte) (exemplar.E
 	if len(v) < 9 || len(suffix) < 8 {
 		return exemplar.Exemplar{}, errCorrupt
 	}
-	ls, err := decodeLabelsWith(sb, v[9:], aliasLabels)
+	flags, rest := v[8], v[9:]
+	var ids []byte
+	if flags&flagIDs != 0 {
+		if len(rest) < 24 {
+			return exemplar.Exemplar{}, errCorrupt
+		}
+		ids, rest = rest[:24], rest[24:]
+	}
+	ls, err := decodeLabelsWith(sb, rest, aliasLabels, ids)
 	if err != nil {
 		return exemplar.Exemplar{}, err
 	}
@@ -655,15 +708,23 @@ func decodeExemplarWith(sb *labels.ScratchBuilder, suffix, v []byte) (exemplar.E
 		Labels: ls,
 		Value:  math.Float64frombits(binary.BigEndian.Uint64(v)),
 		Ts:     tsFromOrdered(binary.BigEndian.Uint64(suffix)),
-		HasTs:  v[8] == 1,
+		HasTs:  flags&flagHasTs != 0,
 	}, nil
 }
 
 var errCorrupt = errors.New("exemplar index: corrupt record")
 
-func encodeLabels(b []byte, ls labels.Labels) []byte {
-	b = binary.AppendUvarint(b, uint64(ls.Len()))
+// encodeLabels appends ls to b; withoutIDs leaves out trace_id and span_id.
+func encodeLabels(b []byte, ls labels.Labels, withoutIDs bool) []byte {
+	n := ls.Len()
+	if withoutIDs {
+		n -= 2
+	}
+	b = binary.AppendUvarint(b, uint64(n))
 	ls.Range(func(l labels.Label) {
+		if withoutIDs && (l.Name == "trace_id" || l.Name == "span_id") {
+			return
+		}
 		b = binary.AppendUvarint(b, uint64(len(l.Name)))
 		b = append(b, l.Name...)
 		b = binary.AppendUvarint(b, uint64(len(l.Value)))
@@ -674,19 +735,31 @@ func encodeLabels(b []byte, ls labels.Labels) []byte {
 
 func decodeLabels(b []byte) (labels.Labels, error) {
 	sb := labels.NewScratchBuilder(8)
-	return decodeLabelsWith(&sb, b, false)
+	return decodeLabelsWith(&sb, b, false, nil)
 }
 
-// decodeLabelsWith decodes labels into sb. With alias, the names and values
-// passed to sb point into b; sb.Labels copies them, so the result does not
-// alias b.
-func decodeLabelsWith(sb *labels.ScratchBuilder, b []byte, alias bool) (labels.Labels, error) {
+// decodeLabelsWith decodes labels into sb, adding trace_id and span_id from
+// ids (16 and 8 bytes) when set. With alias, the names and values passed to
+// sb point into b or a local buffer; sb.Labels copies them, so the result
+// aliases neither.
+func decodeLabelsWith(sb *labels.ScratchBuilder, b []byte, alias bool, ids []byte) (labels.Labels, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return labels.EmptyLabels(), errCorrupt
 	}
 	b = b[k:]
 	sb.Reset()
+	var hx [48]byte
+	if ids != nil {
+		hex.Encode(hx[:], ids)
+		if alias {
+			sb.Add("trace_id", unsafe.String(&hx[0], 32))
+			sb.Add("span_id", unsafe.String(&hx[32], 16))
+		} else {
+			sb.Add("trace_id", string(hx[:32]))
+			sb.Add("span_id", string(hx[32:]))
+		}
+	}
 	str := func() (string, bool) {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
