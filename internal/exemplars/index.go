@@ -515,6 +515,7 @@ type kv struct{ k0, k1, v1 int }
 type writeBuf struct {
 	scratch []byte
 	kvs     []kv
+	checks  []pendingCheck
 }
 
 // WriteExemplars indexes recs (see Options.SyncWrites for durability).
@@ -531,7 +532,6 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	var newSeries map[uint64]*seriesEntry
 	due := x.opts.Now().Add(x.opts.DanglingGrace).UnixMilli()
 	checking := x.traceChecker() != nil
-	var checks []pendingCheck
 	// Keys and values go to one scratch buffer and are applied in key
 	// order: Pebble's memtable inserts are cheaper when neighbouring keys
 	// arrive together.
@@ -540,8 +540,8 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 		buf = &writeBuf{}
 	}
 	defer x.bufs.Put(buf)
-	scratch, kvs := buf.scratch[:0], buf.kvs[:0]
-	defer func() { buf.scratch, buf.kvs = scratch[:0], kvs[:0] }()
+	scratch, kvs, checks := buf.scratch[:0], buf.kvs[:0], buf.checks[:0]
+	defer func() { buf.scratch, buf.kvs, buf.checks = scratch[:0], kvs[:0], checks[:0] }()
 	for _, r := range recs {
 		h := labels.StableHash(r.Series)
 		known, ok := x.series[h]
