@@ -149,7 +149,7 @@ type Store struct {
 	// with, for the next requests' appenders.
 	recBufs  sync.Pool // *[]exemplars.Record
 	recorded sync.Pool // *[]recorded, an appender's record of its appends
-	streams    *streamCache
+	streams  *streamCache
 	// noStreamCache sends everything through the translator (tests).
 	noStreamCache bool
 	d2c           processor.Metrics
