@@ -23,6 +23,7 @@ func TestExemplarCodec(t *testing.T) {
 		{"not hex", labels.FromStrings("trace_id", "zz"+tid[2:], "span_id", sid), false},
 		{"traceID label", labels.FromStrings("traceID", tid, "span_id", sid), false},
 		{"no labels", labels.EmptyLabels(), false},
+		{"zero IDs", labels.FromStrings("trace_id", "00000000000000000000000000000000", "span_id", "0000000000000000"), true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for _, hasTs := range []bool{true, false} {
@@ -33,6 +34,10 @@ func TestExemplarCodec(t *testing.T) {
 				}
 				if c.compact && bytes.Contains(v, []byte(tid)) {
 					t.Error("the trace ID is also stored as hex")
+				}
+				gotID, gotOK := storedTraceID(v, c.ls)
+				if wantID, wantOK := TraceIDOf(c.ls); gotID != wantID || gotOK != wantOK {
+					t.Errorf("stored trace ID %x, %v; want %x, %v", gotID, gotOK, wantID, wantOK)
 				}
 				sb := labels.NewScratchBuilder(4)
 				got, err := decodeExemplarWith(&sb, exemplarSuffix(nil, e), v)

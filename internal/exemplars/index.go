@@ -578,7 +578,7 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 		k1 := len(scratch)
 		scratch = encodeExemplarTo(scratch, r.Exemplar)
 		kvs = append(kvs, kv{k0, k1, len(scratch)})
-		if tid, ok := TraceIDOf(r.Exemplar.Labels); ok {
+		if tid, ok := storedTraceID(scratch[k1:], r.Exemplar.Labels); ok {
 			k0 := len(scratch)
 			scratch = binary.BigEndian.AppendUint32(append(scratch, pTrace), bucketOf(ts, dayMs))
 			scratch = append(scratch, tid[:]...)
@@ -648,42 +648,49 @@ func encodeExemplarTo(b []byte, e exemplar.Exemplar) []byte {
 	if e.HasTs {
 		flags |= flagHasTs
 	}
-	tid, sid := e.Labels.Get("trace_id"), e.Labels.Get("span_id")
-	if !isLowerHex(tid, 32) || !isLowerHex(sid, 16) {
+	var ids [24]byte
+	if !hexBytes(ids[:16], e.Labels.Get("trace_id")) || !hexBytes(ids[16:], e.Labels.Get("span_id")) {
 		return encodeLabels(append(b, flags), e.Labels, false)
 	}
-	b = append(b, flags|flagIDs)
-	b = appendHexBytes(b, tid)
-	b = appendHexBytes(b, sid)
+	b = append(append(b, flags|flagIDs), ids[:]...)
 	return encodeLabels(b, e.Labels, true)
 }
 
-// isLowerHex reports whether s is n lower-case hex digits.
-func isLowerHex(s string, n int) bool {
-	if len(s) != n {
-		return false
+// storedTraceID is the trace that an exemplar with labels ls, stored as v,
+// points at: the bytes v holds when it holds the IDs as bytes, else parsed
+// from ls.
+func storedTraceID(v []byte, ls labels.Labels) (pcommon.TraceID, bool) {
+	if v[8]&flagIDs == 0 {
+		return TraceIDOf(ls)
 	}
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
+	tid := pcommon.TraceID(v[9:25])
+	return tid, !tid.IsEmpty()
 }
 
-// appendHexBytes appends the bytes that s, lower-case hex of even length,
-// spells.
-func appendHexBytes(b []byte, s string) []byte {
-	nib := func(c byte) byte {
-		if c <= '9' {
-			return c - '0'
-		}
-		return c - 'a' + 10
+// lowerHex maps a lower-case hex digit to its value, anything else to 0xff.
+var lowerHex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	for i := 0; i < len(s); i += 2 {
-		b = append(b, nib(s[i])<<4|nib(s[i+1]))
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
 	}
-	return b
+	return t
+}()
+
+// hexBytes fills dst with the bytes s spells if s is exactly 2*len(dst)
+// lower-case hex digits, and reports whether it is.
+func hexBytes(dst []byte, s string) bool {
+	if len(s) != 2*len(dst) {
+		return false
+	}
+	var bad byte
+	for i := range dst {
+		hi, lo := lowerHex[s[2*i]], lowerHex[s[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo&0x0f
+	}
+	return bad&0xf0 == 0
 }
 
 // decodeExemplarWith decodes with a reused builder; label strings alias v
