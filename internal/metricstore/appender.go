@@ -114,7 +114,7 @@ func (a *appender) noteExemplars(ref storage.SeriesRef, ls labels.Labels, exs []
 		if bad[i] {
 			continue
 		}
-		a.exKeys = append(a.exKeys, exemplarKey{ref: ref, ts: e.Ts, value: e.Value, lhash: e.Labels.Hash()})
+		a.exKeys = append(a.exKeys, exemplarKey{ref, exemplarOrder{e.Ts, e.Value, e.Labels.Hash()}})
 		if a.collect {
 			a.recs = append(a.recs, exemplars.Record{Series: ls, Exemplar: e})
 		}

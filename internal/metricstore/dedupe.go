@@ -25,17 +25,22 @@ import (
 // exemplar through to the writer, whose contract is to ignore duplicates.
 type exemplarFilter struct {
 	mu     sync.Mutex
-	newest map[storage.SeriesRef]exemplarKey
+	newest map[storage.SeriesRef]exemplarOrder
 	max    int
 }
 
 func newExemplarFilter(maxSeries int) *exemplarFilter {
-	return &exemplarFilter{newest: make(map[storage.SeriesRef]exemplarKey), max: maxSeries}
+	return &exemplarFilter{newest: make(map[storage.SeriesRef]exemplarOrder), max: maxSeries}
 }
 
 // exemplarKey is what the rules need of an exemplar of series ref.
 type exemplarKey struct {
-	ref   storage.SeriesRef
+	ref storage.SeriesRef
+	exemplarOrder
+}
+
+// exemplarOrder places an exemplar among its series' others.
+type exemplarOrder struct {
 	ts    int64
 	value float64
 	lhash uint64 // hash of the exemplar's labels
@@ -51,7 +56,7 @@ const (
 )
 
 // check decides k against the series' newest exemplar n (ok: there is one).
-func check(k, n exemplarKey, ok bool) verdict {
+func check(k, n exemplarOrder, ok bool) verdict {
 	switch {
 	case !ok:
 		return fresh
@@ -73,7 +78,7 @@ func (c *exemplarFilter) filter(keys []exemplarKey) (freshIdx []int, ooo int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.newest) > c.max {
-		c.newest = make(map[storage.SeriesRef]exemplarKey)
+		c.newest = make(map[storage.SeriesRef]exemplarOrder)
 	}
 	for i, k := range keys {
 		switch c.decide(k) {
@@ -90,9 +95,9 @@ func (c *exemplarFilter) filter(keys []exemplarKey) (freshIdx []int, ooo int) {
 // The caller holds mu or owns c.
 func (c *exemplarFilter) decide(k exemplarKey) verdict {
 	n, ok := c.newest[k.ref]
-	v := check(k, n, ok)
+	v := check(k.exemplarOrder, n, ok)
 	if v == fresh {
-		c.newest[k.ref] = k
+		c.newest[k.ref] = k.exemplarOrder
 	}
 	return v
 }

@@ -13,21 +13,21 @@ import (
 )
 
 func TestExemplarFilterCheck(t *testing.T) {
-	newest := exemplarKey{ts: 100, value: 2, lhash: 50}
+	newest := exemplarOrder{ts: 100, value: 2, lhash: 50}
 	for _, c := range []struct {
 		name string
-		k    exemplarKey
+		k    exemplarOrder
 		none bool
 		want verdict
 	}{
-		{name: "first of its series", k: exemplarKey{ts: 1}, none: true, want: fresh},
+		{name: "first of its series", k: exemplarOrder{ts: 1}, none: true, want: fresh},
 		{name: "equal to the newest", k: newest, want: duplicate},
-		{name: "later", k: exemplarKey{ts: 101, value: 0, lhash: 0}, want: fresh},
-		{name: "earlier", k: exemplarKey{ts: 99, value: 9, lhash: 99}, want: outOfOrder},
-		{name: "same time, higher value", k: exemplarKey{ts: 100, value: 3}, want: fresh},
-		{name: "same time, lower value", k: exemplarKey{ts: 100, value: 1, lhash: 99}, want: outOfOrder},
-		{name: "same time and value, higher label hash", k: exemplarKey{ts: 100, value: 2, lhash: 51}, want: fresh},
-		{name: "same time and value, lower label hash", k: exemplarKey{ts: 100, value: 2, lhash: 49}, want: outOfOrder},
+		{name: "later", k: exemplarOrder{ts: 101, value: 0, lhash: 0}, want: fresh},
+		{name: "earlier", k: exemplarOrder{ts: 99, value: 9, lhash: 99}, want: outOfOrder},
+		{name: "same time, higher value", k: exemplarOrder{ts: 100, value: 3}, want: fresh},
+		{name: "same time, lower value", k: exemplarOrder{ts: 100, value: 1, lhash: 99}, want: outOfOrder},
+		{name: "same time and value, higher label hash", k: exemplarOrder{ts: 100, value: 2, lhash: 51}, want: fresh},
+		{name: "same time and value, lower label hash", k: exemplarOrder{ts: 100, value: 2, lhash: 49}, want: outOfOrder},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := check(c.k, newest, !c.none); got != c.want {
@@ -66,7 +66,7 @@ func TestExemplarFilterMatchesPrometheus(t *testing.T) {
 		if err := prom.AddExemplar(series[s], e); err != nil && err != storage.ErrOutOfOrderExemplar {
 			t.Fatal(err)
 		}
-		keys = append(keys, exemplarKey{ref: storage.SeriesRef(s), ts: e.Ts, value: e.Value, lhash: e.Labels.Hash()})
+		keys = append(keys, exemplarKey{storage.SeriesRef(s), exemplarOrder{e.Ts, e.Value, e.Labels.Hash()}})
 		stream = append(stream, e)
 	}
 	// The filter takes the stream in batches, as commits hand it over.

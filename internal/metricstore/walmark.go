@@ -184,7 +184,7 @@ func (r *exemplarReplay) read(ctx context.Context, sr wlog.SegmentRange) error {
 				return fmt.Errorf("decode WAL exemplars in %s: %w", sr.Dir, err)
 			}
 			for _, e := range exs {
-				k := exemplarKey{ref: storage.SeriesRef(e.Ref), ts: e.T, value: e.V, lhash: e.Labels.Hash()}
+				k := exemplarKey{storage.SeriesRef(e.Ref), exemplarOrder{e.T, e.V, e.Labels.Hash()}}
 				if r.filter.decide(k) != fresh {
 					continue
 				}
