@@ -147,9 +147,8 @@ type Store struct {
 	exKeys     sync.Pool // *[]exemplarKey, an appender's exemplar keys
 	// recBufs holds exemplar record slices the exemplar writer is done
 	// with, for the next requests' appenders.
-	recBufs  sync.Pool // *[]exemplars.Record
-	recorded sync.Pool // *[]recorded, an appender's record of its appends
-	streams  *streamCache
+	recBufs sync.Pool // *[]exemplars.Record
+	streams *streamCache
 	// noStreamCache sends everything through the translator (tests).
 	noStreamCache bool
 	d2c           processor.Metrics
@@ -226,7 +225,6 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	s.converters.New = func() any { return prw.NewPrometheusConverter(nil) }
 	s.plans.New = func() any { return &resourcePlan{} }
 	s.exKeys.New = func() any { return new([]exemplarKey) }
-	s.recorded.New = func() any { return new([]recorded) }
 	if opts.DeltaToCumulative {
 		fac := deltatocumulative.NewFactory()
 		set := processor.Settings{
@@ -400,18 +398,12 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 	}
 	keys := s.exKeys.Get().(*[]exemplarKey)
 	app.exKeys = (*keys)[:0]
-	rec := s.recorded.Get().(*[]recorded)
-	app.recorded = (*rec)[:0]
 	if b, ok := s.recBufs.Get().(*[]exemplars.Record); ok {
 		app.recs = (*b)[:0]
 	}
 	defer func() {
 		*keys = app.exKeys[:0]
 		s.exKeys.Put(keys)
-		// The records hold the request's labels: drop them before pooling.
-		clear(app.recorded[:cap(app.recorded)])
-		*rec = app.recorded[:0]
-		s.recorded.Put(rec)
 	}()
 	points := int64(md.DataPointCount())
 	terr := s.appendResources(ctx, app, md)
