@@ -625,6 +625,12 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 			x.m.skipped.Add(float64(len(checks) - max(room, 0)))
 			checks = checks[:max(room, 0)]
 		}
+		if n := len(x.pending) + len(checks); n > cap(x.pending) {
+			// Grow as append would, but never past MaxPending.
+			grown := make([]pendingCheck, len(x.pending), min(max(2*cap(x.pending), n), x.opts.MaxPending))
+			copy(grown, x.pending)
+			x.pending = grown
+		}
 		x.pending = append(x.pending, checks...)
 		x.pendMu.Unlock()
 	}

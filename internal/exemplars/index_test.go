@@ -240,9 +240,6 @@ func TestParseTraceID(t *testing.T) {
 	}
 }
 
-// TestDangling uses the real trace store: an exemplar whose trace never
-// arrives is counted once its grace period ends; one whose trace arrives
-// late is not.
 // clockedTraceStore opens a trace store whose clock reads *now.
 func clockedTraceStore(t *testing.T, now *time.Time) (*tracestore.Store, func() time.Time) {
 	t.Helper()
@@ -255,6 +252,9 @@ func clockedTraceStore(t *testing.T, now *time.Time) (*tracestore.Store, func() 
 	return store, clock
 }
 
+// TestDangling uses the real trace store: an exemplar whose trace never
+// arrives is counted once its grace period ends; one whose trace arrives
+// late is not.
 func TestDangling(t *testing.T) {
 	ctx := context.Background()
 	now := base
@@ -296,6 +296,46 @@ func TestDangling(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(gauge(t, reg, "lookout_exemplars_dangling_total")); got != 1 {
 		t.Errorf("lookout_exemplars_dangling_total = %v, want 1", got)
+	}
+}
+
+// TestDanglingChecksBounded: beyond MaxPending pending checks, further
+// checks are skipped and counted; checks done make room again.
+func TestDanglingChecksBounded(t *testing.T) {
+	ctx := context.Background()
+	now := base
+	store, clock := clockedTraceStore(t, &now)
+	reg := prometheus.NewRegistry()
+	x, err := exemplars.Open(t.TempDir(), exemplars.Options{DanglingGrace: time.Minute, CheckInterval: time.Hour, MaxPending: 3, Now: clock}, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	x.SetTraces(store)
+	write := func(from, n int) {
+		t.Helper()
+		var recs []exemplars.Record
+		for i := from; i < from+n; i++ {
+			recs = append(recs, rec("a", traceHex(i), now.UnixMilli()+int64(i), 1))
+		}
+		if err := x.WriteExemplars(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(name string) float64 { t.Helper(); return testutil.ToFloat64(gauge(t, reg, name)) }
+	write(1, 2)
+	write(3, 3) // room for one
+	if got := count("lookout_exemplars_dangling_checks_skipped_total"); got != 2 {
+		t.Errorf("skipped = %v, want 2", got)
+	}
+	now = now.Add(2 * time.Minute)
+	x.CheckDangling(ctx) // none of the traces arrived
+	if got := count("lookout_exemplars_dangling_total"); got != 3 {
+		t.Errorf("dangling = %v, want the 3 checked", got)
+	}
+	write(10, 3) // the queue is empty again
+	if got := count("lookout_exemplars_dangling_checks_skipped_total"); got != 2 {
+		t.Errorf("skipped after the checks ran = %v, want still 2", got)
 	}
 }
 
