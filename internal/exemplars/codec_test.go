@@ -39,8 +39,8 @@ func TestExemplarCodec(t *testing.T) {
 				if wantID, wantOK := TraceIDOf(c.ls); gotID != wantID || gotOK != wantOK {
 					t.Errorf("stored trace ID %x, %v; want %x, %v", gotID, gotOK, wantID, wantOK)
 				}
-				sb := labels.NewScratchBuilder(4)
-				got, err := decodeExemplarWith(&sb, exemplarSuffix(nil, e), v)
+				var dec exemplarDecoder
+				got, err := decodeExemplarWith(&dec, exemplarSuffix(nil, e), v)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -57,9 +57,9 @@ func TestExemplarCodecCorrupt(t *testing.T) {
 	e := exemplar.Exemplar{Labels: labels.FromStrings("trace_id", "0af7651916cd43dd8448eb211c80319c", "span_id", "b7ad6b7169203331", "k", "v"), Ts: 5, HasTs: true}
 	v := encodeExemplarTo(nil, e)
 	suffix := exemplarSuffix(nil, e)
-	sb := labels.NewScratchBuilder(4)
+	var dec exemplarDecoder
 	for n := range len(v) {
-		if _, err := decodeExemplarWith(&sb, suffix, v[:n]); err == nil {
+		if _, err := decodeExemplarWith(&dec, suffix, v[:n]); err == nil {
 			t.Errorf("a value cut to %d of %d bytes decoded", n, len(v))
 		}
 	}

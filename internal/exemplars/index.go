@@ -416,7 +416,7 @@ func (x *Index) restoreChecks() error {
 		return err
 	}
 	defer it.Close()
-	sb := labels.NewScratchBuilder(4)
+	var dec exemplarDecoder
 	var checks []pendingCheck
 	for ok := it.First(); ok && len(checks) < x.opts.MaxPending; ok = it.Next() {
 		k := it.Key()
@@ -427,7 +427,7 @@ func (x *Index) restoreChecks() error {
 		if ts < from || ts > now {
 			continue
 		}
-		e, err := decodeExemplarWith(&sb, k[13:], it.Value())
+		e, err := decodeExemplarWith(&dec, k[13:], it.Value())
 		if err != nil {
 			return fmt.Errorf("exemplar index: exemplar %x: %w", k, err)
 		}
@@ -699,26 +699,41 @@ func hexBytes(dst []byte, s string) bool {
 	return bad&0xf0 == 0
 }
 
-// decodeExemplarWith decodes with a reused builder; label strings alias v
-// until the builder copies them into the result.
-func decodeExemplarWith(sb *labels.ScratchBuilder, suffix, v []byte) (exemplar.Exemplar, error) {
+// exemplarDecoder is the reusable scratch space of one reader of exemplars.
+type exemplarDecoder struct {
+	sb labels.ScratchBuilder
+	// hx holds trace and span IDs in hex until sb.Labels copies them.
+	hx [48]byte
+}
+
+// decodeExemplarWith decodes with a reused decoder; label strings alias v
+// or d.hx until the builder copies them into the result.
+func decodeExemplarWith(d *exemplarDecoder, suffix, v []byte) (exemplar.Exemplar, error) {
 	if len(v) < 9 || len(suffix) < 8 {
 		return exemplar.Exemplar{}, errCorrupt
 	}
 	flags, rest := v[8], v[9:]
-	var ids []byte
+	d.sb.Reset()
 	if flags&flagIDs != 0 {
 		if len(rest) < 24 {
 			return exemplar.Exemplar{}, errCorrupt
 		}
-		ids, rest = rest[:24], rest[24:]
+		hex.Encode(d.hx[:], rest[:24])
+		rest = rest[24:]
+		if aliasLabels {
+			d.sb.Add("trace_id", unsafe.String(&d.hx[0], 32))
+			d.sb.Add("span_id", unsafe.String(&d.hx[32], 16))
+		} else {
+			d.sb.Add("trace_id", string(d.hx[:32]))
+			d.sb.Add("span_id", string(d.hx[32:]))
+		}
 	}
-	ls, err := decodeLabelsWith(sb, rest, aliasLabels, ids)
-	if err != nil {
+	if err := addLabels(&d.sb, rest, aliasLabels); err != nil {
 		return exemplar.Exemplar{}, err
 	}
+	d.sb.Sort()
 	return exemplar.Exemplar{
-		Labels: ls,
+		Labels: d.sb.Labels(),
 		Value:  math.Float64frombits(binary.BigEndian.Uint64(v)),
 		Ts:     tsFromOrdered(binary.BigEndian.Uint64(suffix)),
 		HasTs:  flags&flagHasTs != 0,
@@ -748,31 +763,22 @@ func encodeLabels(b []byte, ls labels.Labels, withoutIDs bool) []byte {
 
 func decodeLabels(b []byte) (labels.Labels, error) {
 	sb := labels.NewScratchBuilder(8)
-	return decodeLabelsWith(&sb, b, false, nil)
+	if err := addLabels(&sb, b, false); err != nil {
+		return labels.EmptyLabels(), err
+	}
+	sb.Sort()
+	return sb.Labels(), nil
 }
 
-// decodeLabelsWith decodes labels into sb, adding trace_id and span_id from
-// ids (16 and 8 bytes) when set. With alias, the names and values passed to
-// sb point into b or a local buffer; sb.Labels copies them, so the result
-// aliases neither.
-func decodeLabelsWith(sb *labels.ScratchBuilder, b []byte, alias bool, ids []byte) (labels.Labels, error) {
+// addLabels adds the labels encoded in b to sb. With alias, the names and
+// values passed to sb point into b; sb.Labels copies them, so its result
+// does not alias b.
+func addLabels(sb *labels.ScratchBuilder, b []byte, alias bool) error {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
-		return labels.EmptyLabels(), errCorrupt
+		return errCorrupt
 	}
 	b = b[k:]
-	sb.Reset()
-	var hx [48]byte
-	if ids != nil {
-		hex.Encode(hx[:], ids)
-		if alias {
-			sb.Add("trace_id", unsafe.String(&hx[0], 32))
-			sb.Add("span_id", unsafe.String(&hx[32], 16))
-		} else {
-			sb.Add("trace_id", string(hx[:32]))
-			sb.Add("span_id", string(hx[32:]))
-		}
-	}
 	str := func() (string, bool) {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
@@ -789,12 +795,11 @@ func decodeLabelsWith(sb *labels.ScratchBuilder, b []byte, alias bool, ids []byt
 		name, ok1 := str()
 		value, ok2 := str()
 		if !ok1 || !ok2 {
-			return labels.EmptyLabels(), errCorrupt
+			return errCorrupt
 		}
 		sb.Add(name, value)
 	}
-	sb.Sort()
-	return sb.Labels(), nil
+	return nil
 }
 
 // ExemplarQuerier implements storage.ExemplarQueryable.
@@ -887,7 +892,7 @@ func (q *querier) selectSeries(sels []selectedSeries, start, end int64) ([]exemp
 	}
 	defer it.Close()
 	found := make([][]exemplar.Exemplar, len(sels))
-	sb := labels.NewScratchBuilder(4)
+	var dec exemplarDecoder
 	lo := make([]byte, 0, eKeyLen)
 	hi := make([]byte, 0, eKeyLen)
 	for b := first; ; {
@@ -904,7 +909,7 @@ func (q *querier) selectSeries(sels []selectedSeries, start, end int64) ([]exemp
 			hi = binary.BigEndian.AppendUint64(hi, orderedTs(end))
 			hi = append(hi, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 			for ok := it.SeekGE(lo); ok && bytes.Compare(it.Key(), hi) < 0; ok = it.Next() {
-				e, err := decodeExemplarWith(&sb, it.Key()[13:], it.Value())
+				e, err := decodeExemplarWith(&dec, it.Key()[13:], it.Value())
 				if err != nil {
 					return nil, err
 				}
@@ -958,7 +963,7 @@ func (x *Index) ByTrace(ctx context.Context, traceID pcommon.TraceID) ([]exempla
 	cutoff := x.cutoff()
 	bySeries := map[uint64]*exemplar.QueryResult{}
 	var order []uint64
-	sb := labels.NewScratchBuilder(4)
+	var dec exemplarDecoder
 	err := x.traceLinks(ctx, traceID, cutoff, func(h uint64, ts []byte) (bool, error) {
 		se, ok := x.series[h]
 		if !ok {
@@ -973,7 +978,7 @@ func (x *Index) ByTrace(ctx context.Context, traceID pcommon.TraceID) ([]exempla
 		}
 		defer it.Close()
 		for ok := it.First(); ok; ok = it.Next() {
-			e, err := decodeExemplarWith(&sb, it.Key()[13:], it.Value())
+			e, err := decodeExemplarWith(&dec, it.Key()[13:], it.Value())
 			if err != nil {
 				return false, err
 			}
