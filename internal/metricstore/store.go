@@ -41,7 +41,10 @@ type Options struct {
 	// Retention is how long samples are kept. Default 15 days.
 	Retention time.Duration
 	// MaxExemplars sizes the TSDB's in-memory exemplar ring buffer.
-	// Default 100000, Prometheus's default.
+	// Default 100000, Prometheus's default, for when the ring answers
+	// exemplar queries. The store applies Prometheus's exemplar rules
+	// itself (exemplarfilter.go), so with an ExemplarWriter answering them
+	// 1 suffices: the ring then only logs exemplars to the WAL.
 	MaxExemplars int64
 	// OTLP is Prometheus's OTLP translation configuration (translation
 	// strategy, promoted resource attributes, ...). Default:
