@@ -15,6 +15,7 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
@@ -234,9 +235,16 @@ func TestRemoteReadFromPrometheus(t *testing.T) {
 // local one, and read the series back from that Prometheus.
 func TestFederationFromPrometheus(t *testing.T) {
 	a := startApp(t, testConfig(t), Options{})
+	at := time.Now().Add(-10 * time.Second).UnixMilli()
+	native := &histogram.Histogram{Schema: 0, Count: 5, Sum: 9, ZeroThreshold: 0.001,
+		PositiveSpans: []histogram.Span{{Offset: 1, Length: 2}}, PositiveBuckets: []int64{2, 1}}
 	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
-		rwSeries("lookout_fed_total", "fed-test", time.Now().Add(-10*time.Second).UnixMilli(), 5, ""),
-		rwSeries("lookout_fed_total", "not-federated", time.Now().Add(-10*time.Second).UnixMilli(), 6, ""),
+		rwSeries("lookout_fed_total", "fed-test", at, 5, ""),
+		rwSeries("lookout_fed_total", "not-federated", at, 6, ""),
+		{
+			Labels:     []prompb.Label{{Name: "__name__", Value: "lookout_fed_latency"}, {Name: "job", Value: "fed-test"}},
+			Histograms: []prompb.Histogram{prompb.FromIntHistogram(at, native)},
+		},
 	}})
 	if code != http.StatusNoContent {
 		t.Fatalf("remote write: %d %s", code, body)
@@ -245,6 +253,7 @@ func TestFederationFromPrometheus(t *testing.T) {
 		return fmt.Sprintf(`scrape_configs:
   - job_name: federate
     honor_labels: true
+    scrape_native_histograms: true
     metrics_path: /federate
     scrape_interval: 1s
     params:
@@ -257,18 +266,33 @@ func TestFederationFromPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := promv1.NewAPI(client)
+	// Both the float series and the native histogram arrive; the
+	// histogram's count and sum survive the trip.
 	var last model.Value
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		v, _, _, err := api.Query(context.Background(), `lookout_fed_total`, time.Now())
+		v, _, _, err := api.Query(context.Background(), `{__name__=~"lookout_fed_.*"}`, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		last = v
-		if vec, ok := v.(model.Vector); ok && len(vec) == 1 && vec[0].Value == 5 && vec[0].Metric["job"] == "fed-test" && vec[0].Metric["instance"] == "" {
+		vec, _ := v.(model.Vector)
+		var float, hist bool
+		for _, s := range vec {
+			if s.Metric["job"] != "fed-test" || s.Metric["instance"] != "" {
+				continue
+			}
+			switch s.Metric["__name__"] {
+			case "lookout_fed_total":
+				float = s.Value == 5
+			case "lookout_fed_latency":
+				hist = s.Histogram != nil && s.Histogram.Count == 5 && s.Histogram.Sum == 9
+			}
+		}
+		if len(vec) == 2 && float && hist {
 			return
 		}
 	}
-	t.Fatalf("Prometheus federating from Lookout has %v, want lookout_fed_total{job=\"fed-test\"} 5 without an instance", last)
+	t.Fatalf("Prometheus federating from Lookout has %v, want lookout_fed_total 5 and the histogram (count 5, sum 9) of job fed-test, without an instance", last)
 }
 
 // TestOTLPOnPrometheusListener sends metrics with the OTel SDK's HTTP

@@ -1,7 +1,13 @@
 package promapi
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,9 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lookout-dev/lookout/internal/metricstore"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 )
 
 // TestFederate reads the seed store through /federate two minutes after its
@@ -92,5 +104,112 @@ func TestFederate(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "webstore_payment_duration_bucket,webstore_payment_duration_count" || metrics != 4 {
 		t.Errorf("protobuf families %v with %d metrics, want bucket (3) and count (1)", names, metrics)
+	}
+}
+
+// TestFederateNativeHistograms: native histograms federate in the protobuf
+// formats, as Prometheus's scrape parser reads them back unchanged, in a
+// family of their own type beside a float family of the same name; the
+// text format and histograms with custom buckets leave them out.
+func TestFederateNativeHistograms(t *testing.T) {
+	s, err := metricstore.Open(t.TempDir(), metricstore.DefaultOptions(), nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := t0.UnixMilli()
+	counter := &histogram.Histogram{
+		Schema: 1, ZeroThreshold: 0.001, ZeroCount: 2, Count: 12, Sum: 18.5,
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}, {Offset: 1, Length: 1}}, PositiveBuckets: []int64{3, 1, -2},
+		NegativeSpans: []histogram.Span{{Offset: -1, Length: 1}}, NegativeBuckets: []int64{1},
+	}
+	gauge := &histogram.FloatHistogram{
+		CounterResetHint: histogram.GaugeType, Schema: 0, Count: 2.5, Sum: 7,
+		PositiveSpans: []histogram.Span{{Offset: 2, Length: 1}}, PositiveBuckets: []float64{2.5},
+	}
+	empty := &histogram.Histogram{Schema: 3}
+	custom := &histogram.Histogram{Schema: histogram.CustomBucketsSchema, Count: 1, Sum: 1, CustomValues: []float64{1, 2},
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{1}}
+	app := s.Appendable().AppenderV2(context.Background())
+	for _, a := range []struct {
+		ls labels.Labels
+		h  *histogram.Histogram
+		fh *histogram.FloatHistogram
+		v  float64
+	}{
+		{ls: labels.FromStrings("__name__", "latency", "job", "a"), h: counter},
+		{ls: labels.FromStrings("__name__", "latency", "job", "b"), v: 4},
+		{ls: labels.FromStrings("__name__", "queue", "job", "a"), fh: gauge},
+		{ls: labels.FromStrings("__name__", "queue", "job", "empty"), h: empty},
+		{ls: labels.FromStrings("__name__", "sizes", "job", "a"), h: custom},
+	} {
+		if _, err := app.Append(0, a.ls, 0, at, a.v, a.h, a.fh, storage.AOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	f := &federation{
+		q: s.Queryable(), lookback: 5 * time.Minute, now: func() time.Time { return t0.Add(time.Minute) },
+		parser: parser.NewParser(parser.Options{}), logger: slog.New(slog.DiscardHandler),
+	}
+	get := func(accept string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, `/federate?match[]={job!=""}`, nil)
+		req.Header.Set("Accept", accept)
+		rec := httptest.NewRecorder()
+		f.ServeHTTP(rec, req)
+		return rec
+	}
+
+	rec := get("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")
+	var families []string
+	dec := expfmt.NewDecoder(bytes.NewReader(rec.Body.Bytes()), expfmt.ResponseFormat(rec.Result().Header))
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); err != nil {
+			break
+		}
+		families = append(families, fmt.Sprintf("%s %s %d", mf.GetName(), mf.GetType(), len(mf.GetMetric())))
+	}
+	if want := "latency UNTYPED 1,latency HISTOGRAM 1,queue HISTOGRAM 1,queue GAUGE_HISTOGRAM 1"; strings.Join(families, ",") != want {
+		t.Errorf("families %v, want %s", families, want)
+	}
+	p, err := textparse.New(rec.Body.Bytes(), rec.Header().Get("Content-Type"), nil, textparse.ParserOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for {
+		e, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e != textparse.EntryHistogram {
+			continue
+		}
+		var ls labels.Labels
+		p.Labels(&ls)
+		_, ts, h, fh := p.Histogram()
+		if ts == nil || *ts != at {
+			t.Errorf("%s: timestamp %v, want %d", ls, ts, at)
+		}
+		if h != nil {
+			got[ls.Get("job")+"/"+ls.Get("__name__")] = h.String()
+		} else {
+			got[ls.Get("job")+"/"+ls.Get("__name__")] = fh.String()
+		}
+	}
+	want := map[string]string{"a/latency": counter.String(), "a/queue": gauge.String(), "empty/queue": empty.String()}
+	if !maps.Equal(got, want) {
+		t.Errorf("Prometheus's parser read %v, want %v", got, want)
+	}
+
+	text := get("text/plain").Body.String()
+	if strings.Contains(text, "queue") || !strings.Contains(text, `latency{job="b",instance=""} 4`) || strings.Count(text, "latency{") != 1 {
+		t.Errorf("text answer %q, want only the float series", text)
 	}
 }
