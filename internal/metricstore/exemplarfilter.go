@@ -2,6 +2,7 @@ package metricstore
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/prometheus/storage"
 )
@@ -20,17 +21,42 @@ import (
 // a fraction of that, so the TSDB's ring can stay small (Options.MaxExemplars)
 // and serve only to log exemplars to the WAL.
 //
-// Memory is one entry per series that has exemplars; the map is dropped
-// when it outgrows max (series churn), which at worst lets a re-exported
+// Memory is one entry per series that has exemplars. Series whose newest
+// exemplar is older than filterForget are forgotten (checked every
+// filterSweep), so series churn does not grow the map for ever; should it
+// still outgrow max, it is dropped. Either at worst lets a re-exported
 // exemplar through to the writer, whose contract is to ignore duplicates.
 type exemplarFilter struct {
-	mu     sync.Mutex
-	newest map[storage.SeriesRef]exemplarOrder
-	max    int
+	mu        sync.Mutex
+	newest    map[storage.SeriesRef]exemplarOrder
+	max       int
+	now       func() time.Time
+	nextSweep time.Time
 }
 
+const (
+	filterForget = time.Hour
+	filterSweep  = 10 * time.Minute
+)
+
 func newExemplarFilter(maxSeries int) *exemplarFilter {
-	return &exemplarFilter{newest: make(map[storage.SeriesRef]exemplarOrder), max: maxSeries}
+	return &exemplarFilter{newest: make(map[storage.SeriesRef]exemplarOrder), max: maxSeries, now: time.Now}
+}
+
+// sweep forgets the series whose newest exemplar is older than
+// filterForget, at most every filterSweep. The caller holds mu.
+func (c *exemplarFilter) sweep() {
+	now := c.now()
+	if now.Before(c.nextSweep) {
+		return
+	}
+	c.nextSweep = now.Add(filterSweep)
+	cutoff := now.Add(-filterForget).UnixMilli()
+	for ref, n := range c.newest {
+		if n.ts < cutoff {
+			delete(c.newest, ref)
+		}
+	}
 }
 
 // exemplarKey is what the rules need of an exemplar of series ref.
@@ -77,6 +103,7 @@ func (c *exemplarFilter) filter(keys []exemplarKey) (freshIdx []int, ooo int) {
 	freshIdx = make([]int, 0, len(keys))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sweep()
 	if len(c.newest) > c.max {
 		c.newest = make(map[storage.SeriesRef]exemplarOrder)
 	}

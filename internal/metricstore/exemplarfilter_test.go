@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -99,5 +100,27 @@ func TestExemplarFilterMatchesPrometheus(t *testing.T) {
 				t.Errorf("series %d exemplar %d: kept %v, Prometheus %v", s, i, kept[s][i], want[i])
 			}
 		}
+	}
+}
+
+// TestExemplarFilterForgets: series without an exemplar for filterForget
+// are forgotten at the next sweep; others are kept.
+func TestExemplarFilterForgets(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f := newExemplarFilter(1 << 20)
+	f.now = func() time.Time { return now }
+	at := func(d time.Duration) exemplarOrder { return exemplarOrder{ts: now.Add(d).UnixMilli(), value: 1} }
+	f.filter([]exemplarKey{{1, at(-2 * filterForget)}, {2, at(-time.Minute)}})
+	if len(f.newest) != 2 {
+		t.Fatalf("%d series remembered before any sweep is due, want 2", len(f.newest))
+	}
+	now = now.Add(filterSweep)
+	f.filter(nil)
+	if _, ok := f.newest[1]; ok || len(f.newest) != 1 {
+		t.Errorf("after the sweep: %v, want only series 2", f.newest)
+	}
+	// A forgotten series starts over: its old exemplar is fresh again.
+	if fresh, _ := f.filter([]exemplarKey{{1, at(-2*filterForget - filterSweep)}}); len(fresh) != 1 {
+		t.Errorf("a forgotten series' exemplar was not fresh")
 	}
 }
