@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -116,11 +115,7 @@ func TestEndToEndSDK(t *testing.T) {
 	writer := &recordingWriter{}
 	a, stop := runApp(t, testConfig(t), Options{TracesSink: traces, ExemplarWriter: writer})
 	allTraceIDs := map[string]bool{}
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + a.PrometheusAddr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := promv1.NewAPI(client)
+	api := queryAPI(t, a.PrometheusAddr())
 
 	for _, transport := range []string{"grpc", "http"} {
 		t.Run(transport, func(t *testing.T) {
@@ -128,6 +123,7 @@ func TestEndToEndSDK(t *testing.T) {
 			job := "checkout-" + transport
 			var mexp sdkmetric.Exporter
 			var texp sdktrace.SpanExporter
+			var err error
 			switch transport {
 			case "grpc":
 				mexp, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(a.OTLPGRPCAddr()), otlpmetricgrpc.WithInsecure())

@@ -49,6 +49,33 @@ func postRemoteWrite(t *testing.T, addr string, req *prompb.WriteRequest) (int, 
 	return resp.StatusCode, string(body)
 }
 
+// queryAPI is a Prometheus API client for the server at addr.
+func queryAPI(t *testing.T, addr string) promv1.API {
+	t.Helper()
+	client, err := promapi.NewClient(promapi.Config{Address: "http://" + addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return promv1.NewAPI(client)
+}
+
+// awaitQuery runs query on api every 250 ms, for up to a minute, until
+// done accepts its answer; it returns the last answer and whether done did.
+func awaitQuery(t *testing.T, api promv1.API, query string, done func(model.Value) bool) (model.Value, bool) {
+	t.Helper()
+	var last model.Value
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		v, _, _, err := api.Query(context.Background(), query, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last = v; done(v) {
+			return v, true
+		}
+	}
+	return last, false
+}
+
 func rwSeries(name, job string, ts int64, v float64, exemplarTrace string) prompb.TimeSeries {
 	s := prompb.TimeSeries{
 		Labels:  []prompb.Label{{Name: "__name__", Value: name}, {Name: "job", Value: job}},
@@ -76,11 +103,7 @@ func TestRemoteWrite(t *testing.T) {
 		t.Fatalf("remote write: %d %s", code, body)
 	}
 
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + a.PrometheusAddr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := promv1.NewAPI(client)
+	api := queryAPI(t, a.PrometheusAddr())
 	ctx := context.Background()
 	v, _, _, err := api.Query(ctx, `rw_requests_total{job="rw-test"}`, time.UnixMilli(now))
 	if err != nil {
@@ -183,23 +206,14 @@ remote_write:
     write_relabel_configs: [{target_label: rw, replacement: v2}]
 `, addr, lookout)
 	})
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + lookout})
-	if err != nil {
-		t.Fatal(err)
+	api := queryAPI(t, lookout)
+	last, ok := awaitQuery(t, api, `count by (rw) (up{job="prometheus"} == 1)`, func(v model.Value) bool {
+		vec, ok := v.(model.Vector)
+		return ok && len(vec) == 2
+	})
+	if !ok {
+		t.Fatalf("Lookout did not get Prometheus's remote writes in both versions: %v", last)
 	}
-	api := promv1.NewAPI(client)
-	var last model.Value
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		v, _, _, err := api.Query(context.Background(), `count by (rw) (up{job="prometheus"} == 1)`, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = v
-		if vec, ok := v.(model.Vector); ok && len(vec) == 2 {
-			return
-		}
-	}
-	t.Fatalf("Lookout did not get Prometheus's remote writes in both versions: %v", last)
 }
 
 // TestRemoteReadFromPrometheus has a real Prometheus read Lookout's data
@@ -217,11 +231,7 @@ func TestRemoteReadFromPrometheus(t *testing.T) {
 	prom := testpeers.StartPrometheusConfig(t, func(string) string {
 		return fmt.Sprintf("remote_read:\n  - url: http://%s/api/v1/read\n    read_recent: true\n", a.PrometheusAddr())
 	})
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + prom})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, _, _, err := promv1.NewAPI(client).Query(context.Background(), `lookout_only_total{job="rr-test"}`, now)
+	v, _, _, err := queryAPI(t, prom).Query(context.Background(), `lookout_only_total{job="rr-test"}`, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,20 +271,10 @@ func TestFederationFromPrometheus(t *testing.T) {
     static_configs: [{targets: [%q]}]
 `, a.PrometheusAddr())
 	})
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + prom})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := promv1.NewAPI(client)
+	api := queryAPI(t, prom)
 	// Both the float series and the native histogram arrive; the
 	// histogram's count and sum survive the trip.
-	var last model.Value
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		v, _, _, err := api.Query(context.Background(), `{__name__=~"lookout_fed_.*"}`, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = v
+	last, ok := awaitQuery(t, api, `{__name__=~"lookout_fed_.*"}`, func(v model.Value) bool {
 		vec, _ := v.(model.Vector)
 		var float, hist bool
 		for _, s := range vec {
@@ -288,9 +288,10 @@ func TestFederationFromPrometheus(t *testing.T) {
 				hist = s.Histogram != nil && s.Histogram.Count == 5 && s.Histogram.Sum == 9
 			}
 		}
-		if len(vec) == 2 && float && hist {
-			return
-		}
+		return len(vec) == 2 && float && hist
+	})
+	if ok {
+		return
 	}
 	t.Fatalf("Prometheus federating from Lookout has %v, want lookout_fed_total 5 and the histogram (count 5, sum 9) of job fed-test, without an instance", last)
 }
@@ -321,11 +322,7 @@ func TestOTLPOnPrometheusListener(t *testing.T) {
 	_ = mp.Shutdown(ctx)
 	_ = tp.Shutdown(ctx)
 
-	client, err := promapi.NewClient(promapi.Config{Address: "http://" + a.PrometheusAddr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, _, _, err := promv1.NewAPI(client).Query(ctx, `otlp_on_prom_duration_count`, time.Now())
+	v, _, _, err := queryAPI(t, a.PrometheusAddr()).Query(ctx, `otlp_on_prom_duration_count`, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
