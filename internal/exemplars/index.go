@@ -431,7 +431,7 @@ func (x *Index) restoreChecks() error {
 		if err != nil {
 			return fmt.Errorf("exemplar index: exemplar %x: %w", k, err)
 		}
-		if tid, ok := TraceIDOf(e.Labels); ok {
+		if tid, ok := storedTraceID(it.Value(), e.Labels); ok {
 			checks = append(checks, pendingCheck{traceID: tid, due: ts + x.opts.DanglingGrace.Milliseconds(), ts: ts})
 		}
 	}
@@ -982,7 +982,7 @@ func (x *Index) ByTrace(ctx context.Context, traceID pcommon.TraceID) ([]exempla
 			if err != nil {
 				return false, err
 			}
-			if id, ok := TraceIDOf(e.Labels); !ok || id != traceID {
+			if id, ok := storedTraceID(it.Value(), e.Labels); !ok || id != traceID {
 				continue // another trace's exemplar at the same time
 			}
 			r := bySeries[h]
