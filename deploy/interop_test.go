@@ -27,10 +27,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/lookout-dev/lookout/internal/analysis"
+	"github.com/lookout-dev/lookout/internal/remote"
 	"github.com/lookout-dev/lookout/internal/testpeers"
 )
 
@@ -108,6 +110,7 @@ func TestInterop(t *testing.T) {
 		// The seed's incident, shortened: the payment provider is slow.
 		"--provider-latency", "1500ms")
 	waitTCP(t, mainAddr)
+	testStart := time.Now()
 	run(t, dir, wsEnv, webstore, "traffic", "--target", "http://"+mainAddr, "--rate", "10", "--requests", "60")
 
 	// Prometheus stored the seed's metric name, with exemplars carrying trace IDs.
@@ -131,22 +134,26 @@ func TestInterop(t *testing.T) {
 	})
 	t.Logf("%d exemplar trace IDs in Prometheus, all among the %d traces the collector forwarded", len(exemplarIDs), tempo.count())
 
-	// What an alert's evidence does, on real data: the traces of the
-	// highest-valued exemplars name the slow span (polled: a trace's spans
+	// The analysis engine on a real Prometheus, as Lookout's UI runs it
+	// with --prometheus.url: its exemplars through query_exemplars, their
+	// traces from what the collector forwarded (polled: a trace's spans
 	// from the four services arrive in separate batches).
-	var sum analysis.Summary
-	eventually(t, "the top exemplar traces to name payment_provider_api", func() bool {
-		var top []ptrace.Traces
-		for _, id := range exemplarIDs[:min(5, len(exemplarIDs))] {
-			td, _ := tempo.get(id)
-			top = append(top, td)
-		}
-		sum = analysis.Summarize(top)
-		return sum.Kind == analysis.KindLatency && sum.Span == "payment_provider_api"
+	prom, err := remote.NewPrometheus("http://"+promAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	an := &analysis.Analyzer{Exemplars: prom, Traces: tempo}
+	var res analysis.Result
+	eventually(t, "the analysis of the spike to name payment_provider_api", func() bool {
+		res, err = an.Analyze(context.Background(), analysis.Request{
+			Query: `histogram_quantile(0.95, rate(webstore_payment_duration_bucket[5m])) > 1`,
+			Start: testStart, End: time.Now(),
+		})
+		return err == nil && len(res.Findings) > 0 && res.Findings[0].Span == "payment_provider_api"
 	}, func() string {
-		return fmt.Sprintf("summary %q kind %s of exemplar traces %v", sum.Text, sum.Kind, exemplarIDs)
+		return fmt.Sprintf("verdict %q (err %v) of exemplar traces %v", res.Verdict, err, exemplarIDs)
 	})
-	t.Logf("evidence summary of the top exemplar traces: %s", sum.Text)
+	t.Logf("analysis on the real Prometheus: %s (%d spike exemplars)", res.Verdict, res.Spike.Exemplars)
 
 	// The shipped rules are loaded, the seed's alert among them.
 	body := get(t, "http://"+promAddr+"/api/v1/rules")
@@ -275,6 +282,12 @@ func (s *traceSink) get(id string) (ptrace.Traces, bool) {
 	cp := ptrace.NewTraces() // the handler keeps appending to td
 	td.CopyTo(cp)
 	return cp, true
+}
+
+// GetTrace makes the sink the analysis engine's TraceGetter.
+func (s *traceSink) GetTrace(_ context.Context, id pcommon.TraceID) (ptrace.Traces, bool, error) {
+	td, ok := s.get(id.String())
+	return td, ok, nil
 }
 
 func (s *traceSink) count() int {

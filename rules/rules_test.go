@@ -26,15 +26,18 @@ func TestPromtool(t *testing.T) {
 	}
 }
 
-// TestSeedAlertVerbatim pins the seed guide's HighPaymentLatency expression
-// and runbook in the embedded file.
+// TestSeedAlertVerbatim pins the seed guide's HighPaymentLatency runbook in
+// the embedded file, its expression summed by (le, job) (one alert per
+// service, not per country and payment method), and the seed's per-series
+// expression in the runbook.
 func TestSeedAlertVerbatim(t *testing.T) {
 	b, err := fs.ReadFile(rules.Default, rules.DefaultFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"- alert: HighPaymentLatency\n        expr: |\n          histogram_quantile(0.95,\n            rate(webstore_payment_duration_bucket[5m])\n          ) > 5\n",
+		"- alert: HighPaymentLatency\n        expr: |\n          histogram_quantile(0.95,\n            sum by (le, job) (rate(webstore_payment_duration_bucket[5m]))\n          ) > 5\n",
+		"histogram_quantile(0.95, rate(webstore_payment_duration_bucket[5m])) > 5\n",
 		"runbook: |\n            1. Open Service Health dashboard\n            2. Click exemplar on payment duration spike\n            3. Investigate trace in Tempo\n            4. Check payment provider status\n",
 	} {
 		if !strings.Contains(string(b), want) {

@@ -60,7 +60,7 @@ func demoFlags(fs *flag.FlagSet, c *demoConfig) {
 	fs.StringVar(&c.Lookout.Rules, "rules", c.Lookout.Rules, "Prometheus rule files (glob); empty uses the built-in rules/webstore.yml")
 	listenFlags(fs, &c.Shop)
 	fs.Float64Var(&c.Traffic.Rate, "rate", c.Traffic.Rate, "shopper sessions started per second")
-	fs.StringVar(&c.Scenario, "scenario", c.Scenario, "incident to replay: slow-payments, slow-db, big-orders, payment-failures, or none")
+	fs.StringVar(&c.Scenario, "scenario", c.Scenario, "incident to replay: "+strings.Join(incidentScenarios(), ", ")+", or none")
 	fs.DurationVar(&c.Start, "incident-start", c.Start, "when the first incident starts; 0 disables incidents")
 	fs.DurationVar(&c.Every, "incident-every", c.Every, "time from one incident's start to the next")
 	fs.DurationVar(&c.Length, "incident-duration", c.Length, "how long each incident lasts")
@@ -70,7 +70,7 @@ func (c demoConfig) validate() error {
 	var errs []error
 	if c.Scenario != "none" {
 		if f, ok := traffic.Scenarios[c.Scenario]; !ok || f == nil {
-			errs = append(errs, fmt.Errorf("--scenario %q: want one of slow-payments, slow-db, big-orders, payment-failures, none", c.Scenario))
+			errs = append(errs, fmt.Errorf("--scenario %q: want one of %s, none", c.Scenario, strings.Join(incidentScenarios(), ", ")))
 		}
 	}
 	if c.Start < 0 || c.Length < 0 || c.Every < 0 {
@@ -80,6 +80,18 @@ func (c demoConfig) validate() error {
 		errs = append(errs, fmt.Errorf("--incident-every (%s) must be at least --incident-duration (%s), which must be positive", c.Every, c.Length))
 	}
 	return errors.Join(errs...)
+}
+
+// incidentScenarios lists the traffic scenarios that set faults, in
+// traffic.ScenarioNames order: the ones the demo can replay as an incident.
+func incidentScenarios() []string {
+	var names []string
+	for _, n := range traffic.ScenarioNames() {
+		if traffic.Scenarios[n] != nil {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -241,46 +253,13 @@ func runIncidents(ctx context.Context, c demoConfig, s *shop.Shop, say func(stri
 	}
 }
 
-// mergeFaults lays the incident's non-zero faults over the base ones.
-func mergeFaults(base, in faults.Faults) faults.Faults {
-	out := base
-	if in.ProviderLatency != 0 {
-		out.ProviderLatency, out.ProviderJitter = in.ProviderLatency, in.ProviderJitter
-	}
-	if in.ProviderTimeoutRate != 0 {
-		out.ProviderTimeoutRate = in.ProviderTimeoutRate
-	}
-	if in.PaymentFailureRate != 0 {
-		out.PaymentFailureRate = in.PaymentFailureRate
-	}
-	if in.GetProductLatency != 0 {
-		out.GetProductLatency = in.GetProductLatency
-	}
-	if in.QuantityMultiplier > 1 {
-		out.QuantityMultiplier = in.QuantityMultiplier
-	}
-	return out
-}
+// mergeFaults lays the incident's faults over the base ones, scope included
+// (see faults.Overlay).
+func mergeFaults(base, in faults.Faults) faults.Faults { return faults.Overlay(base, in) }
 
-func describeFaults(f faults.Faults) string {
-	var parts []string
-	if f.ProviderLatency > 0 {
-		parts = append(parts, fmt.Sprintf("payment provider +%s", f.ProviderLatency))
-	}
-	if f.GetProductLatency > 0 {
-		parts = append(parts, fmt.Sprintf("get_product query +%s", f.GetProductLatency))
-	}
-	if f.QuantityMultiplier > 1 {
-		parts = append(parts, fmt.Sprintf("quantities x%d", f.QuantityMultiplier))
-	}
-	if f.PaymentFailureRate > 0 {
-		parts = append(parts, fmt.Sprintf("%.0f%% payments declined", 100*f.PaymentFailureRate))
-	}
-	if f.ProviderTimeoutRate > 0 {
-		parts = append(parts, fmt.Sprintf("%.0f%% provider timeouts", 100*f.ProviderTimeoutRate))
-	}
-	return strings.Join(parts, ", ")
-}
+// describeFaults renders an incident's faults for the terminal, e.g.
+// "payment provider +7s–8s for payment_method=paypal".
+func describeFaults(f faults.Faults) string { return f.Describe() }
 
 // watchAlerts polls Lookout's own /api/v1/alerts, as any client would, and
 // prints each change of an alert's state (counting its series) with the

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,6 +84,8 @@ func ServeFlags(fs *flag.FlagSet, cfg *shop.Config) {
 	fs.Float64Var(&cfg.Faults.PaymentFailureRate, "payment-failure-rate", cfg.Faults.PaymentFailureRate, "fault: share (0..1) of charges the provider declines")
 	fs.DurationVar(&cfg.Faults.GetProductLatency, "get-product-latency", cfg.Faults.GetProductLatency, "fault: extra latency of every get_product query")
 	fs.IntVar(&cfg.Faults.QuantityMultiplier, "quantity-multiplier", cfg.Faults.QuantityMultiplier, "fault: multiply every ordered quantity (the \"500x\" UI bug); 1 = off")
+	fs.StringVar(&cfg.Faults.ScopePaymentMethod, "scope-payment-method", cfg.Faults.ScopePaymentMethod, "fault scope: apply the payment-provider faults only to this payment method (e.g. paypal)")
+	fs.StringVar(&cfg.Faults.ScopeCountry, "scope-country", cfg.Faults.ScopeCountry, "fault scope: apply the payment-provider faults only to this country (e.g. DE)")
 	fs.DurationVar(&cfg.PaymentTimeout, "payment-timeout", cfg.PaymentTimeout, "how long payments-service waits for the provider")
 	fs.DurationVar(&cfg.RestockInterval, "restock-interval", cfg.RestockInterval, "how often stock below half its target is restocked; 0 disables")
 }
@@ -150,7 +153,7 @@ func TrafficFlags(fs *flag.FlagSet, cfg *traffic.Config) {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "shopper sessions started per second")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to run (ignored when --requests is set)")
 	fs.IntVar(&cfg.Requests, "requests", cfg.Requests, "stop after this many sessions (0: use --duration)")
-	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "normal, slow-payments, slow-db, big-orders or payment-failures")
+	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "one of "+strings.Join(traffic.ScenarioNames(), ", "))
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", cfg.MaxInFlight, "most sessions running at once; more are skipped and counted")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", cfg.AllowRemote, "allow a target that is not on loopback")
 }

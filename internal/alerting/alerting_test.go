@@ -34,6 +34,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
+	"github.com/lookout-dev/lookout/internal/analysis"
 	"github.com/lookout-dev/lookout/rules"
 )
 
@@ -90,6 +91,12 @@ func checkoutTrace(id pcommon.TraceID, start time.Time, provider time.Duration) 
 	span("payments-service", "payment_provider_api", pay, 6, start.Add(30*ms), start.Add(provider+30*ms))
 	span("main-service", "create_order", root, 7, start.Add(provider+45*ms), start.Add(provider+58*ms))
 	return td
+}
+
+// analyzer is the analysis engine over the fixture's TSDB and traces,
+// without a trace search: spike and baseline are exemplar traces.
+func (f *fixture) analyzer() *analysis.Analyzer {
+	return &analysis.Analyzer{Exemplars: analysis.StorageExemplars{Queryable: f.db}, Traces: f.traces}
 }
 
 type fixture struct {
@@ -300,7 +307,7 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	m, err := New(Options{
-		Engine: f.engine, Queryable: f.db, Appendable: f.db, Exemplars: f.db, Traces: f.traces,
+		Engine: f.engine, Queryable: f.db, Appendable: f.db, Analyzer: f.analyzer(),
 		RuleFiles:    []string{fastRules(t)},
 		EvalInterval: 100 * time.Millisecond,
 		WebhookURLs:  []string{goodSrv.URL + "/hook", deadURL, hangSrv.URL},
@@ -322,8 +329,8 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 		}
 	}()
 
-	alertLabels := labels.FromStrings("alertname", "HighPaymentLatency", "severity", "critical",
-		"job", "payments-service", "country", "US", "payment_method", "card")
+	// The shipped rule aggregates by job: one alert per affected service.
+	alertLabels := labels.FromStrings("alertname", "HighPaymentLatency", "severity", "critical", "job", "payments-service")
 	eventually(t, "HighPaymentLatency firing with evidence", func() bool {
 		_, ok := m.Evidence(alertLabels)
 		return ok
@@ -335,7 +342,7 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 	for _, state := range []string{"pending", "firing"} {
 		eventually(t, "ALERTS "+state+" series", func() bool {
 			q, err := f.engine.NewInstantQuery(context.Background(), f.db, nil,
-				`count_over_time(ALERTS{alertname="HighPaymentLatency",country="US",alertstate="`+state+`"}[10m])`, time.Now())
+				`count_over_time(ALERTS{alertname="HighPaymentLatency",job="payments-service",alertstate="`+state+`"}[10m])`, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -345,37 +352,28 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 		})
 	}
 
-	// Highest value first; the older-than-window 9.9 and the other series' 0.3 left out.
-	want := []string{traceHex(2), traceHex(4), traceHex(6), traceHex(1), traceHex(5), traceHex(3)}
+	// Only exemplars above the rule's threshold (5 s) count: the fast
+	// series' 0.3 s ones are left out although the alert covers the job, and
+	// so is the older-than-window 9.9. The example traces are the top
+	// finding's, the largest payment_provider_api self time first.
+	want := []string{traceHex(2), traceHex(4), traceHex(1), traceHex(5), traceHex(3)}
 	if got := ev.TraceIDs(); got != strings.Join(want, ",") {
 		t.Errorf("trace IDs = %s\nwant       %s", got, strings.Join(want, ","))
 	}
-	values := []float64{7.9, 7.8, 7.7, 7.6, 7.4, 7.3}
-	for i, ex := range ev.Exemplars {
-		if i < len(values) && ex.Value != values[i] {
-			t.Errorf("exemplar %d value %v, want %v", i, ex.Value, values[i])
-		}
-		if ex.Labels["country"] != "US" || ex.SpanID != "0000000000000006" {
-			t.Errorf("exemplar %d: series %v span %q", i, ex.Labels, ex.SpanID)
-		}
-		if ts := time.UnixMilli(int64(ex.Timestamp * 1000)); ts.Before(ev.Start) || ts.After(ev.End) {
-			t.Errorf("exemplar %d at %v outside window %v–%v", i, ts, ev.Start, ev.End)
-		}
+	if ev.Threshold == nil || *ev.Threshold != 5 || ev.SpikeExemplars != 6 || ev.SpikeTraces != 5 {
+		t.Errorf("threshold %v, spike exemplars %d traces %d; want 5, 6, 5", ev.Threshold, ev.SpikeExemplars, ev.SpikeTraces)
 	}
-	if wantSum := "payment_provider_api 7.6 s in 5 of 5 (1 of 6 traces not received)"; ev.Summary != wantSum {
+	if len(ev.Findings) == 0 || ev.Findings[0].Span != "payment_provider_api" || ev.Findings[0].Coverage != 1 {
+		t.Errorf("findings %+v, want payment_provider_api first, largest in every trace", ev.Findings)
+	}
+	if wantSum := "payment_provider_api self time 7.6 s, largest in 5 of 5 spike traces (no baseline traces to compare with) (1 of 6 spike exemplar traces not received)"; ev.Summary != wantSum {
 		t.Errorf("summary %q, want %q", ev.Summary, wantSum)
 	}
 	if ev.MissingTraces != 1 {
 		t.Errorf("missing traces %d, want 1", ev.MissingTraces)
 	}
-
-	// The fast series never fires.
-	for _, r := range m.AlertingRules() {
-		for _, a := range r.ActiveAlerts() {
-			if a.Labels.Get("country") == "DE" {
-				t.Errorf("fast series alert %v", a.Labels)
-			}
-		}
+	if n := len(m.AlertingRules()[0].ActiveAlerts()); n != 1 {
+		t.Errorf("%d HighPaymentLatency alerts, want one for the one job", n)
 	}
 
 	// Webhooks: the live receiver gets Alertmanager JSON; the hung one
@@ -537,45 +535,9 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-func TestSelectorsOf(t *testing.T) {
-	tests := []struct {
-		expr   string
-		names  []string
-		window time.Duration
-	}{
-		{`histogram_quantile(0.95, rate(webstore_payment_duration_bucket[5m])) > 5`, []string{"webstore_payment_duration_bucket"}, 5 * time.Minute},
-		{`sum by (job) (rate(http_server_request_duration_count{http_response_status_code=~"5.."}[10m])) > 1`,
-			[]string{"http_server_request_duration_count", "http_server_request_duration_bucket"}, 10 * time.Minute},
-		{`rate(a_sum[5m]) > 2 * rate(a_sum[1d] offset 5m)`, []string{"a_sum", "a_bucket"}, 24 * time.Hour},
-		{`sum(rate(h_count{code=~"5.."}[5m])) / sum(rate(h_count[5m])) > 0.05 and sum(rate(h_count[5m])) > 1`,
-			[]string{"h_count", "h_bucket"}, 5 * time.Minute},
-		{`up == 0`, []string{"up"}, defaultWindow},
-	}
-	for _, tt := range tests {
-		t.Run(tt.expr, func(t *testing.T) {
-			e, err := (loader{parser: newParser()}).Parse(tt.expr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sets, window := selectorsOf(e)
-			var names []string
-			for _, s := range sets {
-				for _, m := range s {
-					if m.Name == labels.MetricName {
-						names = append(names, m.Value)
-					}
-				}
-			}
-			if strings.Join(names, ",") != strings.Join(tt.names, ",") || window != tt.window {
-				t.Errorf("selectorsOf() = %v %v, want %v %v", names, window, tt.names, tt.window)
-			}
-		})
-	}
-}
-
 func TestMiddlewarePassThrough(t *testing.T) {
 	m := &Manager{evidence: newEvidenceStore()}
-	m.evidence.put(labels.FromStrings("alertname", "A").Hash(), Evidence{Summary: "s", Exemplars: []Exemplar{{TraceID: "ab"}}})
+	m.evidence.put(labels.FromStrings("alertname", "A").Hash(), Evidence{Summary: "s", Traces: []string{"ab"}, Findings: []analysis.Finding{}})
 	tests := []struct {
 		name, path, ctype, body string
 		status                  int
@@ -587,7 +549,7 @@ func TestMiddlewarePassThrough(t *testing.T) {
 		{"broken json", "/api/v1/alerts", "application/json", `{"data":`, 200, ""},
 		{"no evidence", "/api/v1/alerts", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"B"}}]}}`, 200, ""},
 		{"evidence", "/x/api/v1/alerts", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"A"},"annotations":{"runbook":"r"}}]}}`, 200,
-			`{"data":{"alerts":[{"annotations":{"evidence_summary":"s","evidence_trace_ids":"ab","runbook":"r"},"evidence":{"summary":"s","exemplars":[{"traceID":"ab","value":0,"timestamp":0,"labels":null}],"missingTraces":0,"start":"0001-01-01T00:00:00Z","end":"0001-01-01T00:00:00Z"},"labels":{"alertname":"A"}}]},"status":"success"}`},
+			`{"data":{"alerts":[{"annotations":{"evidence_summary":"s","evidence_trace_ids":"ab","runbook":"r"},"evidence":{"summary":"s","traceIDs":["ab"],"findings":[],"spikeTraces":0,"spikeExemplars":0,"baselineTraces":0,"missingTraces":0,"start":"0001-01-01T00:00:00Z","end":"0001-01-01T00:00:00Z"},"labels":{"alertname":"A"}}]},"status":"success"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,21 +1,14 @@
 package alerting
 
 import (
-	"cmp"
 	"context"
-	"encoding/hex"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 	promrules "github.com/prometheus/prometheus/rules"
-	"github.com/prometheus/prometheus/storage"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/lookout-dev/lookout/internal/analysis"
 )
@@ -33,41 +26,31 @@ const defaultWindow = 5 * time.Minute
 // trace fetches), so a slow trace store delays evidence, not notifications.
 const collectTimeout = 30 * time.Second
 
-// Evidence is what the Manager found behind a firing alert.
+// Evidence is what the Manager found behind a firing alert: the analysis
+// engine's answer for the alert's spike.
 type Evidence struct {
-	// Summary is the one-line root-cause summary of the exemplars' traces.
+	// Summary is the analysis verdict.
 	Summary string `json:"summary"`
-	// Exemplars are the alert's series' exemplars, highest value first,
-	// one per trace.
-	Exemplars []Exemplar `json:"exemplars"`
-	// Analysis is the structured form of Summary.
-	Analysis *analysis.Summary `json:"analysis,omitempty"`
-	// MissingTraces counts exemplar traces the trace store does not hold.
+	// Traces are example spike traces (the top finding's, else the
+	// spike exemplars'), lower-case hex.
+	Traces []string `json:"traceIDs"`
+	// Findings are the analysis findings, highest score first.
+	Findings []analysis.Finding `json:"findings"`
+	// Threshold is the rule's threshold in the metric's unit, when it has one.
+	Threshold *float64 `json:"threshold,omitempty"`
+	// SpikeTraces, SpikeExemplars and BaselineTraces count what was compared.
+	SpikeTraces    int `json:"spikeTraces"`
+	SpikeExemplars int `json:"spikeExemplars"`
+	BaselineTraces int `json:"baselineTraces"`
+	// MissingTraces counts spike exemplars whose trace was never received.
 	MissingTraces int `json:"missingTraces"`
-	// Start and End bound the window the exemplars were taken from.
+	// Start and End bound the spike window.
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
 }
 
-// Exemplar is one exemplar of an alert's series.
-type Exemplar struct {
-	TraceID string  `json:"traceID"`
-	SpanID  string  `json:"spanID,omitempty"`
-	Value   float64 `json:"value"`
-	// Timestamp is in seconds since the epoch, as in Prometheus's API.
-	Timestamp float64 `json:"timestamp"`
-	// Labels are the labels of the series the exemplar belongs to.
-	Labels map[string]string `json:"labels"`
-}
-
-// TraceIDs returns the exemplars' trace IDs, comma-separated, highest value first.
-func (e Evidence) TraceIDs() string {
-	ids := make([]string, len(e.Exemplars))
-	for i, ex := range e.Exemplars {
-		ids[i] = ex.TraceID
-	}
-	return strings.Join(ids, ",")
-}
+// TraceIDs returns the example trace IDs, comma-separated.
+func (e Evidence) TraceIDs() string { return strings.Join(e.Traces, ",") }
 
 type evidenceStore struct {
 	mu sync.RWMutex
@@ -173,7 +156,7 @@ func (m *Manager) handle(ctx context.Context, n notification) {
 			m.metrics.evidence.WithLabelValues("error").Inc()
 			m.opts.Logger.Warn("collect alert evidence", "alert", a.Labels.Get(labels.AlertName), "err", err)
 			continue
-		case len(e.Exemplars) == 0:
+		case e.SpikeExemplars == 0:
 			m.metrics.evidence.WithLabelValues("no_exemplars").Inc()
 		default:
 			m.metrics.evidence.WithLabelValues("ok").Inc()
@@ -192,167 +175,47 @@ func (m *Manager) handle(ctx context.Context, n notification) {
 	}
 }
 
-// collect finds the exemplars of the series the alert's expression selects,
-// restricted to the alert's labels, in the window from the expression's
-// longest range before the alert became active until now, and summarises
-// their traces.
+// collect runs the analysis engine over the alert's spike: from the
+// expression's longest range before the alert became active until now,
+// restricted to the alert's labels, with the rule's threshold.
 func (m *Manager) collect(ctx context.Context, expr string, a *promrules.Alert, now time.Time) (Evidence, error) {
 	parsed, err := m.parser.ParseExpr(expr)
 	if err != nil {
 		return Evidence{}, fmt.Errorf("parse %q: %w", expr, err)
 	}
-	sels, window := selectorsOf(parsed)
+	window := analysis.LongestRange(parsed)
+	if window == 0 {
+		window = defaultWindow
+	}
 	start := a.ActiveAt.Add(-window)
 	if a.ActiveAt.IsZero() {
 		start = now.Add(-window)
 	}
-	e := Evidence{Start: start, End: now, Exemplars: []Exemplar{}}
-	if m.opts.Exemplars == nil || len(sels) == 0 {
+	if now.Sub(start) > analysis.MaxWindow {
+		start = now.Add(-analysis.MaxWindow)
+	}
+	e := Evidence{Start: start, End: now, Traces: []string{}, Findings: []analysis.Finding{}}
+	if m.opts.Analyzer == nil {
 		e.Summary = "no exemplar storage"
 		return e, nil
 	}
-	restrict := m.restrictingMatchers(a)
-	q, err := m.opts.Exemplars.ExemplarQuerier(ctx)
-	if err != nil {
-		return Evidence{}, fmt.Errorf("exemplar querier: %w", err)
-	}
-	exs, err := selectExemplars(q, start, now, sels, restrict)
+	res, err := m.opts.Analyzer.Analyze(ctx, analysis.Request{
+		Query: expr, Start: start, End: now, Restrict: m.restrictingMatchers(a),
+	})
 	if err != nil {
 		return Evidence{}, err
 	}
-	if len(exs) == 0 && len(restrict) > 0 {
-		// The alert's labels may come from the expression itself (e.g.
-		// label_replace); then the selectors alone are the best we have.
-		if exs, err = selectExemplars(q, start, now, sels, nil); err != nil {
-			return Evidence{}, err
-		}
+	e.Summary = res.Verdict
+	e.Findings = res.Findings
+	e.Threshold = res.Threshold
+	e.SpikeTraces, e.SpikeExemplars, e.BaselineTraces = res.Spike.Traces, res.Spike.Exemplars, res.Baseline.Traces
+	e.MissingTraces = res.MissingTraces
+	e.Traces = res.ExemplarTraceIDs
+	if len(res.Findings) > 0 {
+		e.Traces = res.Findings[0].TraceIDs
 	}
-	e.Exemplars = topExemplars(exs, m.opts.MaxEvidence)
-	if len(e.Exemplars) == 0 {
-		e.Summary = fmt.Sprintf("no exemplars with trace IDs for this alert's series between %s and %s",
-			start.UTC().Format(time.TimeOnly), now.UTC().Format(time.TimeOnly))
-		return e, nil
-	}
-	if m.opts.Traces == nil {
-		e.Summary = fmt.Sprintf("%d exemplars; no trace store to summarise them", len(e.Exemplars))
-		return e, nil
-	}
-	var traces []ptrace.Traces
-	for _, ex := range e.Exemplars {
-		id, ok := parseTraceID(ex.TraceID)
-		if !ok {
-			e.MissingTraces++
-			continue
-		}
-		td, found, err := m.opts.Traces.GetTrace(ctx, id)
-		if err != nil {
-			return Evidence{}, fmt.Errorf("get trace %s: %w", ex.TraceID, err)
-		}
-		if !found {
-			e.MissingTraces++
-			continue
-		}
-		traces = append(traces, td)
-	}
-	if len(traces) == 0 {
-		e.Summary = fmt.Sprintf("none of the %d exemplar traces was received", len(e.Exemplars))
-		return e, nil
-	}
-	s := analysis.Summarize(traces)
-	e.Analysis = &s
-	e.Summary = s.Text
-	if e.MissingTraces > 0 {
-		e.Summary += fmt.Sprintf(" (%d of %d traces not received)", e.MissingTraces, len(e.Exemplars))
-	}
+	e.Traces = e.Traces[:min(len(e.Traces), m.opts.MaxEvidence)]
 	return e, nil
-}
-
-// selectorsOf returns the matcher sets of expr's series selectors and the
-// evidence window: the longest range in expr, or defaultWindow. Selectors
-// with an offset look at a baseline, not at what the alert is about; they
-// are used only when every selector has one. A _sum or _count selector also
-// selects its histogram's _bucket series, which is where exemplars live.
-func selectorsOf(expr parser.Expr) ([][]*labels.Matcher, time.Duration) {
-	var current, offset [][]*labels.Matcher
-	window := time.Duration(0)
-	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
-		switch n := node.(type) {
-		case *parser.MatrixSelector:
-			window = max(window, n.Range)
-		case *parser.VectorSelector:
-			sets := withBucket(n.LabelMatchers)
-			if n.OriginalOffset != 0 || n.Timestamp != nil || n.StartOrEnd != 0 {
-				offset = append(offset, sets...)
-			} else {
-				current = append(current, sets...)
-			}
-		}
-		return nil
-	})
-	if window == 0 {
-		window = defaultWindow
-	}
-	if len(current) == 0 {
-		current = offset
-	}
-	return mostSpecific(current), window
-}
-
-// mostSpecific drops a selector when another one selects a subset of its
-// series (same matchers and more): in an error ratio, the numerator's
-// status=~"5.." selector is what the alert is about, not the denominator's
-// all-requests selector. Duplicates are dropped too.
-func mostSpecific(sets [][]*labels.Matcher) [][]*labels.Matcher {
-	keys := make([]map[string]bool, len(sets))
-	for i, s := range sets {
-		keys[i] = map[string]bool{}
-		for _, m := range s {
-			keys[i][m.String()] = true
-		}
-	}
-	contains := func(a, b map[string]bool) bool { // a ⊇ b
-		for k := range b {
-			if !a[k] {
-				return false
-			}
-		}
-		return true
-	}
-	var out [][]*labels.Matcher
-	for i := range sets {
-		drop := false
-		for j := range sets {
-			if i == j || !contains(keys[j], keys[i]) {
-				continue
-			}
-			// j selects a subset of i's series (or the same, then keep the first).
-			if len(keys[j]) > len(keys[i]) || j < i {
-				drop = true
-				break
-			}
-		}
-		if !drop {
-			out = append(out, sets[i])
-		}
-	}
-	return out
-}
-
-func withBucket(ms []*labels.Matcher) [][]*labels.Matcher {
-	out := [][]*labels.Matcher{ms}
-	for i, m := range ms {
-		if m.Name != labels.MetricName || m.Type != labels.MatchEqual {
-			continue
-		}
-		for _, suffix := range []string{"_count", "_sum"} {
-			if base, ok := strings.CutSuffix(m.Value, suffix); ok {
-				b := slices.Clone(ms)
-				b[i] = labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, base+"_bucket")
-				out = append(out, b)
-			}
-		}
-	}
-	return out
 }
 
 // restrictingMatchers are equality matchers for the alert's labels that come
@@ -367,69 +230,4 @@ func (m *Manager) restrictingMatchers(a *promrules.Alert) []*labels.Matcher {
 		out = append(out, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
 	})
 	return out
-}
-
-func selectExemplars(q storage.ExemplarQuerier, start, end time.Time, sels [][]*labels.Matcher, restrict []*labels.Matcher) ([]Exemplar, error) {
-	sets := make([][]*labels.Matcher, len(sels))
-	for i, s := range sels {
-		sets[i] = append(slices.Clone(s), restrict...)
-	}
-	res, err := q.Select(start.UnixMilli(), end.UnixMilli(), sets...)
-	if err != nil {
-		return nil, fmt.Errorf("select exemplars: %w", err)
-	}
-	var out []Exemplar
-	for _, r := range res {
-		series := r.SeriesLabels.Map()
-		for _, ex := range r.Exemplars {
-			tid := ex.Labels.Get("trace_id")
-			if tid == "" {
-				tid = ex.Labels.Get("traceID")
-			}
-			if tid == "" {
-				continue
-			}
-			sid := ex.Labels.Get("span_id")
-			if sid == "" {
-				sid = ex.Labels.Get("spanID")
-			}
-			out = append(out, Exemplar{
-				TraceID: strings.ToLower(tid), SpanID: strings.ToLower(sid), Value: ex.Value,
-				Timestamp: float64(ex.Ts) / 1000, Labels: series,
-			})
-		}
-	}
-	return out, nil
-}
-
-// topExemplars keeps the highest-valued exemplar per trace and returns the
-// n highest, highest first (later first among equal values).
-func topExemplars(exs []Exemplar, n int) []Exemplar {
-	slices.SortStableFunc(exs, func(a, b Exemplar) int {
-		return cmp.Or(cmp.Compare(b.Value, a.Value), cmp.Compare(b.Timestamp, a.Timestamp), cmp.Compare(a.TraceID, b.TraceID))
-	})
-	seen := map[string]bool{}
-	out := []Exemplar{}
-	for _, e := range exs {
-		if seen[e.TraceID] {
-			continue
-		}
-		seen[e.TraceID] = true
-		out = append(out, e)
-		if len(out) == n {
-			break
-		}
-	}
-	return out
-}
-
-func parseTraceID(s string) (pcommon.TraceID, bool) {
-	var id pcommon.TraceID
-	if len(s) != 2*len(id) {
-		return id, false
-	}
-	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
-		return id, false
-	}
-	return id, !id.IsEmpty()
 }

@@ -21,21 +21,14 @@ import (
 	promrules "github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/lookout-dev/lookout/internal/analysis"
 	"github.com/lookout-dev/lookout/rules"
 )
 
 // BuiltinPrefix marks a rule file identifier that names a file embedded in
 // package rules rather than one on disk, e.g. "builtin:webstore.yml".
 const BuiltinPrefix = "builtin:"
-
-// TraceGetter returns a trace by ID; found is false when the trace was never
-// received. It is the one method of the trace store the Manager needs.
-type TraceGetter interface {
-	GetTrace(ctx context.Context, id pcommon.TraceID) (td ptrace.Traces, found bool, err error)
-}
 
 // Options configure a Manager. Engine, Queryable and Appendable are required.
 type Options struct {
@@ -47,10 +40,9 @@ type Options struct {
 	// ALERTS_FOR_STATE series. Prometheus's rules manager writes through the
 	// V2 appender interface; *tsdb.DB implements it.
 	Appendable storage.AppendableV2
-	// Exemplars is where evidence comes from. Nil disables evidence.
-	Exemplars storage.ExemplarQueryable
-	// Traces resolves the exemplars' trace IDs. Nil leaves summaries out.
-	Traces TraceGetter
+	// Analyzer finds the cause of a firing alert's spike (its evidence).
+	// Nil disables evidence.
+	Analyzer *analysis.Analyzer
 	// RuleFiles are file paths or globs. Empty loads the built-in
 	// rules/webstore.yml.
 	RuleFiles []string
@@ -68,7 +60,7 @@ type Options struct {
 	// registers nothing.
 	Registerer prometheus.Registerer
 
-	// MaxEvidence bounds the exemplars kept per alert. Default 10.
+	// MaxEvidence bounds the example trace IDs kept per alert. Default 10.
 	MaxEvidence int
 	// ResendDelay is how often a firing alert is notified again (and its
 	// evidence refreshed). Default 1m, as in Prometheus.

@@ -24,7 +24,7 @@ func TestWebhookMessages(t *testing.T) {
 		}
 		return a
 	}
-	ev := &Evidence{Summary: "payment_provider_api 7.6 s in 5 of 5", Exemplars: []Exemplar{{TraceID: "aa"}, {TraceID: "bb"}}}
+	ev := &Evidence{Summary: "payment_provider_api self time 7.6 s, largest in 5 of 5 spike traces", Traces: []string{"aa", "bb"}}
 	n := notification{expr: "up > 1", alerts: []promrules.Alert{alert("US", false), alert("DE", true),
 		{Labels: labels.FromStrings("alertname", "HighErrorRate", "job", "x"), ResolvedAt: t0, ActiveAt: t0}}}
 	msgs := m.webhookMessages(n, []*Evidence{ev, nil, nil})

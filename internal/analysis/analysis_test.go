@@ -134,117 +134,6 @@ func webstoreCheckout(provider time.Duration, multiplier int, totalCents int) no
 	}
 }
 
-func TestSummarize(t *testing.T) {
-	tests := []struct {
-		name   string
-		traces []ptrace.Traces
-		kind   Kind
-		span   string
-		count  int
-		text   string
-	}{
-		{
-			name: "slow payment provider",
-			traces: []ptrace.Traces{
-				build(1, checkout(7400*ms, 3*ms, 1, "")),
-				build(2, checkout(7600*ms, 3*ms, 2, "")),
-				build(3, checkout(7800*ms, 4*ms, 1, "")),
-				build(4, checkout(7500*ms, 3*ms, 1, "")),
-				build(5, checkout(7700*ms, 2*ms, 3, "")),
-			},
-			kind: KindLatency, span: "payment_provider_api", count: 5,
-			text: "payment_provider_api 7.6 s in 5 of 5",
-		},
-		{
-			name: "slow get_product query, one trace slow elsewhere",
-			traces: []ptrace.Traces{
-				build(1, checkout(120*ms, 2300*ms, 1, "")),
-				build(2, checkout(110*ms, 2500*ms, 1, "")),
-				build(3, checkout(3000*ms, 2*ms, 1, "")),
-				build(4, checkout(130*ms, 2400*ms, 2, "")),
-			},
-			kind: KindLatency, span: "db.query.get_product", count: 3,
-			text: "db.query.get_product 2.4 s in 3 of 4",
-		},
-		{
-			name: "500x quantity: normal durations, large quantity",
-			traces: []ptrace.Traces{
-				build(1, checkout(120*ms, 3*ms, 500, "")),
-				build(2, checkout(140*ms, 3*ms, 500, "")),
-				build(3, checkout(130*ms, 3*ms, 500, "")),
-			},
-			kind: KindAttributes, span: "payment_provider_api", count: 3,
-			text: "order.amount=14995 in 3 of 3, quantity=500 in 3 of 3; durations normal (longest: payment_provider_api 130 ms in 3 of 3)",
-		},
-		{
-			name: "payment failures",
-			traces: []ptrace.Traces{
-				build(1, checkout(80*ms, 3*ms, 1, "card declined")),
-				build(2, checkout(90*ms, 3*ms, 1, "card declined")),
-				build(3, checkout(85*ms, 3*ms, 1, "")),
-			},
-			kind: KindErrors, span: "payment_provider_api", count: 3,
-			text: `payment_provider_api failed in 2 of 3 ("card declined")`,
-		},
-		{
-			name: "all spans of two traces in one Traces value",
-			traces: func() []ptrace.Traces {
-				a := build(1, checkout(6*time.Second, 3*ms, 1, ""))
-				build(2, checkout(8*time.Second, 3*ms, 1, "")).ResourceSpans().MoveAndAppendTo(a.ResourceSpans())
-				return []ptrace.Traces{a}
-			}(),
-			kind: KindLatency, span: "payment_provider_api", count: 2,
-			text: "payment_provider_api 7.0 s in 2 of 2",
-		},
-		{
-			name: "root missing: partial roots",
-			traces: func() []ptrace.Traces {
-				td := build(1, checkout(7*time.Second, 3*ms, 1, ""))
-				spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
-				spans.RemoveIf(func(s ptrace.Span) bool { return s.ParentSpanID().IsEmpty() })
-				return []ptrace.Traces{td}
-			}(),
-			kind: KindLatency, span: "payment_provider_api", count: 1,
-			text: "payment_provider_api 7.0 s in 1 of 1",
-		},
-		{
-			name: "WebStore tree: slow provider",
-			traces: []ptrace.Traces{
-				build(1, webstoreCheckout(7500*ms, 1, 6897)), build(2, webstoreCheckout(7700*ms, 1, 425399)),
-				build(3, webstoreCheckout(7600*ms, 1, 17998)),
-			},
-			kind: KindLatency, span: "payment_provider_api", count: 3,
-			text: "payment_provider_api 7.6 s in 3 of 3",
-		},
-		{
-			name: "WebStore tree: 500x quantity",
-			traces: []ptrace.Traces{
-				build(1, webstoreCheckout(80*ms, 500, 5498500)), build(2, webstoreCheckout(70*ms, 500, 25996500)),
-				build(3, webstoreCheckout(90*ms, 500, 9998500)),
-			},
-			kind: KindAttributes, span: "payment_provider_api", count: 3,
-			text: "webstore.quantity_multiplier=500 in 3 of 3, cart.total_cents=5498500–25996500 in 3 of 3; durations normal (longest: payment_provider_api 80 ms in 3 of 3)",
-		},
-		{
-			name: "no traces",
-			kind: KindEmpty,
-			text: "no spans received for these traces",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := Summarize(tt.traces)
-			if got.Kind != tt.kind || got.Span != tt.span || got.Count != tt.count || got.Text != tt.text {
-				t.Errorf("Summarize() = kind %q span %q count %d text %q\nwant kind %q span %q count %d text %q",
-					got.Kind, got.Span, got.Count, got.Text, tt.kind, tt.span, tt.count, tt.text)
-			}
-			if got.String() != got.Text {
-				t.Errorf("String() = %q, want Text", got.String())
-			}
-		})
-	}
-}
-
 // TestWalkCriticalPath checks the critical-path split on a tree with
 // overlapping children: the parent only waits for the child that ends last.
 func TestWalkCriticalPath(t *testing.T) {
@@ -253,9 +142,15 @@ func TestWalkCriticalPath(t *testing.T) {
 		{service: "s", name: "slow", start: 10 * ms, dur: 80 * ms},
 	}})
 	tr := buildTrees([]ptrace.Traces{td})[0]
-	top, crit, total := tr.topContributor()
-	if top.name != "slow" || crit != 80*ms || total != 100*ms {
-		t.Fatalf("top %s crit %v total %v, want slow 80ms 100ms", top.name, crit, total)
+	p := newProfile(tr, idLike)
+	if p.top.name != "slow" || p.duration != 100*ms {
+		t.Fatalf("top %s duration %v, want slow 100ms", p.top.name, p.duration)
+	}
+	if got := p.self[opKey{"s", "root"}]; got != 20*ms {
+		t.Errorf("root self time %v, want 20ms (10ms before, 10ms after the children)", got)
+	}
+	if got := p.self[opKey{"s", "fast"}]; got != 20*ms {
+		t.Errorf("fast self time %v, want 20ms", got)
 	}
 	for _, s := range tr.spans {
 		if s.name == "fast" && s.critical != 0 {
@@ -275,32 +170,4 @@ func TestFormatDuration(t *testing.T) {
 			t.Errorf("formatDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
-}
-
-// FuzzSummarize feeds arbitrary OTLP/protobuf trace payloads (outside input
-// that reaches the analysis through the trace store) and checks Summarize
-// neither panics nor hangs, and counts traces consistently.
-func FuzzSummarize(f *testing.F) {
-	m := ptrace.ProtoMarshaler{}
-	for _, td := range []ptrace.Traces{build(1, checkout(7*time.Second, 3*ms, 1, "")), build(2, checkout(80*ms, 3*ms, 500, "x"))} {
-		b, err := m.MarshalTraces(td)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	u := ptrace.ProtoUnmarshaler{}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		td, err := u.UnmarshalTraces(b)
-		if err != nil {
-			return
-		}
-		s := Summarize([]ptrace.Traces{td})
-		if s.Count > s.Traces {
-			t.Fatalf("count %d > traces %d", s.Count, s.Traces)
-		}
-		if s.Text == "" {
-			t.Fatal("empty text")
-		}
-	})
 }

@@ -25,11 +25,13 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lookout-dev/lookout/internal/analysis"
 	"github.com/lookout-dev/lookout/internal/exemplars"
 	"github.com/lookout-dev/lookout/internal/ingest"
 	"github.com/lookout-dev/lookout/internal/metricstore"
 	"github.com/lookout-dev/lookout/internal/otlpin"
 	"github.com/lookout-dev/lookout/internal/promapi"
+	"github.com/lookout-dev/lookout/internal/remote"
 )
 
 // Options are the wiring points for the parts other packages provide (trace
@@ -49,6 +51,9 @@ type Options struct {
 	// port and under /prometheus/ on the UI port), e.g. to enrich
 	// /api/v1/alerts.
 	APIMiddleware func(http.Handler) http.Handler
+	// Analyzer serves /api/lookout/analyze on the Prometheus port (and
+	// under /prometheus/ on the UI port); nil answers 404.
+	Analyzer *analysis.Analyzer
 	// TempoHandler serves the Tempo HTTP API on --tempo.listen and under
 	// /tempo/ on the UI port; nil answers 503.
 	TempoHandler http.Handler
@@ -196,6 +201,12 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	if opts.APIMiddleware != nil {
 		promHandler = opts.APIMiddleware(promHandler)
 	}
+	if opts.Analyzer != nil {
+		mux := http.NewServeMux()
+		mux.Handle(AnalyzePath, opts.Analyzer.Handler())
+		mux.Handle("/", promHandler)
+		promHandler = mux
+	}
 	promHandler = instrument(reg, "prometheus", promHandler)
 	if a.promLn, err = a.listen("Prometheus API", cfg.PrometheusListen); err != nil {
 		return nil, err
@@ -267,6 +278,15 @@ func (a *App) uiHandler(prom, tempo http.Handler) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", prom))
+	an, err := a.uiAnalyzer()
+	if err != nil {
+		return nil, err
+	}
+	if an != nil {
+		// Served here even when /prometheus/ proxies to a remote
+		// Prometheus, which has no such endpoint.
+		mux.Handle("/prometheus"+AnalyzePath, an.Handler())
+	}
 	// The UI listener serves reads only: a UI opened to a team must not
 	// take writes on the Prometheus listener's write paths.
 	readOnly := func(w http.ResponseWriter, _ *http.Request) {
@@ -288,6 +308,40 @@ func (a *App) uiHandler(prom, tempo http.Handler) (http.Handler, error) {
 		})
 	}
 	return instrument(a.reg, "ui", mux), nil
+}
+
+// AnalyzePath is the spike analysis endpoint on the Prometheus listener.
+const AnalyzePath = "/api/lookout/analyze"
+
+// uiAnalyzer is the analysis engine behind the UI: the embedded stores', or
+// one over --prometheus.url and --tempo.url when the UI reads those.
+func (a *App) uiAnalyzer() (*analysis.Analyzer, error) {
+	if a.cfg.PrometheusURL == "" && a.cfg.TempoURL == "" {
+		return a.opts.Analyzer, nil
+	}
+	an := &analysis.Analyzer{Logger: a.logger.With("component", "analysis")}
+	if a.opts.Analyzer != nil {
+		*an = *a.opts.Analyzer
+	}
+	client := &http.Client{Timeout: analysis.DefaultTimeout}
+	if a.cfg.PrometheusURL != "" {
+		p, err := remote.NewPrometheus(a.cfg.PrometheusURL, client)
+		if err != nil {
+			return nil, fmt.Errorf("--prometheus.url: %w", err)
+		}
+		an.Exemplars = p
+	}
+	if a.cfg.TempoURL != "" {
+		t, err := remote.NewTempo(a.cfg.TempoURL, client)
+		if err != nil {
+			return nil, fmt.Errorf("--tempo.url: %w", err)
+		}
+		an.Traces, an.Finder = t, t
+	}
+	if an.Exemplars == nil || an.Traces == nil {
+		return nil, nil
+	}
+	return an, nil
 }
 
 func proxy(raw string) (http.Handler, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/lookout-dev/lookout/internal/alerting"
+	"github.com/lookout-dev/lookout/internal/analysis"
 	"github.com/lookout-dev/lookout/internal/exemplars"
 	"github.com/lookout-dev/lookout/internal/tempoapi"
 	"github.com/lookout-dev/lookout/internal/tracestore"
@@ -98,12 +99,20 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 			if cfg.Rules != "" {
 				files = []string{cfg.Rules}
 			}
+			// One analysis engine behind the analyze API and the alerts'
+			// evidence, reading the stores through the same interfaces a
+			// remote Prometheus and Tempo satisfy.
+			analyzer := &analysis.Analyzer{
+				Exemplars: analysis.StorageExemplars{Queryable: consistentExemplars{store: p.MetricStore, idx: idx}},
+				Traces:    traces,
+				Finder:    storeFinder{store: traces},
+				Logger:    logger.With("component", "analysis"),
+			}
 			m, err := alerting.New(alerting.Options{
 				Engine:       p.Engine,
 				Queryable:    p.MetricStore.Queryable(),
 				Appendable:   p.MetricStore.Appendable(),
-				Exemplars:    consistentExemplars{store: p.MetricStore, idx: idx},
-				Traces:       traces,
+				Analyzer:     analyzer,
 				RuleFiles:    files,
 				EvalInterval: cfg.RuleEvaluationInterval,
 				WebhookURLs:  cfg.WebhookURLs,
@@ -115,6 +124,7 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 				return err
 			}
 			o.ExemplarQueryable = consistentExemplars{store: p.MetricStore, idx: idx}
+			o.Analyzer = analyzer
 			o.RulesRetriever = m.RulesRetriever
 			o.APIMiddleware = m.Middleware
 			o.Services = append(o.Services, m.Run)

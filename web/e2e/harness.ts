@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, existsSync, createWriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium, type Browser, type Locator } from "playwright-core";
+import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const RESULTS_DIR = join(ROOT, "test-results");
@@ -223,6 +223,24 @@ export function histogramBody(name: string, service: string, attrs: Record<strin
       },
     ],
   };
+}
+
+/**
+ * dragAcross drags over a chart's plot (its .u-over) from one fraction of its
+ * width to another at mid height, holding Shift when asked: a plain drag zooms,
+ * a shift-drag selects a region for "Why?". Start where no exemplar dot is: a
+ * press on a dot is the dot's, not the chart's.
+ */
+export async function dragAcross(page: Page, over: Locator, from: number, to: number, opts: { shift?: boolean } = {}): Promise<void> {
+  const box = await over.boundingBox();
+  if (!box) throw new Error(`${over} is not visible`);
+  const y = box.y + box.height * 0.5;
+  if (opts.shift) await page.keyboard.down("Shift");
+  await page.mouse.move(box.x + box.width * from, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * to, y, { steps: 8 });
+  await page.mouse.up();
+  if (opts.shift) await page.keyboard.up("Shift");
 }
 
 // ---- polling assertions (playwright-core has no test matchers) ----

@@ -1,9 +1,12 @@
-// The application shell: navigation, time controls, routing, and the split
-// view that shows a trace beside any page without reloading that page.
+// The application shell: navigation, time controls, routing, the split view
+// that shows a trace beside any page without reloading that page, and the
+// "Why?" panel between the two, whose example traces open in that split view.
 
 import "./style.css";
 import { timeControls } from "./components/timepicker";
 import { TraceView } from "./components/traceview";
+import { WhyPanel } from "./components/whypanel";
+import type { AnalyzeRequest } from "./lib/analyze";
 import { h, replace } from "./lib/dom";
 import type { Trace } from "./lib/trace";
 import { navigate, state } from "./state";
@@ -17,12 +20,14 @@ import type { AppContext, View } from "./views/view";
 const app = document.getElementById("app")!;
 const main = h("main", { class: "main-pane", id: "main" });
 const side = h("div", { class: "trace-pane", id: "trace-pane", "aria-label": "Trace" });
-const layout = h("div", { class: "layout" }, main, side);
+const whyPane = h("div", { class: "why-pane", id: "why-pane" });
+const layout = h("div", { class: "layout" }, main, whyPane, side);
 
 let view: View | null = null;
 let viewKey = "";
 let trace: TraceView | null = null;
 let traceKey = "";
+let why: WhyPanel | null = null;
 
 function searchHref(t: Trace): string {
   const root = t.roots[0]!;
@@ -38,7 +43,26 @@ const ctx: AppContext = {
     state.setParams({ trace: traceId, span: spanId || null }, true);
     syncTrace();
   },
+  openWhy(r: AnalyzeRequest) {
+    if (!why) {
+      why = new WhyPanel({ onOpenTrace: (id) => ctx.openTrace(id), onClose: closeWhy });
+      replace(whyPane, why.el);
+      document.body.classList.add("why");
+      window.dispatchEvent(new Event("resize"));
+    }
+    void why.load(r);
+  },
 };
+
+/** closeWhy removes the "Why?" panel (a new page closes it too: it answered a question about the old one). */
+function closeWhy(): void {
+  if (!why) return;
+  why.destroy();
+  why = null;
+  replace(whyPane);
+  document.body.classList.remove("why");
+  window.dispatchEvent(new Event("resize"));
+}
 
 function closeTrace(): void {
   state.setParams({ trace: null, span: null }, true);
@@ -72,6 +96,7 @@ function route(): void {
   const key = path;
   if (key !== viewKey) {
     viewKey = key;
+    closeWhy();
     view?.destroy();
     view = makeView(path);
     replace(main, view.el);
@@ -145,8 +170,11 @@ window.addEventListener("popstate", () => {
 });
 state.onRange(() => (lastRange = JSON.stringify(state.range)));
 window.addEventListener("lookout:navigate", route);
+// Escape closes the trace first, then the "Why?" panel.
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && document.body.classList.contains("split") && !(e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement)) closeTrace();
+  if (e.key !== "Escape" || e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement) return;
+  if (document.body.classList.contains("split")) closeTrace();
+  else closeWhy();
 });
 state.onRange(() => view?.refresh());
 state.schedule();

@@ -208,7 +208,14 @@ func (m *mainService) validateCart(ctx context.Context, req CheckoutRequest) (pr
 		p.items = append(p.items, store.OrderItem{ProductID: id, Quantity: q, UnitPriceCents: prod.PriceCents})
 		p.totalCents += q * prod.PriceCents
 	}
-	span.SetAttributes(attribute.Int("cart.lines", len(p.lines)), attribute.Int64("cart.total_cents", p.totalCents))
+	var quantity int64
+	for _, l := range p.lines {
+		quantity += l.Quantity
+	}
+	// cart.quantity counts the items sold, after the quantity multiplier, so
+	// a spike in checkout amounts can be traced to the quantities.
+	span.SetAttributes(attribute.Int("cart.lines", len(p.lines)), attribute.Int64("cart.quantity", quantity),
+		attribute.Int64("cart.total_cents", p.totalCents))
 	return p, nil
 }
 

@@ -61,7 +61,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s address must be set", l.name))
 		}
 	}
-	if err := c.Faults.Validate(); err != nil {
+	if err := validateFaults(c.Faults); err != nil {
 		errs = append(errs, fmt.Errorf("faults: %w", err))
 	}
 	if err := c.Telemetry.Validate(); err != nil {
@@ -71,6 +71,12 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// validateFaults checks f's ranges and that its scopes name a payment method
+// and a country the shop knows, so a typo cannot scope a fault to nothing.
+func validateFaults(f faults.Faults) error {
+	return errors.Join(f.Validate(), f.ValidateScope(PaymentMethods, Countries))
 }
 
 func (c Config) withDefaults() Config {

@@ -147,6 +147,9 @@ func TestEndToEndTelemetry(t *testing.T) {
 		return span{}
 	}
 	validate := child(root, "validate_cart", MainService)
+	if q, ok := validate.attrs.Get("cart.quantity"); !ok || q.Int() != 3 {
+		t.Errorf("validate_cart cart.quantity = %v (present %v), want 3 (2 + 1 items)", q.AsRaw(), ok)
+	}
 	child(validate, "db.query.get_product", MainService)
 	inv := child(root, "check_inventory", MainService)
 	invClient := child(inv, "POST /reservations", MainService)
@@ -292,4 +295,41 @@ func hasSumPoint(ms []pmetric.Metrics, service, name, key, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestValidateCartQuantity checks that validate_cart carries the number of
+// items sold after the quantity multiplier (the big-orders scenario), next
+// to the multiplier itself.
+func TestValidateCartQuantity(t *testing.T) {
+	sink := startOTLPSink(t)
+	cfg := testConfig(t)
+	cfg.Telemetry = telemetry.Config{Endpoint: sink.addr, Protocol: telemetry.ProtocolGRPC, MetricInterval: time.Hour}
+	cfg.Faults.QuantityMultiplier = 500
+	s := startShop(t, cfg)
+	c := newAPIClient(t, s.MainURL())
+	// Products 7 and 10 have 5,000 units each: 500 of each fit.
+	status, body := c.do("POST", "/checkout", `{"items":[{"product_id":7,"quantity":1},{"product_id":10,"quantity":1}],"country":"US","payment_method":"card"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("checkout: HTTP %d %v", status, body)
+	}
+	if err := s.ForceFlush(context.Background()); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	traces, _ := sink.snapshot()
+	var found bool
+	for _, sp := range flattenSpans(traces) {
+		if sp.name != "validate_cart" {
+			continue
+		}
+		found = true
+		if q, ok := sp.attrs.Get("cart.quantity"); !ok || q.Type() != pcommon.ValueTypeInt || q.Int() != 1000 {
+			t.Errorf("cart.quantity = %v (present %v), want the int 1000", q.AsRaw(), ok)
+		}
+		if m, ok := sp.attrs.Get("webstore.quantity_multiplier"); !ok || m.Int() != 500 {
+			t.Errorf("webstore.quantity_multiplier = %v (present %v), want 500", m.AsRaw(), ok)
+		}
+	}
+	if !found {
+		t.Fatalf("no validate_cart span among %d spans", sink.spanCount())
+	}
 }

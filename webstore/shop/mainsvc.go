@@ -280,6 +280,12 @@ func (m *mainService) postFaults(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The current scopes were checked when set, so checking the patch's
+	// (applied to no faults) is enough; Update checks the ranges.
+	if err := p.Apply(faults.Faults{}).ValidateScope(PaymentMethods, Countries); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	f, err := m.shop.faults.Update(p)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

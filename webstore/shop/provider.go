@@ -8,12 +8,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/lookout-dev/lookout/webstore/faults"
 	"github.com/lookout-dev/lookout/webstore/store"
 	"github.com/lookout-dev/lookout/webstore/telemetry"
 )
 
 // providerService simulates an external payments API. Its latency, timeouts
-// and declines come from the shop's faults.
+// and declines come from the shop's faults, for the charges in their scope.
 type providerService struct {
 	shop *Shop
 	tel  *telemetry.Providers
@@ -67,6 +68,10 @@ func (p *providerService) charge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := p.shop.faults.Load()
+	if !f.ProviderFaultsApply(req.PaymentMethod, req.Country) {
+		// Out of the faults' scope: this charge behaves normally.
+		f = faults.Faults{}
+	}
 	cfg := p.shop.cfg
 	latency := cfg.ProviderBaseLatency + jitter(cfg.ProviderBaseJitter) + f.ProviderLatency + jitter(f.ProviderJitter)
 	span.SetAttributes(attribute.Int64("provider.simulated_latency_ms", latency.Milliseconds()))

@@ -166,7 +166,7 @@ func (s *Shop) Faults() faults.Faults { return s.faults.Load() }
 
 // SetFaults replaces the current faults. Invalid faults are rejected.
 func (s *Shop) SetFaults(f faults.Faults) error {
-	if err := f.Validate(); err != nil {
+	if err := validateFaults(f); err != nil {
 		return err
 	}
 	s.faults.Set(f)
@@ -290,6 +290,8 @@ func faultsLogValue(f faults.Faults) slog.Value {
 		slog.Float64("payment_failure_rate", f.PaymentFailureRate),
 		slog.Duration("get_product_latency", f.GetProductLatency),
 		slog.Int("quantity_multiplier", f.Multiplier()),
+		slog.String("scope_payment_method", f.ScopePaymentMethod),
+		slog.String("scope_country", f.ScopeCountry),
 	)
 }
 

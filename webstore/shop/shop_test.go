@@ -198,6 +198,67 @@ func TestCheckoutUnderFaults(t *testing.T) {
 	}
 }
 
+// TestScopedProviderFaults checks that payment-provider faults scoped to a
+// payment method or country hit only the charges in scope, and that the
+// scope leaves the other faults alone. A provider latency far above the
+// payment timeout shows a slowed charge as a timeout (504), so the test
+// does not depend on timing.
+func TestScopedProviderFaults(t *testing.T) {
+	type charge struct {
+		paymentMethod, country string
+		wantStatus             int
+		wantSold               int64 // units taken from stock
+	}
+	tests := []struct {
+		name    string
+		faults  faults.Faults
+		charges []charge
+	}{
+		{"latency for paypal only", faults.Faults{ProviderLatency: time.Minute, ScopePaymentMethod: "paypal"}, []charge{
+			{"paypal", "US", 504, 0}, {"card", "US", 201, 1}, {"apple_pay", "DE", 201, 1},
+		}},
+		{"declines for paypal only", faults.Faults{PaymentFailureRate: 1, ScopePaymentMethod: "paypal"}, []charge{
+			{"paypal", "GB", 402, 0}, {"card", "GB", 201, 1},
+		}},
+		{"timeouts for one country", faults.Faults{ProviderTimeoutRate: 1, ScopeCountry: "DE"}, []charge{
+			{"card", "DE", 504, 0}, {"card", "US", 201, 1}, {"paypal", "FR", 201, 1},
+		}},
+		{"payment method and country together", faults.Faults{PaymentFailureRate: 1, ScopePaymentMethod: "paypal", ScopeCountry: "DE"}, []charge{
+			{"paypal", "DE", 402, 0}, {"paypal", "US", 201, 1}, {"card", "DE", 201, 1},
+		}},
+		{"scope leaves the quantity multiplier alone", faults.Faults{QuantityMultiplier: 3, PaymentFailureRate: 1, ScopePaymentMethod: "paypal"}, []charge{
+			{"card", "US", 201, 3}, {"paypal", "US", 402, 0},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			cfg.Faults = tc.faults
+			cfg.PaymentTimeout = time.Second
+			s := startShop(t, cfg)
+			c := newAPIClient(t, s.MainURL())
+			const product = 7
+			for _, ch := range tc.charges {
+				before := stockOf(t, s, product)
+				status, body := c.do("POST", "/checkout", map[string]any{
+					"items":   []map[string]int64{{"product_id": product, "quantity": 1}},
+					"country": ch.country, "payment_method": ch.paymentMethod,
+				})
+				if status != ch.wantStatus {
+					t.Errorf("%s from %s: HTTP %d %v, want %d", ch.paymentMethod, ch.country, status, body, ch.wantStatus)
+				}
+				if got := before - stockOf(t, s, product); got != ch.wantSold {
+					t.Errorf("%s from %s: stock went down by %d, want %d", ch.paymentMethod, ch.country, got, ch.wantSold)
+				}
+			}
+			if l := ledger(t, s); l.Held != 0 {
+				t.Errorf("%d units still held in reservations", l.Held)
+			}
+		})
+	}
+}
+
 // TestCheckoutValidation checks that bad requests get a 4xx JSON error and
 // leave no order, no stock change and no charge behind.
 func TestCheckoutValidation(t *testing.T) {
@@ -350,7 +411,8 @@ func TestAdminFaults(t *testing.T) {
 	if status, body := c.do("POST", "/admin/faults", `{"payment_failure_rate":0.25}`); status != 200 {
 		t.Fatalf("set faults: %d %v", status, body)
 	}
-	for _, bad := range []string{`{"payment_failure_rate":2}`, `{"provider_latency":"soon"}`, `{"bogus":1}`, `nope`, `{"quantity_multiplier":-1}`} {
+	for _, bad := range []string{`{"payment_failure_rate":2}`, `{"provider_latency":"soon"}`, `{"bogus":1}`, `nope`, `{"quantity_multiplier":-1}`,
+		`{"scope_payment_method":"bitcoin"}`, `{"scope_country":"XX"}`, `{"scope_payment_method":"PayPal"}`} {
 		if status, body := c.do("POST", "/admin/faults", bad); status != 400 || body["error"] == "" {
 			t.Errorf("POST %s: %d %v, want 400 with an error", bad, status, body)
 		}
@@ -362,6 +424,19 @@ func TestAdminFaults(t *testing.T) {
 	_, body := c.do("GET", "/admin/faults", nil)
 	if body["provider_latency"] != "7s" || body["quantity_multiplier"].(float64) != 500 || body["payment_failure_rate"].(float64) != 0.25 {
 		t.Errorf("GET /admin/faults = %v", body)
+	}
+	if status, body := c.do("POST", "/admin/faults", `{"scope_payment_method":"paypal","scope_country":"DE"}`); status != 200 ||
+		body["scope_payment_method"] != "paypal" || body["scope_country"] != "DE" || body["provider_latency"] != "7s" {
+		t.Errorf("set scopes: %d %v", status, body)
+	}
+	if got := s.Faults(); got.ScopePaymentMethod != "paypal" || got.ScopeCountry != "DE" {
+		t.Errorf("faults after setting scopes %+v", got)
+	}
+	if status, body := c.do("POST", "/admin/faults", `{"scope_country":""}`); status != 200 || body["scope_country"] != "" || body["scope_payment_method"] != "paypal" {
+		t.Errorf("clear scope_country: %d %v", status, body)
+	}
+	if err := s.SetFaults(faults.Faults{ScopePaymentMethod: "bitcoin"}); err == nil || !strings.Contains(err.Error(), "unknown scope_payment_method") {
+		t.Errorf("SetFaults with an unknown payment method: %v", err)
 	}
 	if err := s.SetFaults(faults.Faults{}); err != nil {
 		t.Fatal(err)
@@ -380,6 +455,11 @@ func TestStartRejectsBadConfig(t *testing.T) {
 	cfg.MainListen = ""
 	if _, err := Start(context.Background(), cfg, testLogger(t)); err == nil {
 		t.Error("Start accepted an empty listen address")
+	}
+	cfg = testConfig(t)
+	cfg.Faults.ScopeCountry = "XX"
+	if _, err := Start(context.Background(), cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "unknown scope_country") {
+		t.Errorf("Start with an unknown scope country: %v", err)
 	}
 	s := startShop(t, testConfig(t))
 	cfg = testConfig(t)

@@ -3,6 +3,7 @@ package traffic
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -149,5 +150,71 @@ func TestRefusesNonWebStore(t *testing.T) {
 	_, err := Run(context.Background(), Config{Target: srv.URL, Rate: 1, Requests: 1, Scenario: "normal", Client: testClient(t)}, nil)
 	if err == nil || !strings.Contains(err.Error(), "does not look like WebStore") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestScenariosAreValid checks every scenario's faults against the shop's
+// rules, and that a scoped scenario's value is one the session mix sends
+// often enough to make a spike.
+func TestScenariosAreValid(t *testing.T) {
+	share := func(ws []weighted, v string) float64 {
+		total, w := 0, 0
+		for _, x := range ws {
+			total += x.weight
+			if x.value == v {
+				w = x.weight
+			}
+		}
+		return float64(w) / float64(total)
+	}
+	for _, name := range ScenarioNames() {
+		f := Scenarios[name]
+		if f == nil {
+			continue
+		}
+		if err := errors.Join(f.Validate(), f.ValidateScope(shop.PaymentMethods, shop.Countries)); err != nil {
+			t.Errorf("scenario %s: %v", name, err)
+		}
+		if m := f.ScopePaymentMethod; m != "" && share(paymentMethods, m) < 0.1 {
+			t.Errorf("scenario %s is scoped to payment_method=%s, which is only %.0f%% of checkouts", name, m, 100*share(paymentMethods, m))
+		}
+		if c := f.ScopeCountry; c != "" && share(countries, c) < 0.1 {
+			t.Errorf("scenario %s is scoped to country=%s, which is only %.0f%% of checkouts", name, c, 100*share(countries, c))
+		}
+	}
+	if got := Scenarios["slow-paypal"]; got == nil || got.ScopePaymentMethod != "paypal" || got.ProviderLatency != 7*time.Second {
+		t.Errorf("slow-paypal = %+v, want 7s provider latency for payment_method=paypal", got)
+	}
+}
+
+// TestScenarioFaultsRoundTrip sets each scenario's faults as a run does and
+// restores the previous ones: a scope must be set, and cleared again, through
+// /admin/faults.
+func TestScenarioFaultsRoundTrip(t *testing.T) {
+	before := faults.Faults{PaymentFailureRate: 0.01, QuantityMultiplier: 1}
+	s := startShop(t, before)
+	sh := &shopper{client: testClient(t), base: s.MainURL()}
+	ctx := context.Background()
+	for _, name := range ScenarioNames() {
+		f := Scenarios[name]
+		if f == nil {
+			continue
+		}
+		prev, err := sh.getFaults(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sh.setFaults(ctx, *f); err != nil {
+			t.Fatalf("scenario %s: %v", name, err)
+		}
+		if got := s.Faults(); got != f.Normalize() {
+			t.Errorf("scenario %s: shop faults %+v, want %+v", name, got, *f)
+		}
+		if err := sh.setFaults(ctx, prev); err != nil {
+			t.Fatalf("scenario %s: restore: %v", name, err)
+		}
+		if got := s.Faults(); got != before {
+			t.Errorf("scenario %s: restored faults %+v, want %+v", name, got, before)
+		}
 	}
 }

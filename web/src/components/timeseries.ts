@@ -1,5 +1,8 @@
 // A time-series chart (uPlot) with exemplar dots, hover tooltips with exact
-// values, drag-to-zoom and a legend that toggles series.
+// values, drag-to-zoom, shift-drag to select a region and ask "Why?" about
+// it, and a legend that toggles series. Clicking a dot opens its trace (the
+// caller's onExemplar) and pins the dot's popup, which then offers "Compare
+// with normal" (onCompare).
 
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
@@ -49,6 +52,19 @@ export interface ChartOptions {
   fill?: boolean;
   onZoom?: (startMs: number, endMs: number) => void;
   onExemplar?: (ex: ExemplarDot) => void;
+  /**
+   * onWhy receives the region a shift-drag selected, when its "Why?" action
+   * is clicked. Without it a shift-drag zooms like a plain drag.
+   */
+  onWhy?: (startMs: number, endMs: number) => void;
+  /** onCompare is offered as "Compare with normal" in a clicked dot's popup. */
+  onCompare?: (ex: ExemplarDot) => void;
+}
+
+const NO_SELECT = { left: 0, top: 0, width: 0, height: 0 };
+
+function sameDot(a: ExemplarDot | null, b: ExemplarDot): boolean {
+  return a !== null && a.traceId === b.traceId && a.spanId === b.spanId && a.time === b.time && a.value === b.value;
 }
 
 const COLORS = ["#7eb26d", "#eab839", "#6ed0e0", "#ef843c", "#e24d42", "#1f78c1", "#ba43a9", "#705da0", "#508642", "#cca300", "#447ebc", "#c15c17"];
@@ -78,6 +94,13 @@ export class TimeSeriesChart {
   private tooltip = h("div", { class: "ts-tooltip", role: "tooltip" });
   private exTip = h("div", { class: "ex-tooltip", role: "tooltip" });
   private dotLayer = h("div", { class: "ex-layer" });
+  private whyBtn = h("button", { type: "button", class: "btn small primary ts-why", title: "Compare the traces behind this region with normal traffic", hidden: true }, "Why?");
+  /** The region the "Why?" action asks about, in epoch ms. */
+  private region: [number, number] | null = null;
+  /** Whether the drag in progress started with Shift held (a region, not a zoom). */
+  private regionDrag = false;
+  /** The dot whose popup stays open after a click, with its actions. */
+  private pinned: ExemplarDot | null = null;
   private plot: uPlot | null = null;
   private series: Series[] = [];
   private exemplars: ExemplarDot[] = [];
@@ -91,6 +114,15 @@ export class TimeSeriesChart {
     this.el = h("div", { class: "ts" }, this.plotEl, this.legendEl);
     this.ro = new ResizeObserver(() => this.resize());
     this.ro.observe(this.plotEl);
+    this.whyBtn.addEventListener("mousedown", (ev) => ev.stopPropagation());
+    this.whyBtn.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      const r = this.region;
+      this.clearRegion();
+      if (r) this.opts.onWhy?.(r[0], r[1]);
+    });
+    // The pinned popup holds buttons: pressing them must not start a drag.
+    this.exTip.addEventListener("mousedown", (ev) => ev.stopPropagation());
   }
 
   /** setData replaces the series and exemplars; range is [startMs, endMs]. */
@@ -170,20 +202,73 @@ export class TimeSeriesChart {
         setSelect: [
           (u) => {
             if (u.select.width < 5) return;
-            const a = u.posToVal(u.select.left, "x");
-            const b = u.posToVal(u.select.left + u.select.width, "x");
-            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-            this.opts.onZoom?.(Math.floor(a * 1000), Math.ceil(b * 1000));
+            const a = Math.floor(u.posToVal(u.select.left, "x") * 1000);
+            const b = Math.ceil(u.posToVal(u.select.left + u.select.width, "x") * 1000);
+            if (this.regionDrag) {
+              // The selection stays drawn, with its action above it.
+              this.region = [a, b];
+              this.placeRegion(u);
+              return;
+            }
+            u.setSelect(NO_SELECT, false);
+            this.opts.onZoom?.(a, b);
           },
         ],
-        draw: [(u) => this.placeDots(u, fmt)],
+        draw: [
+          (u) => {
+            this.placeDots(u, fmt);
+            this.placeRegion(u);
+          },
+        ],
       },
     };
     this.plot = new uPlot(opts, data, this.plotEl);
     this.plot.over.appendChild(this.dotLayer);
     this.plot.over.appendChild(this.tooltip);
     this.plot.over.appendChild(this.exTip);
+    this.plot.over.appendChild(this.whyBtn);
     this.plot.over.addEventListener("mouseleave", () => this.tooltip.classList.remove("show"));
+    // Dots, the popup and the Why? button stop their own mousedowns, so this
+    // sees presses on the plot only: a new drag drops the old region and the pin.
+    this.plot.over.addEventListener("mousedown", (ev) => {
+      this.regionDrag = ev.shiftKey && this.opts.onWhy !== undefined;
+      this.clearRegion();
+      this.unpin();
+    });
+  }
+
+  /**
+   * placeRegion draws the shift-drag region and its Why? action where the
+   * region's times now lie: an auto refresh rebuilds the chart and a resize
+   * rescales it, and the region must survive both. A region scrolled out of
+   * the time range is dropped.
+   */
+  private placeRegion(u: uPlot): void {
+    const r = this.region;
+    if (!r) return;
+    const w = u.over.clientWidth;
+    const left = Math.max(0, u.valToPos(r[0] / 1000, "x"));
+    const right = Math.min(w, u.valToPos(r[1] / 1000, "x"));
+    if (!(right - left >= 1)) {
+      this.clearRegion(u);
+      return;
+    }
+    u.setSelect({ left, width: right - left, top: 0, height: u.over.clientHeight }, false);
+    this.whyBtn.dataset.start = String(r[0]);
+    this.whyBtn.dataset.end = String(r[1]);
+    this.whyBtn.setAttribute("aria-label", `Why? Analyze ${formatTime(r[0])} to ${formatTime(r[1])}`);
+    this.whyBtn.style.left = `${(left + right) / 2}px`;
+    this.whyBtn.hidden = false;
+    this.el.classList.add("has-region");
+  }
+
+  /** clearRegion removes a shift-drag selection and its action. */
+  private clearRegion(u: uPlot | null = this.plot): void {
+    if (this.region === null) return;
+    this.region = null;
+    this.whyBtn.hidden = true;
+    this.el.classList.remove("has-region");
+    u?.setSelect(NO_SELECT, false);
   }
 
   private showTooltip(u: uPlot, fmt: (v: number | null) => string): void {
@@ -234,17 +319,21 @@ export class TimeSeriesChart {
         class: `exemplar-dot${missing ? " missing" : ""}`,
         type: "button",
         "aria-label": `Exemplar ${fmt(e.value)} at ${formatTime(e.time * 1000)}, trace ${e.traceId}${missing ? " (trace never received)" : ""}`,
-        dataset: { traceId: e.traceId, spanId: e.spanId, value: String(e.value) },
+        dataset: { traceId: e.traceId, spanId: e.spanId, value: String(e.value), time: String(e.time) },
         style: { left: `${x}px`, top: `${y}px` },
         on: {
           click: (ev) => {
             ev.stopPropagation();
             this.opts.onExemplar?.(e);
+            if (this.opts.onCompare) {
+              this.pinned = e;
+              this.showExemplar(e, x, y, fmt);
+            }
           },
           mouseenter: () => this.showExemplar(e, x, y, fmt),
           focus: () => this.showExemplar(e, x, y, fmt),
-          mouseleave: () => this.exTip.classList.remove("show"),
-          blur: () => this.exTip.classList.remove("show"),
+          mouseleave: () => this.hideExemplar(e),
+          blur: () => this.hideExemplar(e),
           mousedown: (ev) => ev.stopPropagation(),
         },
       });
@@ -253,9 +342,30 @@ export class TimeSeriesChart {
     replace(this.dotLayer, ...dots);
     this.dotLayer.dataset.total = String(this.exemplars.length);
     this.dotLayer.dataset.shown = String(dots.length);
+    // A redraw (resize, new data) moves the dots: the pinned popup follows its
+    // dot, or closes when the dot is gone.
+    if (this.pinned) {
+      const p = kept.find(({ item }) => sameDot(this.pinned, item.e));
+      if (p) this.showExemplar(p.item.e, p.x, p.item.y, fmt);
+      else this.unpin();
+    }
+  }
+
+  private hideExemplar(e: ExemplarDot): void {
+    if (!sameDot(this.pinned, e)) this.exTip.classList.remove("show", "pinned");
+  }
+
+  /** unpin closes a clicked dot's popup. */
+  private unpin(): void {
+    if (!this.pinned) return;
+    this.pinned = null;
+    this.exTip.classList.remove("show", "pinned");
   }
 
   private showExemplar(e: ExemplarDot, x: number, y: number, fmt: (v: number | null) => string): void {
+    // Hovering another dot replaces a pinned popup.
+    if (this.pinned && !sameDot(this.pinned, e)) this.pinned = null;
+    const pinned = this.pinned !== null;
     const labels = Object.entries(e.labels).filter(([k]) => !["trace_id", "span_id", "traceID", "spanID", "traceId", "spanId"].includes(k));
     const series = Object.entries(e.seriesLabels).filter(([k]) => k !== "__name__" && k !== "le");
     replace(
@@ -267,13 +377,21 @@ export class TimeSeriesChart {
       kv("Span ID", e.spanId || "–"),
       ...labels.map(([k, v]) => kv(k, v)),
       ...series.map(([k, v]) => kv(k, v)),
-      h("div", { class: "muted" }, e.found === false ? "Lookout never received this trace; click for details." : "Click to open the trace beside the dashboard."),
+      pinned
+        ? h(
+            "div",
+            { class: "ex-actions" },
+            h("button", { type: "button", class: "btn small primary ex-compare", title: "Compare the traces from 2 minutes before to 1 minute after this exemplar with normal traffic", on: { click: (ev) => (ev.stopPropagation(), this.unpin(), this.opts.onCompare?.(e)) } }, "Compare with normal"),
+            h("button", { type: "button", class: "btn small ex-close", on: { click: (ev) => (ev.stopPropagation(), this.unpin()) } }, "Close"),
+          )
+        : h("div", { class: "muted" }, e.found === false ? "Lookout never received this trace; click for details." : "Click to open the trace beside the dashboard."),
     );
     const w = this.plot?.over.clientWidth ?? 0;
     this.exTip.style.left = x > w / 2 ? "" : `${x + 12}px`;
     this.exTip.style.right = x > w / 2 ? `${w - x + 12}px` : "";
     this.exTip.style.top = `${Math.max(0, y - 20)}px`;
     this.exTip.classList.add("show");
+    this.exTip.classList.toggle("pinned", pinned);
     this.tooltip.classList.remove("show");
   }
 

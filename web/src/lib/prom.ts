@@ -118,11 +118,14 @@ export function legend(format: string | undefined, m: Labels): string {
   return format.replace(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g, (_, k: string) => m[k] ?? "");
 }
 
+/** traceIdOf reads a trace id sent as text (16 to 32 hex digits, any case); "" when it is not one. */
+export function traceIdOf(s: unknown): string {
+  const x = typeof s === "string" ? s.trim().toLowerCase() : "";
+  return /^[0-9a-f]{16,32}$/.test(x) ? x : "";
+}
+
 /** parseEvidenceIds splits an alert's evidence_trace_ids annotation into hex ids. */
 export function parseEvidenceIds(s: string | undefined): string[] {
   if (!s) return [];
-  return s
-    .split(/[\s,]+/)
-    .map((x) => x.trim().toLowerCase())
-    .filter((x) => /^[0-9a-f]{16,32}$/.test(x));
+  return s.split(/[\s,]+/).map(traceIdOf).filter(Boolean);
 }

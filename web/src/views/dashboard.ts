@@ -1,9 +1,12 @@
 // /d/<uid>: a Grafana-model dashboard: variables, a 24-column grid of
-// timeseries, stat and alertlist panels; exemplar dots open traces beside it.
+// timeseries, stat and alertlist panels; exemplar dots open traces beside it,
+// and a shift-dragged region or a dot's "Compare with normal" asks the "Why?"
+// panel about the panel's first query.
 
 import { AlertList } from "../components/alertlist";
 import { fetchExemplars, fetchSeries, markFound } from "../components/data";
 import { TimeSeriesChart } from "../components/timeseries";
+import { compareWindow } from "../lib/analyze";
 import { ALL, flattenPanels, interpolate, parseLabelValues, variableQuery, type Dashboard, type Panel, type Variable } from "../lib/dashboard";
 import { h, replace } from "../lib/dom";
 import { formatUnit } from "../lib/format";
@@ -188,6 +191,16 @@ export class DashboardView implements View {
       explore.addEventListener("mousedown", fillExplore);
       explore.addEventListener("focus", fillExplore);
       header.appendChild(h("span", { class: "panel-tools" }, explore, h("label", { class: "toggle", title: "Show exemplars as dots" }, exToggle, " Exemplars")));
+      let lastRange: ResolvedRange | null = null;
+      let lastStep = 15;
+      // "Why?" asks about the first query as the panel last ran it: variables
+      // and $__interval-style built-ins substituted for that range and step.
+      const first = targets[0]?.expr;
+      const whyQuery = () => (first && lastRange ? this.interp(first, lastRange, lastStep) : null);
+      const why = (start: number, end: number) => {
+        const query = whyQuery();
+        if (query) this.ctx.openWhy({ query, start, end });
+      };
       const chart = new TimeSeriesChart({
         unit,
         decimals,
@@ -195,10 +208,15 @@ export class DashboardView implements View {
         fill: (panel.fieldConfig?.defaults?.custom?.fillOpacity ?? 0) > 0,
         onZoom: (a, b) => state.setRange({ from: String(a), to: String(b) }),
         onExemplar: (ex) => this.ctx.openTrace(ex.traceId, ex.spanId),
+        onWhy: first ? why : undefined,
+        onCompare: first
+          ? (ex) => {
+              const w = compareWindow(ex.time, Date.now());
+              why(w.start, w.end);
+            }
+          : undefined,
       });
       body.appendChild(chart.el);
-      let lastRange: ResolvedRange | null = null;
-      let lastStep = 15;
       const loadExemplars = async (range: ResolvedRange, step: number, signal: AbortSignal) => {
         if (!exToggle.checked) return [];
         const exprs = targets.filter((t) => t.exemplar || !wantEx).map((t) => this.interp(t.expr!, range, step));

@@ -1,7 +1,10 @@
-// /explore: a PromQL box with the exemplar toggle; graph and table; errors inline.
+// /explore: a PromQL box with the exemplar toggle; graph and table; errors
+// inline. A shift-dragged region or a dot's "Compare with normal" asks the
+// "Why?" panel about the query the graph shows.
 
 import { fetchExemplars, fetchSeries, markFound, parseValue } from "../components/data";
 import { TimeSeriesChart } from "../components/timeseries";
+import { compareWindow } from "../lib/analyze";
 import { durationLiteral } from "../lib/dashboard";
 import { h, replace } from "../lib/dom";
 import { query, seriesName, type VectorSample } from "../lib/prom";
@@ -17,12 +20,20 @@ export class ExploreView implements View {
   private table = h("div", { class: "result-table" });
   private chart: TimeSeriesChart;
   private abort: AbortController | null = null;
+  /** The expression the graph shows, as sent to Prometheus. */
+  private shown = "";
 
   constructor(private ctx: AppContext) {
     document.title = "Explore · Lookout";
     this.chart = new TimeSeriesChart({
       onZoom: (a, b) => state.setRange({ from: String(a), to: String(b) }),
       onExemplar: (ex) => this.ctx.openTrace(ex.traceId, ex.spanId),
+      onWhy: (start, end) => {
+        if (this.shown) this.ctx.openWhy({ query: this.shown, start, end });
+      },
+      onCompare: (ex) => {
+        if (this.shown) this.ctx.openWhy({ query: this.shown, ...compareWindow(ex.time, Date.now()) });
+      },
     });
     const p = new URLSearchParams(location.search);
     this.input.value = p.get("expr") ?? "";
@@ -82,6 +93,7 @@ export class ExploreView implements View {
         query(e2, range.end, signal),
       ]);
       this.chart.setData([range.start, range.end], series, ex);
+      this.shown = e2;
       this.el.dataset.exemplars = String(ex.length);
       void markFound(ex, signal).then((ok) => ok && this.chart.redrawDots());
       this.renderTable(inst.result, range.end);
@@ -89,6 +101,7 @@ export class ExploreView implements View {
       if ((e as Error).name === "AbortError") return;
       this.error.textContent = (e as Error).message;
       this.chart.setData([range.start, range.end], [], []);
+      this.shown = "";
       replace(this.table);
     } finally {
       this.el.classList.remove("loading");

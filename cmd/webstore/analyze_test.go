@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lookout-dev/lookout/internal/analysis"
+	"github.com/lookout-dev/lookout/internal/app"
+	"github.com/lookout-dev/lookout/rules"
+	"github.com/lookout-dev/lookout/webstore/shop"
+	"github.com/lookout-dev/lookout/webstore/traffic"
+)
+
+// TestAnalyzeScenarios runs Lookout and the real shop under steady traffic,
+// records a baseline, then replays each scenario's faults in turn and asks
+// /api/lookout/analyze (over HTTP, as the UI does) what caused each spike:
+// the top finding must name the injected cause. The alerts that fire on
+// the way must agree. It takes about five minutes.
+func TestAnalyzeScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays five incidents against the real shop; skipped with -short")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logger := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+
+	lc := app.DefaultConfig()
+	lc.DataDir = t.TempDir()
+	lc.OTLPGRPCListen, lc.OTLPHTTPListen = "127.0.0.1:0", "127.0.0.1:0"
+	lc.PrometheusListen, lc.TempoListen, lc.UIListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	lc.Rules = fastRuleFile(t)
+	lc.RuleEvaluationInterval = 2 * time.Second
+	lookout, err := app.New(lc, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookoutDone := make(chan error, 1)
+	go func() { lookoutDone <- lookout.Run(ctx) }()
+	<-lookout.Ready()
+	prom := "http://" + lookout.PrometheusAddr()
+	ui := "http://" + lookout.UIAddr()
+
+	sc := shop.DefaultConfig()
+	sc.DataDir = t.TempDir()
+	sc.MainListen, sc.PaymentsListen, sc.ProviderListen, sc.InventoryListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	sc.Telemetry.Endpoint = "http://" + lookout.OTLPGRPCAddr()
+	sc.Telemetry.Protocol = "grpc"
+	sc.Telemetry.MetricInterval = 2 * time.Second
+	s, err := shop.Start(ctx, sc, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := traffic.DefaultConfig()
+	tc.Target = s.MainURL()
+	tc.Rate = 10
+	tc.Duration = time.Hour
+	tc.ProgressInterval = time.Hour
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	trafficDone := make(chan struct{})
+	go func() {
+		defer close(trafficDone)
+		_, _ = traffic.Run(trafficCtx, tc, io.Discard)
+	}()
+	t.Cleanup(func() {
+		stopTraffic()
+		<-trafficDone
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		_ = s.Shutdown(sctx)
+		cancel()
+		if err := <-lookoutDone; err != nil {
+			t.Errorf("lookout: %v", err)
+		}
+	})
+
+	baselineStart := time.Now()
+	time.Sleep(45 * time.Second)
+	baselineEnd := time.Now()
+	base := s.Faults()
+
+	type check func(f analysis.Finding) bool
+	span := func(names ...string) check {
+		return func(f analysis.Finding) bool {
+			if f.Kind != analysis.KindSpan {
+				return false
+			}
+			for _, n := range names {
+				if f.Span == n || f.Service == n {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	scenarios := []struct {
+		name      string
+		query     string
+		threshold string
+		top       check
+		alert     string
+		evidence  string
+	}{
+		{
+			name: "slow-paypal", query: `webstore_payment_duration_bucket`, threshold: "5",
+			top: func(f analysis.Finding) bool {
+				return f.Kind == analysis.KindAttribute && f.Attribute == "payment_method" && f.Value == "paypal"
+			},
+			alert: "HighPaymentLatency", evidence: "payment_method=paypal",
+		},
+		{
+			name: "slow-payments", query: `histogram_quantile(0.95, sum by (le, job) (rate(webstore_payment_duration_bucket[1m]))) > 5`,
+			top: span("payment_provider_api", "payment-provider"),
+		},
+		{
+			name: "slow-db", query: `http_server_request_duration_bucket{job="main-service"}`,
+			top: span("db.query.get_product"),
+		},
+		{
+			name: "big-orders", query: `webstore_checkout_amount_bucket`,
+			top: func(f analysis.Finding) bool {
+				return f.Kind == analysis.KindAttribute && strings.Contains(f.Attribute, "quantity")
+			},
+			alert: "CheckoutAmountAnomaly", evidence: "quantity",
+		},
+		{
+			name: "payment-failures", query: `http_server_request_duration_bucket{job="payments-service",http_response_status_code=~"4..|5.."}`,
+			top: func(f analysis.Finding) bool {
+				return f.Kind == analysis.KindError && (f.Span == "payment_provider_api" || f.Service == "payment-provider")
+			},
+		},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			if err := s.SetFaults(mergeFaults(base, *traffic.Scenarios[sc.name])); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			time.Sleep(30 * time.Second)
+			if err := s.SetFaults(base); err != nil {
+				t.Fatal(err)
+			}
+			// Requests slowed by the fault finish, and their telemetry
+			// arrives.
+			time.Sleep(12 * time.Second)
+			end := time.Now()
+			params := url.Values{
+				"query": {sc.query}, "start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)},
+				"baseline_start": {baselineStart.UTC().Format(time.RFC3339)}, "baseline_end": {baselineEnd.UTC().Format(time.RFC3339)},
+			}
+			if sc.threshold != "" {
+				params.Set("threshold", sc.threshold)
+			}
+			// The Prometheus listener and the UI's /prometheus/ path answer alike.
+			for _, base := range []string{prom, ui + "/prometheus"} {
+				res := analyze(t, base, params)
+				t.Logf("%s: %s (spike %d traces, %d exemplars; baseline %d)", sc.name, res.Verdict, res.Spike.Traces, res.Spike.Exemplars, res.Baseline.Traces)
+				if len(res.Findings) == 0 || !sc.top(res.Findings[0]) {
+					top := "none"
+					if len(res.Findings) > 0 {
+						top = fmt.Sprintf("%+v", res.Findings[0])
+					}
+					t.Fatalf("top finding %s does not name the injected cause; verdict %q", top, res.Verdict)
+				}
+				if n := len(res.Findings[0].TraceIDs); n == 0 || n > 10 {
+					t.Errorf("top finding has %d example traces, want 1–10", n)
+				}
+			}
+			if sc.alert == "" {
+				return
+			}
+			var summary string
+			waitFor(t, 3*time.Minute, sc.alert+" to fire with evidence", func() bool {
+				var alerts struct {
+					Data struct {
+						Alerts []struct {
+							Labels      map[string]string `json:"labels"`
+							Annotations map[string]string `json:"annotations"`
+							State       string            `json:"state"`
+						} `json:"alerts"`
+					} `json:"data"`
+				}
+				getJSON(t, prom+"/api/v1/alerts", &alerts)
+				for _, a := range alerts.Data.Alerts {
+					if a.Labels["alertname"] == sc.alert && a.State == "firing" && a.Annotations["evidence_trace_ids"] != "" {
+						summary = a.Annotations["evidence_summary"]
+						return strings.Contains(summary, sc.evidence)
+					}
+				}
+				return false
+			})
+			t.Logf("%s evidence: %s", sc.alert, summary)
+		})
+	}
+}
+
+func analyze(t *testing.T, base string, params url.Values) analysis.Result {
+	t.Helper()
+	var res struct {
+		Status string          `json:"status"`
+		Data   analysis.Result `json:"data"`
+	}
+	getJSON(t, base+"/api/lookout/analyze?"+params.Encode(), &res)
+	if res.Status != "success" {
+		t.Fatalf("analyze status %q", res.Status)
+	}
+	return res.Data
+}
+
+// fastRuleFile is the built-in rule file with every `for:` shortened to 1s,
+// so alerts fire within seconds of a spike on the real expressions.
+func fastRuleFile(t *testing.T) string {
+	t.Helper()
+	b, err := rules.Default.ReadFile(rules.DefaultFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), "for: 1m", "for: 1s")
+	s = strings.ReplaceAll(s, "for: 2m", "for: 1s")
+	s = strings.ReplaceAll(s, "    interval: 15s\n", "")
+	p := filepath.Join(t.TempDir(), "rules.yml")
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
