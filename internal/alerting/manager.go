@@ -319,5 +319,3 @@ func (l loader) Load(identifier string, ignoreUnknownFields bool, scheme model.V
 }
 
 func (l loader) Parse(query string) (parser.Expr, error) { return l.parser.ParseExpr(query) }
-
-func newParser() parser.Parser { return parser.NewParser(parser.Options{}) }

@@ -31,6 +31,9 @@ const (
 	DefaultLimit = 200
 	// maxRootOps bounds the root operations whose traces are searched.
 	maxRootOps = 5
+	// minBaseline is the fewest baseline-window traces compared alone;
+	// with fewer, the spike window's normal requests join them.
+	minBaseline = 20
 	// fetchers is how many traces are fetched at once.
 	fetchers = 8
 )
@@ -68,8 +71,9 @@ type Result struct {
 	Baseline struct {
 		Traces int `json:"traces"`
 		// Source is "window" when the baseline traces come from the
-		// baseline window, "rest" when that held none and the spike
-		// window's requests at or below the threshold stand in for it.
+		// baseline window; "rest" when that held none and the spike
+		// window's requests at or below the threshold stand in for it;
+		// "window+rest" when it held fewer than 20 and those joined them.
 		Source string `json:"source,omitempty"`
 	} `json:"baseline"`
 	Findings []Finding `json:"findings"`
@@ -264,13 +268,24 @@ func (a *Analyzer) Analyze(ctx context.Context, req Request) (Result, error) {
 	}
 
 	res.Baseline.Source = "window"
-	if len(baseTraces) == 0 && len(restTraces) > 0 {
-		// Nothing before the spike (a fresh start, a short retention):
-		// the spike window's normal requests are the best baseline.
-		baseTraces, restTraces = restTraces, nil
-		res.Baseline.Source = "rest"
+	if len(baseTraces) < minBaseline && len(restTraces) > 0 {
+		// Little or nothing before the spike (a fresh start, a short
+		// retention): the spike window's normal requests join the baseline.
+		res.Baseline.Source = "window+rest"
+		if len(baseTraces) == 0 {
+			res.Baseline.Source = "rest"
+		}
+		baseTraces, restTraces = append(baseTraces, restTraces...), nil
 	}
-	rep := Compare(Groups{Spike: spikeTraces, Baseline: baseTraces, Rest: restTraces}, a.Options)
+	values := map[pcommon.TraceID]float64{}
+	for _, exs := range [][]Exemplar{spikeEx, baseEx} {
+		for _, e := range exs {
+			if v, ok := values[e.TraceID]; !ok || e.Value > v {
+				values[e.TraceID] = e.Value
+			}
+		}
+	}
+	rep := Compare(Groups{Spike: spikeTraces, Baseline: baseTraces, Rest: restTraces, Values: values}, a.Options)
 	res.Verdict = rep.Verdict
 	res.Findings = rep.Findings
 	res.Spike.Traces = rep.SpikeTraces

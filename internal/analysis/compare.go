@@ -8,7 +8,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -46,7 +48,11 @@ type Finding struct {
 	// Coverage is, for a span, the share of spike traces in which it has
 	// the most time on the critical path.
 	Coverage float64 `json:"coverage,omitempty"`
-	Score    float64 `json:"score"`
+	// SpikeCriticalPath and BaselineCriticalPath are, for a span, its mean
+	// time on the trace's critical path (s) in the traces containing it.
+	SpikeCriticalPath    float64 `json:"spikeCriticalPath,omitempty"`
+	BaselineCriticalPath float64 `json:"baselineCriticalPath,omitempty"`
+	Score                float64 `json:"score"`
 	// Against says what an attribute's share was compared with: "baseline"
 	// (the baseline window's traces) or "rest" (the spike window's traces
 	// that were not slow).
@@ -69,6 +75,10 @@ type Groups struct {
 	Spike []ptrace.Traces
 	// Baseline are normal traces of the same operations.
 	Baseline []ptrace.Traces
+	// Values, optional, are the metric's values of traces with an
+	// exemplar (the exemplar's value): numeric attributes that move in
+	// lockstep with them restate the metric and are not findings.
+	Values map[pcommon.TraceID]float64
 	// Rest, optional, are traces of the same operations from the spike's
 	// window that are not part of it (not slow): an attribute value that
 	// sets the spike's traces apart from them scopes the spike. Only those
@@ -79,7 +89,7 @@ type Groups struct {
 // Options tune Compare. Zero fields take the DefaultOptions value.
 type Options struct {
 	// NoiseFloor is the score under which a finding is not reported in the
-	// verdict. Default 0.3: spike and baseline drawn alike stay below it
+	// verdict. Default 0.2: spike and baseline drawn alike stay below it
 	// (see TestCompareNoCause).
 	NoiseFloor float64
 	// MinScore drops findings scoring less. Default 0.05.
@@ -92,7 +102,7 @@ type Options struct {
 
 // DefaultOptions returns the defaults described on Options.
 func DefaultOptions() Options {
-	return Options{NoiseFloor: 0.3, MinScore: 0.05, MaxFindings: 20, ExampleTraces: 10}
+	return Options{NoiseFloor: 0.2, MinScore: 0.05, MaxFindings: 20, ExampleTraces: 10}
 }
 
 func (o Options) withDefaults() Options {
@@ -150,7 +160,7 @@ func Compare(g Groups, opts Options) Report {
 	fs = append(fs, spanFindings(spike, base, r.Latency, opts)...)
 	fs = append(fs, errorFindings(spike, base, opts)...)
 	fs = append(fs, valueFindings(spike, base, rest, opts)...)
-	fs = append(fs, numberFindings(spike, base, r.Latency, opts)...)
+	fs = append(fs, numberFindings(spike, base, r.Latency, g.Values, opts)...)
 	fs = slices.DeleteFunc(fs, func(f Finding) bool { return f.Score < opts.MinScore })
 	slices.SortStableFunc(fs, compareFindings)
 	if len(fs) > opts.MaxFindings {
@@ -249,7 +259,8 @@ func spanFindings(spike, base []*profile, latency bool, opts Options) []Finding 
 		xs, nxs := selfSeconds(spike, k)
 		ys, nys := selfSeconds(base, k)
 		f := Finding{Kind: KindSpan, Service: k.service, Span: k.name,
-			SpikeValue: meanPresent(xs, nxs), BaselineValue: meanPresent(ys, nys), latency: latency}
+			SpikeValue: meanPresent(xs, nxs), BaselineValue: meanPresent(ys, nys), latency: latency,
+			SpikeCriticalPath: meanCritical(spike, k), BaselineCriticalPath: meanCritical(base, k)}
 		for _, p := range spike {
 			if p.top == k {
 				f.count++
@@ -268,9 +279,9 @@ func spanFindings(spike, base []*profile, latency bool, opts Options) []Finding 
 			if extra > 0 {
 				explained = math.Min(1, math.Max(0, (mean(xs)-mean(ys))/extra))
 			}
-			f.Score = math.Max(0, separation(xs, ys)) * explained
+			f.Score = math.Max(0, separation(xs, ys)-sepNoise(len(xs), len(ys))) * explained
 		default:
-			f.Score = math.Max(0, f.presS-f.presB)
+			f.Score = math.Max(0, f.presS-f.presB-shareNoise(f.presS, len(spike), f.presB, len(base)))
 		}
 		f.Score = round2(f.Score)
 		f.TraceIDs = examples(spike, opts.ExampleTraces, func(p *profile) (float64, bool) {
@@ -296,6 +307,22 @@ func selfSeconds(ps []*profile, k opKey) ([]float64, int) {
 	return sortFloat(xs), n
 }
 
+// meanCritical is k's mean critical-path time (s) over the traces with k.
+func meanCritical(ps []*profile, k opKey) float64 {
+	var sum time.Duration
+	n := 0
+	for _, p := range ps {
+		if _, ok := p.self[k]; ok {
+			sum += p.critical[k]
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return math.Round(sum.Seconds()/float64(n)*1e6) / 1e6
+}
+
 func meanPresent(xs []float64, n int) float64 {
 	if n == 0 {
 		return 0
@@ -305,6 +332,33 @@ func meanPresent(xs []float64, n int) float64 {
 		s += x
 	}
 	return math.Round(s/float64(n)*1e6) / 1e6 // µs
+}
+
+// Scores are effects less their noise: two standard errors of the
+// statistic for samples of these sizes drawn alike, so that a difference a
+// small sample shows by chance scores about 0, and a score is a lower bound
+// a reader can check.
+
+// sepNoise is two standard errors of separation for samples of n1 and n2
+// drawn alike: 2·√((n1+n2+1)/(12·n1·n2)) for Mann–Whitney's AUC, doubled
+// for the rescaling.
+func sepNoise(n1, n2 int) float64 {
+	if n1 == 0 || n2 == 0 {
+		return 0
+	}
+	a, b := float64(n1), float64(n2)
+	return 2 * math.Sqrt((a+b+1)/(3*a*b))
+}
+
+// shareNoise is two standard errors of the difference of shares p1 of n1
+// and p2 of n2 under the pooled share.
+func shareNoise(p1 float64, n1 int, p2 float64, n2 int) float64 {
+	if n1 == 0 || n2 == 0 {
+		return 0
+	}
+	a, b := float64(n1), float64(n2)
+	p := (p1*a + p2*b) / (a + b)
+	return 2 * math.Sqrt(p*(1-p)*(1/a+1/b))
 }
 
 func round4(f float64) float64 { return math.Round(f*1e4) / 1e4 }
@@ -346,7 +400,7 @@ func errorFindings(spike, base []*profile, opts Options) []Finding {
 			}
 		}
 		f := Finding{Kind: KindError, Service: k.service, Span: k.name, Value: msg,
-			SpikeValue: round4(s), BaselineValue: round4(b), Score: round2(math.Max(0, s-b))}
+			SpikeValue: round4(s), BaselineValue: round4(b), Score: round2(math.Max(0, s-b-shareNoise(s, len(spike), b, len(base))))}
 		f.TraceIDs = examples(spike, opts.ExampleTraces, func(p *profile) (float64, bool) {
 			_, ok := p.errors[k]
 			return p.duration.Seconds(), ok
@@ -418,10 +472,10 @@ func valueFindings(spike, base, rest []*profile, opts Options) []Finding {
 		k, v := splitValue(kv)
 		f := Finding{Kind: KindAttribute, Attribute: k, Value: v, SpikeValue: round4(s)}
 		if len(base) > 0 {
-			f.Score, f.BaselineValue, f.Against = s-b, round4(b), "baseline"
+			f.Score, f.BaselineValue, f.Against = s-b-shareNoise(s, len(spike), b, len(base)), round4(b), "baseline"
 		}
-		if len(rest) >= minRest && (f.Against == "" || s-r > f.Score) {
-			f.Score, f.BaselineValue, f.Against = s-r, round4(r), "rest"
+		if sr := s - r - shareNoise(s, len(spike), r, len(rest)); len(rest) >= minRest && (f.Against == "" || sr > f.Score) {
+			f.Score, f.BaselineValue, f.Against = sr, round4(r), "rest"
 		}
 		f.Score = round2(math.Max(0, f.Score))
 		if old, ok := best[k]; ok && compareFindings(old, f) <= 0 {
@@ -488,13 +542,69 @@ func shareOf(ps []*profile, has func(*profile) bool) float64 {
 	return float64(n) / float64(len(ps))
 }
 
+// restates reports whether numeric attribute k moves in lockstep with the
+// metric's own values (rank correlation ≥ 0.95 over at least 10 traces with
+// both): an amount in cents on a checkout-amount spike says what the spike
+// is, not why.
+func restates(k string, metric map[pcommon.TraceID]float64, groups ...[]*profile) bool {
+	if len(metric) == 0 {
+		return false
+	}
+	var xs, ys []float64
+	for _, ps := range groups {
+		for _, p := range ps {
+			v, ok := p.numbers[k]
+			m, ok2 := metric[p.id]
+			if ok && ok2 {
+				xs, ys = append(xs, v), append(ys, m)
+			}
+		}
+	}
+	return len(xs) >= 10 && math.Abs(spearman(xs, ys)) >= 0.95
+}
+
+// spearman is the rank correlation of xs and ys (ties get their mean rank).
+func spearman(xs, ys []float64) float64 {
+	rx, ry := ranks(xs), ranks(ys)
+	mx, my := mean(rx), mean(ry)
+	var sxy, sxx, syy float64
+	for i := range rx {
+		dx, dy := rx[i]-mx, ry[i]-my
+		sxy, sxx, syy = sxy+dx*dy, sxx+dx*dx, syy+dy*dy
+	}
+	if sxx == 0 || syy == 0 {
+		return 0
+	}
+	return sxy / math.Sqrt(sxx*syy)
+}
+
+func ranks(xs []float64) []float64 {
+	idx := make([]int, len(xs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(xs[a], xs[b]) })
+	r := make([]float64, len(xs))
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && xs[idx[j]] == xs[idx[i]] {
+			j++
+		}
+		for k := i; k < j; k++ {
+			r[idx[k]] = float64(i+j-1) / 2
+		}
+		i = j
+	}
+	return r
+}
+
 // numberFindings compares numeric attributes present on at least half of
 // the spike's traces and 5% of the baseline's by |separation| of their
 // values less two standard errors of it (so that samples drawn alike score
 // about 0), reporting medians. On a latency spike, attributes that measure
 // time restate the symptom and are skipped. Attributes with the same
 // medians (the same amount under several names) are reported once.
-func numberFindings(spike, base []*profile, latency bool, opts Options) []Finding {
+func numberFindings(spike, base []*profile, latency bool, metric map[pcommon.TraceID]float64, opts Options) []Finding {
 	if len(base) == 0 {
 		return nil
 	}
@@ -516,7 +626,7 @@ func numberFindings(spike, base []*profile, latency bool, opts Options) []Findin
 	var out []Finding
 	seen := map[[2]float64]bool{}
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if latency && timing(k) {
+		if latency && timing(k) || restates(k, metric, spike, base) {
 			continue
 		}
 		xs, ys := values(spike, k), values(base, k)
@@ -528,11 +638,8 @@ func numberFindings(spike, base []*profile, latency bool, opts Options) []Findin
 			continue
 		}
 		seen[[2]float64{ms, mb}] = true
-		// Two standard errors of the separation of samples drawn alike.
-		n1, n2 := float64(len(xs)), float64(len(ys))
-		noise := 2 * math.Sqrt((n1+n2+1)/(3*n1*n2))
 		f := Finding{Kind: KindAttribute, Attribute: k, Numeric: true, SpikeValue: ms, BaselineValue: mb,
-			Score: round2(math.Max(0, math.Abs(separation(xs, ys))-noise)), Against: "baseline"}
+			Score: round2(math.Max(0, math.Abs(separation(xs, ys))-sepNoise(len(xs), len(ys)))), Against: "baseline"}
 		f.TraceIDs = examples(spike, opts.ExampleTraces, func(p *profile) (float64, bool) {
 			v, ok := p.numbers[k]
 			if mb > ms {

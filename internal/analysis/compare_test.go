@@ -2,10 +2,12 @@ package analysis
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -195,4 +197,48 @@ func FuzzCompare(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCompareRestatedMetric: on a checkout-amount spike, the amounts in
+// cents on the spans are the metric itself; with the exemplar values given,
+// they are not findings, and the injected multiplier is the top one.
+func TestCompareRestatedMetric(t *testing.T) {
+	big := func(i int, _ string) (time.Duration, int, string) { return time.Duration(60+i%40) * ms, 500, "" }
+	g := Groups{Spike: shop(1, 30, big), Baseline: shop(1000, 120, normal), Values: map[pcommon.TraceID]float64{}}
+	for mult, tds := range map[int][]ptrace.Traces{500: g.Spike, 1: g.Baseline} {
+		for i, td := range tds {
+			id := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()
+			g.Values[id] = float64((1+i%7)*2999*mult) / 100 // as shop() prices them
+		}
+	}
+	r := Compare(g, Options{})
+	for _, f := range r.Findings {
+		if strings.HasSuffix(f.Attribute, "_cents") {
+			t.Errorf("finding %+v restates the metric", f)
+		}
+	}
+	if len(r.Findings) == 0 || r.Findings[0].Attribute != "webstore.quantity_multiplier" {
+		t.Errorf("findings %+v, want the multiplier first", r.Findings)
+	}
+	// Without the values, the amounts are findings.
+	g.Values = nil
+	if r := Compare(g, Options{}); !strings.Contains(fmt.Sprint(r.Findings), "_cents") {
+		t.Errorf("without values: %+v", r.Findings)
+	}
+}
+
+func TestSpearman(t *testing.T) {
+	for _, tt := range []struct {
+		xs, ys []float64
+		want   float64
+	}{
+		{[]float64{1, 2, 3, 4}, []float64{10, 20, 30, 40}, 1},
+		{[]float64{1, 2, 3, 4}, []float64{40, 30, 20, 10}, -1},
+		{[]float64{1, 1, 1}, []float64{1, 2, 3}, 0},
+		{[]float64{1, 2, 3, 4, 5}, []float64{1, 4, 9, 16, 25}, 1},
+	} {
+		if got := spearman(tt.xs, tt.ys); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("spearman(%v, %v) = %v, want %v", tt.xs, tt.ys, got, tt.want)
+		}
+	}
 }

@@ -292,31 +292,3 @@ func TestSelectorsAndThreshold(t *testing.T) {
 		}
 	}
 }
-
-func TestParseTraceID(t *testing.T) {
-	for s, ok := range map[string]bool{
-		"4bf92f3577b34da6a3ce929d0e0e4736": true, "4BF92F3577B34DA6A3CE929D0E0E4736": true, "abc": true,
-		"": false, "00000000000000000000000000000000": false, "zz": false, "4bf92f3577b34da6a3ce929d0e0e47360": false,
-	} {
-		if _, got := ParseTraceID(s); got != ok {
-			t.Errorf("ParseTraceID(%q) ok = %v, want %v", s, got, ok)
-		}
-	}
-}
-
-func TestLongestRange(t *testing.T) {
-	for expr, want := range map[string]time.Duration{
-		`histogram_quantile(0.95, rate(h_bucket[5m])) > 5`:                     5 * time.Minute,
-		`rate(a_sum[5m]) > 2 * rate(a_sum[1d] offset 5m)`:                      5 * time.Minute,
-		`sum(rate(h_count{code=~"5.."}[10m])) / sum(rate(h_count[2m])) > 0.05`: 10 * time.Minute,
-		`up == 0`: 0,
-	} {
-		e, err := parserFor(expr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := LongestRange(e); got != want {
-			t.Errorf("LongestRange(%s) = %v, want %v", expr, got, want)
-		}
-	}
-}

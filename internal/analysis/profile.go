@@ -27,6 +27,8 @@ type profile struct {
 	// self is each operation's exclusive time: its spans' durations minus
 	// the time covered by their children.
 	self map[opKey]time.Duration
+	// critical is each operation's time on the critical path.
+	critical map[opKey]time.Duration
 	// top is the operation with the most time on the critical path.
 	top opKey
 	// errors are the operations where an error started (a failed span no
@@ -77,11 +79,12 @@ func (t *tree) rootDuration() time.Duration {
 // true are left out.
 func newProfile(t *tree, ignore func(key string) bool) *profile {
 	p := &profile{
-		id:      t.id,
-		self:    map[opKey]time.Duration{},
-		errors:  map[opKey]string{},
-		values:  map[string]struct{}{},
-		numbers: map[string]float64{},
+		id:       t.id,
+		self:     map[opKey]time.Duration{},
+		critical: map[opKey]time.Duration{},
+		errors:   map[opKey]string{},
+		values:   map[string]struct{}{},
+		numbers:  map[string]float64{},
 	}
 	root := t.longestRoot()
 	if root == nil {
@@ -90,6 +93,7 @@ func newProfile(t *tree, ignore func(key string) bool) *profile {
 	p.start, p.duration = root.start, root.end.Sub(root.start)
 	walk(root, root.end, 0, map[*span]bool{})
 	critical := map[opKey]time.Duration{}
+	p.critical = critical
 	for _, s := range t.spans {
 		r := reported(s)
 		k := opKey{r.service, r.name}

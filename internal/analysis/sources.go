@@ -1,11 +1,11 @@
 package analysis
 
 import (
-	"cmp"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/lookout-dev/lookout/internal/traceid"
 
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -97,39 +97,12 @@ func (s StorageExemplars) QueryExemplars(ctx context.Context, query string, star
 	return out, nil
 }
 
-// NewExemplar reads an exemplar's trace and span IDs from its labels
-// (trace_id and span_id as Prometheus's OTLP translation writes them, or
-// Grafana's traceID and spanID), in any case; ok is false without a valid
-// trace ID.
+// NewExemplar reads an exemplar's trace and span IDs from its labels (see
+// traceid.FromLabels); ok is false without a valid trace ID.
 func NewExemplar(label func(string) string, value float64, ts time.Time) (Exemplar, bool) {
-	tid := cmp.Or(label("trace_id"), label("traceID"))
-	id, ok := ParseTraceID(tid)
+	id, ok := traceid.FromLabels(label)
 	if !ok {
 		return Exemplar{}, false
 	}
-	e := Exemplar{TraceID: id, Value: value, Time: ts}
-	sid := cmp.Or(label("span_id"), label("spanID"))
-	if len(sid) == 16 {
-		_, _ = hex.Decode(e.SpanID[:], []byte(sid))
-	}
-	return e, true
-}
-
-// ParseTraceID parses a trace ID of up to 32 hex digits in any case,
-// left-padded with zeros as Tempo reads short IDs; the all-zero ID is
-// invalid.
-func ParseTraceID(s string) (pcommon.TraceID, bool) {
-	var id pcommon.TraceID
-	if len(s) == 0 || len(s) > 32 {
-		return id, false
-	}
-	var buf [32]byte
-	for i := range buf {
-		buf[i] = '0'
-	}
-	copy(buf[32-len(s):], s)
-	if _, err := hex.Decode(id[:], buf[:]); err != nil {
-		return pcommon.TraceID{}, false
-	}
-	return id, !id.IsEmpty()
+	return Exemplar{TraceID: id, SpanID: traceid.SpanFromLabels(label), Value: value, Time: ts}, true
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/lookout-dev/lookout/internal/traceid"
+
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/lookout-dev/lookout/internal/pebbleslog"
@@ -446,29 +448,7 @@ func (x *Index) restoreChecks() error {
 // TraceIDOf returns the trace an exemplar points at, from its trace_id (or
 // traceID) label in hex; ok is false when there is none or it is invalid.
 func TraceIDOf(ls labels.Labels) (pcommon.TraceID, bool) {
-	v := ls.Get("trace_id")
-	if v == "" {
-		v = ls.Get("traceID")
-	}
-	return ParseTraceID(v)
-}
-
-// ParseTraceID parses a hex trace ID in any case, with or without leading
-// zeros, of up to 32 digits (8- and 16-byte IDs are both accepted).
-func ParseTraceID(s string) (pcommon.TraceID, bool) {
-	var id pcommon.TraceID
-	if s == "" || len(s) > 32 {
-		return id, false
-	}
-	if len(s)%2 == 1 {
-		s = "0" + s
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return id, false
-	}
-	copy(id[16-len(b):], b)
-	return id, !id.IsEmpty()
+	return traceid.FromLabels(ls.Get)
 }
 
 func orderedTs(ts int64) uint64    { return uint64(ts) ^ (1 << 63) }

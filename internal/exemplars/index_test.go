@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lookout-dev/lookout/internal/exemplars"
+	"github.com/lookout-dev/lookout/internal/traceid"
 	"github.com/lookout-dev/lookout/internal/tracestore"
 )
 
@@ -170,7 +171,7 @@ func TestByTraceRetentionAndReopen(t *testing.T) {
 	}
 	x = openIndex(t, dir, exemplars.Options{Retention: time.Hour, Now: clock})
 	defer x.Close()
-	id, _ := exemplars.ParseTraceID(tr)
+	id, _ := parseID(tr)
 	got, err := x.ByTrace(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -217,29 +218,6 @@ func TestByTraceRetentionAndReopen(t *testing.T) {
 	}
 }
 
-func TestParseTraceID(t *testing.T) {
-	cases := []struct {
-		in   string
-		want string
-		ok   bool
-	}{
-		{"4bf92f3577b34da6a3ce929d0e0e4736", "4bf92f3577b34da6a3ce929d0e0e4736", true},
-		{"4BF92F3577B34DA6A3CE929D0E0E4736", "4bf92f3577b34da6a3ce929d0e0e4736", true},
-		{"a3ce929d0e0e4736", "0000000000000000a3ce929d0e0e4736", true},
-		{"abc", "00000000000000000000000000000abc", true},
-		{"", "", false},
-		{"xyz", "", false},
-		{"00000000000000000000000000000000", "", false},
-		{"4bf92f3577b34da6a3ce929d0e0e47360", "", false},
-	}
-	for _, c := range cases {
-		id, ok := exemplars.ParseTraceID(c.in)
-		if ok != c.ok || (ok && id.String() != c.want) {
-			t.Errorf("ParseTraceID(%q) = %s, %v", c.in, id, ok)
-		}
-	}
-}
-
 // clockedTraceStore opens a trace store whose clock reads *now.
 func clockedTraceStore(t *testing.T, now *time.Time) (*tracestore.Store, func() time.Time) {
 	t.Helper()
@@ -273,7 +251,7 @@ func TestDangling(t *testing.T) {
 	// Trace 1 arrives within the grace period; trace 2 never does.
 	td := ptrace.NewTraces()
 	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-	id1, _ := exemplars.ParseTraceID(traceHex(1))
+	id1, _ := parseID(traceHex(1))
 	sp.SetTraceID(id1)
 	sp.SetSpanID(pcommon.SpanID{1})
 	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(base))
@@ -287,7 +265,7 @@ func TestDangling(t *testing.T) {
 	}
 	now = base.Add(2 * time.Minute)
 	x.CheckDangling(ctx)
-	id2, _ := exemplars.ParseTraceID(traceHex(2))
+	id2, _ := parseID(traceHex(2))
 	if !x.Dangling(id2) || x.Dangling(id1) {
 		t.Errorf("Dangling: trace1=%v trace2=%v", x.Dangling(id1), x.Dangling(id2))
 	}
@@ -369,8 +347,8 @@ func TestDanglingChecksSurviveRestart(t *testing.T) {
 	x.SetTraces(store)
 	now = base.Add(2 * time.Minute)
 	x.CheckDangling(ctx)
-	id1, _ := exemplars.ParseTraceID(traceHex(1))
-	id3, _ := exemplars.ParseTraceID(traceHex(3))
+	id1, _ := parseID(traceHex(1))
+	id3, _ := parseID(traceHex(3))
 	if !x.Dangling(id1) {
 		t.Error("trace 1 never arrived, but after a restart within its grace period it is not dangling")
 	}
@@ -435,3 +413,6 @@ func TestWALMark(t *testing.T) {
 		t.Errorf("the mark shows up as exemplars: %v, %v", res, err)
 	}
 }
+
+// parseID parses a hex trace ID the tests wrote.
+func parseID(s string) (pcommon.TraceID, error) { return traceid.Parse(s) }

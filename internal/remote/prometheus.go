@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/common/model"
 
 	"github.com/lookout-dev/lookout/internal/analysis"
 )
@@ -98,10 +97,3 @@ func exemplarsFromAPI(res []promv1.ExemplarQueryResult) []analysis.Exemplar {
 	}
 	return out
 }
-
-// Exemplar label names: Prometheus's OTLP translation writes trace_id and
-// span_id; some instrumentation (and Grafana's docs) uses traceID and spanID.
-var (
-	traceIDLabels = [...]model.LabelName{"trace_id", "traceID"}
-	spanIDLabels  = [...]model.LabelName{"span_id", "spanID"}
-)

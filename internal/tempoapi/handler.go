@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lookout-dev/lookout/internal/traceid"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -214,27 +216,12 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// ParseTraceID accepts a hex trace ID in any case, with or without leading
-// zeros, of 8 or 16 bytes (up to 32 hex digits).
+// ParseTraceID reads a trace ID from a URL by traceid.Parse's rule; an
+// invalid one is a 400 naming what is wrong.
 func ParseTraceID(s string) (pcommon.TraceID, error) {
-	var id pcommon.TraceID
-	if s == "" {
-		return id, badRequest("invalid trace id: empty")
-	}
-	if len(s) > 32 {
-		return id, badRequest("invalid trace id %q: longer than 32 hex digits", truncate(s))
-	}
-	p := s
-	if len(p)%2 == 1 {
-		p = "0" + p
-	}
-	b, err := hex.DecodeString(p)
+	id, err := traceid.Parse(s)
 	if err != nil {
-		return id, badRequest("invalid trace id %q: not hexadecimal", truncate(s))
-	}
-	copy(id[16-len(b):], b)
-	if id.IsEmpty() {
-		return id, badRequest("invalid trace id %q: all zeros", truncate(s))
+		return id, badRequest("%s", err)
 	}
 	return id, nil
 }
