@@ -48,6 +48,12 @@ type Options struct {
 	// MaxAttributes rejects spans with more span attributes than this.
 	// Default 2048.
 	MaxAttributes int
+	// MaxAttributeDepth rejects spans whose attributes (or their events',
+	// links', resource's or scope's) nest maps and arrays deeper than
+	// this: the store's protobuf reader stops at 100 message levels (about
+	// 32 nested maps), and a span must read back as it was accepted.
+	// Default 16.
+	MaxAttributeDepth int
 	// MaxFutureSkew rejects spans starting further than this in the future.
 	// Default 24 hours.
 	MaxFutureSkew time.Duration
@@ -67,6 +73,7 @@ func DefaultOptions() Options {
 		CacheSize:           64 << 20,
 		MemTableSize:        32 << 20,
 		MaxAttributes:       2048,
+		MaxAttributeDepth:   16,
 		MaxFutureSkew:       24 * time.Hour,
 		MaxConcurrentWrites: 64,
 		Now:                 time.Now,
@@ -103,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxAttributes == 0 {
 		o.MaxAttributes = d.MaxAttributes
+	}
+	if o.MaxAttributeDepth == 0 {
+		o.MaxAttributeDepth = d.MaxAttributeDepth
 	}
 	if o.MaxFutureSkew == 0 {
 		o.MaxFutureSkew = d.MaxFutureSkew
@@ -147,6 +157,7 @@ var _ ingest.TracesSink = (*Store)(nil)
 type metrics struct {
 	spansStored   prometheus.Counter
 	spansRejected prometheus.Counter
+	undecodable   prometheus.Counter
 	tracesDeleted *prometheus.CounterVec
 	pinnedKept    prometheus.Counter
 	retentionRuns prometheus.Counter
@@ -194,6 +205,10 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		spansRejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lookout_tracestore_spans_rejected_total", Help: "Spans rejected as invalid.",
 		}),
+		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_undecodable_chunks_total",
+			Help: "Stored span chunks that failed to decode and were skipped on read (data written before a limit existed, or damaged).",
+		}),
 		tracesDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lookout_tracestore_traces_deleted_total", Help: "Traces deleted by retention, by reason (age or size).",
 		}, []string{"reason"}),
@@ -208,7 +223,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lookout_tracestore_disk_bytes", Help: "Disk space used by the trace store.",
 		}, func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
-		for _, c := range []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage} {
+		for _, c := range []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage} {
 			if err := reg.Register(c); err != nil {
 				_ = db.Close()
 				cache.Unref()
@@ -270,12 +285,18 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Res
 		}
 	}
 	total := 0
+	depth := s.opts.MaxAttributeDepth
 	for ri, rs := range td.ResourceSpans().All() {
+		resTooDeep := tooDeep(rs.Resource().Attributes(), depth)
 		for si, ss := range rs.ScopeSpans().All() {
+			scopeTooDeep := resTooDeep || tooDeep(ss.Scope().Attributes(), depth)
 			for i, sp := range ss.Spans().All() {
 				total++
 				tid := sp.TraceID()
 				switch {
+				case scopeTooDeep || spanTooDeep(sp, depth):
+					reject(fmt.Sprintf("attribute values nested more than %d levels deep", depth))
+					continue
 				case tid.IsEmpty():
 					reject("span with an empty trace ID")
 					continue
@@ -418,6 +439,63 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Res
 	return res, nil
 }
 
+// spanTooDeep reports whether sp's attributes, or its events' or links',
+// nest deeper than depth.
+func spanTooDeep(sp ptrace.Span, depth int) bool {
+	if tooDeep(sp.Attributes(), depth) {
+		return true
+	}
+	for _, ev := range sp.Events().All() {
+		if tooDeep(ev.Attributes(), depth) {
+			return true
+		}
+	}
+	for _, l := range sp.Links().All() {
+		if tooDeep(l.Attributes(), depth) {
+			return true
+		}
+	}
+	return false
+}
+
+// tooDeep reports whether values in m nest maps and arrays more than depth
+// levels deep (a map of scalars is one level). It walks with an explicit
+// stack, so hostile nesting cannot exhaust the goroutine stack.
+func tooDeep(m pcommon.Map, depth int) bool {
+	type item struct {
+		v     pcommon.Value
+		level int
+	}
+	var stack []item
+	for _, v := range m.All() {
+		// Flat attributes (the common case) allocate nothing.
+		if t := v.Type(); t == pcommon.ValueTypeMap || t == pcommon.ValueTypeSlice {
+			stack = append(stack, item{v, 1})
+		}
+	}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch it.v.Type() {
+		case pcommon.ValueTypeMap:
+			if it.level > depth {
+				return true
+			}
+			for _, c := range it.v.Map().All() {
+				stack = append(stack, item{c, it.level + 1})
+			}
+		case pcommon.ValueTypeSlice:
+			if it.level > depth {
+				return true
+			}
+			for _, c := range it.v.Slice().All() {
+				stack = append(stack, item{c, it.level + 1})
+			}
+		}
+	}
+	return false
+}
+
 func appendUvarint(b []byte, v uint64) []byte {
 	for v >= 0x80 {
 		b = append(b, byte(v)|0x80)
@@ -493,7 +571,12 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 		td, err := un.UnmarshalTraces(append([]byte(nil), v...))
 		_ = closer.Close()
 		if err != nil {
-			return ptrace.Traces{}, false, fmt.Errorf("decode stored spans of %s: %w", traceID, err)
+			// One undecodable chunk (written before a limit existed, or
+			// damaged) must not make the rest of the trace, or every
+			// search that finds it, fail.
+			s.m.undecodable.Inc()
+			s.logger.Warn("skipping stored spans that do not decode", "trace_id", traceID.String(), "chunk", c.Seq, "err", err)
+			continue
 		}
 		found = true
 		for _, rs := range td.ResourceSpans().All() {

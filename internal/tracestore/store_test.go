@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -191,6 +194,14 @@ func TestRejectsBadSpans(t *testing.T) {
 		}, nil, "in the future"},
 		{"ends before start", func(sp ptrace.Span) { sp.SetEndTimestamp(sp.StartTimestamp() - 1) }, nil, "ends before it starts"},
 		{"100k attributes", func(ptrace.Span) {}, huge, "100000 attributes"},
+		{"map nested 40 deep", func(sp ptrace.Span) { nest(sp.Attributes().PutEmpty("deep"), 40, false) }, nil, "nested more than 16 levels"},
+		{"array nested 60 deep", func(sp ptrace.Span) { nest(sp.Attributes().PutEmpty("deep"), 60, true) }, nil, "nested more than 16 levels"},
+		{"event attribute nested 17 deep", func(sp ptrace.Span) {
+			nest(sp.Events().AppendEmpty().Attributes().PutEmpty("deep"), 17, false)
+		}, nil, "nested more than 16 levels"},
+		{"link attribute nested 40 deep", func(sp ptrace.Span) {
+			nest(sp.Links().AppendEmpty().Attributes().PutEmpty("deep"), 40, true)
+		}, nil, "nested more than 16 levels"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -214,6 +225,97 @@ func TestRejectsBadSpans(t *testing.T) {
 	}
 	if td, ok, _ := s.GetTrace(ctx, tid(1)); !ok || td.SpanCount() != 1 {
 		t.Error("good span lost")
+	}
+}
+
+// nest makes v a map (or array) nested depth levels deep, ending in a string.
+func nest(v pcommon.Value, depth int, array bool) {
+	for range depth {
+		if array {
+			v = v.SetEmptySlice().AppendEmpty()
+		} else {
+			v = v.SetEmptyMap().PutEmpty("k")
+		}
+	}
+	v.SetStr("bottom")
+}
+
+// TestAcceptedSpansReadBack: what ConsumeTraces accepts reads back the
+// same, nesting up to the limit included; a resource nested too deep
+// rejects its spans, not the others.
+func TestAcceptedSpansReadBack(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	td := makeTraces(spanSpec{trace: 1, span: 1, service: "a", name: "maps", dur: time.Millisecond},
+		spanSpec{trace: 1, span: 2, service: "a", name: "arrays", dur: time.Millisecond})
+	spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	nest(spans.At(0).Attributes().PutEmpty("deep"), 16, false)
+	nest(spans.At(1).Attributes().PutEmpty("deep"), 16, true)
+	nest(spans.At(1).Events().AppendEmpty().Attributes().PutEmpty("deep"), 16, false)
+	if res := consume(t, s, td); res.Rejected != 0 {
+		t.Fatalf("16 levels rejected: %+v", res)
+	}
+	got, ok, err := s.GetTrace(ctx, tid(1))
+	if err != nil || !ok {
+		t.Fatalf("GetTrace: %v %v", ok, err)
+	}
+	want, _ := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	gotJSON, _ := (&ptrace.JSONMarshaler{}).MarshalTraces(got)
+	if !bytes.Equal(want, gotJSON) {
+		t.Errorf("read back differs:\n got %s\nwant %s", gotJSON, want)
+	}
+
+	td = makeTraces(spanSpec{trace: 2, span: 1, service: "deep", name: "x", dur: time.Millisecond},
+		spanSpec{trace: 2, span: 2, service: "fine", name: "y", dur: time.Millisecond})
+	nest(td.ResourceSpans().At(0).Resource().Attributes().PutEmpty("deep"), 40, false)
+	if res := consume(t, s, td); res.Rejected != 1 || !strings.Contains(res.Message, "nested more than 16 levels") {
+		t.Errorf("deep resource: %+v", res)
+	}
+	if got, ok, _ := s.GetTrace(ctx, tid(2)); !ok || got.SpanCount() != 1 {
+		t.Errorf("the other resource's span: ok %v", ok)
+	}
+}
+
+// TestUndecodableChunkSkipped: a stored chunk that no longer decodes (data
+// written before a limit existed) is skipped and counted; the rest of its
+// trace and every search that finds it still answer.
+func TestUndecodableChunkSkipped(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	defer s.Close()
+	ctx := context.Background()
+	consume(t, s, makeTraces(spanSpec{trace: 1, span: 1, service: "a", name: "first", dur: time.Millisecond}))
+	consume(t, s, makeTraces(spanSpec{trace: 1, span: 2, service: "a", name: "second", start: time.Millisecond, dur: time.Millisecond}))
+	sum, ok, err := s.getSummary(tid(1))
+	if err != nil || !ok || len(sum.Chunks) != 2 {
+		t.Fatalf("summary %+v %v %v", sum, ok, err)
+	}
+	c := sum.Chunks[0]
+	// A span whose attribute nests past the reader's limit, as an older
+	// Lookout stored it: valid protobuf that the reader refuses.
+	bad := makeTraces(spanSpec{trace: 1, span: 3, service: "a", name: "deep", dur: time.Millisecond})
+	nest(bad.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutEmpty("deep"), 40, false)
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Set(dataKey(c.MinStart, tid(1), c.Seq), b, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.GetTrace(ctx, tid(1))
+	if err != nil || !ok || got.SpanCount() != 1 {
+		t.Fatalf("GetTrace = %d spans, %v, %v; want the other chunk's span", got.SpanCount(), ok, err)
+	}
+	if n := testutil.ToFloat64(s.m.undecodable); n != 1 {
+		t.Errorf("undecodable chunks counted %v, want 1", n)
+	}
+	q, err := traceql.Parse(`{ name =~ "first|second" } && { }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Search(ctx, SearchRequest{Query: q, Start: base.Add(-time.Minute), End: base.Add(time.Minute), Limit: 10})
+	if err != nil || len(res.Traces) != 1 {
+		t.Errorf("search over the trace: %+v, %v", res.Traces, err)
 	}
 }
 
