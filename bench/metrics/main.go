@@ -307,7 +307,7 @@ func start(target, tmp, lookoutBin, promBin string, run int) *server {
 	s := &server{name: target, run: run + 1, done: make(chan struct{})}
 	switch target {
 	case "lookout":
-		s.cmd = exec.Command(lookoutBin, "--data-dir", dir,
+		s.cmd = exec.Command(lookoutBin, "--data-dir", dir, "--web.enable-pprof",
 			"--otlp.grpc-listen", "", "--otlp.http-listen", "127.0.0.1:0", "--prometheus.listen", "127.0.0.1:0",
 			"--tempo.listen", "", "--ui.listen", "")
 		s.cmd.Args = append(s.cmd.Args, strings.Fields(*flagLookoutArgs)...)

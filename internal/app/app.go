@@ -32,6 +32,7 @@ import (
 	"github.com/lookout-dev/lookout/internal/otlpin"
 	"github.com/lookout-dev/lookout/internal/promapi"
 	"github.com/lookout-dev/lookout/internal/remote"
+	"github.com/lookout-dev/lookout/internal/webauth"
 )
 
 // Options are the wiring points for the parts other packages provide (trace
@@ -162,6 +163,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	ro.GRPCListen = cfg.OTLPGRPCListen
 	ro.HTTPListen = cfg.OTLPHTTPListen
 	ro.MaxRequestBytes = cfg.MaxRequestBytes
+	ro.WebConfigFile = cfg.WebConfigFile
 	a.receiver, err = otlpin.New(ro, a.store, opts.TracesSink, logger.With("component", "otlp"), reg)
 	if err != nil {
 		return nil, err
@@ -184,6 +186,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	po.QueryExemplars = cfg.QueryExemplars
 	po.Retention = cfg.MetricsRetention
 	po.Flags = cfg.flagMap()
+	po.Pprof = cfg.EnablePprof
 	po.Ready = a.isReady
 	po.Gatherer = reg
 	po.Registerer = reg
@@ -294,6 +297,8 @@ func (a *App) uiHandler(prom, tempo http.Handler) (http.Handler, error) {
 	}
 	mux.HandleFunc("/prometheus/api/v1/write", readOnly)
 	mux.HandleFunc("/prometheus/api/v1/otlp/", readOnly)
+	// Go's profiler is never served to the UI's audience.
+	mux.Handle("/prometheus/debug/", http.NotFoundHandler())
 	mux.Handle("/tempo/", http.StripPrefix("/tempo", tempo))
 	if a.opts.UIHandler != nil {
 		mux.Handle("/", a.opts.UIHandler)
@@ -377,7 +382,13 @@ func (a *App) Run(ctx context.Context) error {
 	var srvWG sync.WaitGroup
 	for _, s := range a.servers {
 		srvWG.Go(func() {
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := s.srv.Serve
+			if a.cfg.WebConfigFile != "" {
+				serve = func(ln net.Listener) error {
+					return webauth.Serve(ln, s.srv, a.cfg.WebConfigFile, a.logger.With("component", "web", "address", ln.Addr().String()))
+				}
+			}
+			if err := serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				failed <- fmt.Errorf("serve %s: %w", s.srv.Addr, err)
 			}
 		})
@@ -543,6 +554,8 @@ func (c Config) flagMap() map[string]string {
 		"tempo.url":                        c.TempoURL,
 		"otlp.promote-resource-attributes": strings.Join(c.PromoteResourceAttributes, ","),
 		"prometheus.remote-write-receiver": strconv.FormatBool(c.RemoteWriteReceiver),
+		"web.config.file":                  c.WebConfigFile,
+		"web.enable-pprof":                 strconv.FormatBool(c.EnablePprof),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/lookout-dev/lookout/internal/metricstore"
+	"github.com/lookout-dev/lookout/internal/webauth"
 )
 
 // Config holds every lookout flag (DESIGN.md's contract). The zero value is
@@ -58,6 +59,13 @@ type Config struct {
 	MaxRequestBytes int64
 	// QueryExemplars adds "exemplars" to instant query result series.
 	QueryExemplars bool
+	// WebConfigFile, in Prometheus's exporter-toolkit format, sets TLS and
+	// basic authentication on every listener (HTTP and OTLP/gRPC); empty
+	// serves plain HTTP without authentication.
+	WebConfigFile string
+	// EnablePprof serves Go's /debug/pprof on the Prometheus listener
+	// (never on the UI listener). Default off.
+	EnablePprof bool
 	// RemoteWriteReceiver serves Prometheus's remote-write receiver at
 	// /api/v1/write on the Prometheus listener.
 	RemoteWriteReceiver bool
@@ -126,6 +134,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TempoURL, "tempo.url", c.TempoURL, "if set, the UI reads this Tempo-compatible API instead of the embedded store")
 	fs.BoolVar(&c.QueryExemplars, "prometheus.query-exemplars", c.QueryExemplars, "add \"exemplars\" to /api/v1/query result series (extension)")
 	fs.BoolVar(&c.RemoteWriteReceiver, "prometheus.remote-write-receiver", c.RemoteWriteReceiver, "accept Prometheus remote write (1.0 and 2.0) at /api/v1/write on the Prometheus listener")
+	fs.StringVar(&c.WebConfigFile, "web.config.file", c.WebConfigFile, "file in Prometheus's exporter-toolkit web config format (tls_server_config, basic_auth_users) applied to every listener, HTTP and OTLP/gRPC; empty: plain, no authentication")
+	fs.BoolVar(&c.EnablePprof, "web.enable-pprof", c.EnablePprof, "serve Go's /debug/pprof profiler on the Prometheus listener")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "how long a graceful stop may take")
 	fs.StringVar(&c.LogLevel, "log.level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.Int64Var(&c.TracesMaxBytes, "traces.max-bytes", c.TracesMaxBytes, "disk bytes the trace store may use before the oldest unpinned traces go; 0 = default (10 GiB), negative = no limit")
@@ -216,6 +226,9 @@ func (c Config) Validate() error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log.level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if err := webauth.Validate(c.WebConfigFile); err != nil {
+		errs = append(errs, fmt.Errorf("--web.config.file: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/lookout-dev/lookout/internal/ingest"
+	"github.com/lookout-dev/lookout/internal/webauth"
 )
 
 // Options configure a Receiver. Start from DefaultOptions.
@@ -40,6 +41,9 @@ type Options struct {
 	MaxConcurrentRequests int
 	// RetryAfter is the delay suggested to clients told to retry. Default 1s.
 	RetryAfter time.Duration
+	// WebConfigFile, in exporter-toolkit's format, sets TLS and basic
+	// authentication on both listeners; empty: plain, no authentication.
+	WebConfigFile string
 }
 
 // DefaultOptions returns the receiver defaults of DESIGN.md.
@@ -116,8 +120,13 @@ func (r *Receiver) Listen() error {
 		if err != nil {
 			return fmt.Errorf("listen OTLP/gRPC on %s: %w", r.opts.GRPCListen, err)
 		}
+		auth, err := webauth.GRPCServerOptions(r.opts.WebConfigFile)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("OTLP/gRPC: %w", err)
+		}
 		r.grpcLn = ln
-		r.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(int(r.opts.MaxRequestBytes)), grpc.ChainUnaryInterceptor(r.recoverPanic))
+		r.grpcSrv = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(int(r.opts.MaxRequestBytes)), grpc.ChainUnaryInterceptor(r.recoverPanic)}, auth...)...)
 		pmetricotlp.RegisterGRPCServer(r.grpcSrv, &metricsGRPC{r: r})
 		ptraceotlp.RegisterGRPCServer(r.grpcSrv, &tracesGRPC{r: r})
 	}
@@ -151,7 +160,11 @@ func (r *Receiver) Start() error {
 	}
 	if r.httpSrv != nil {
 		r.wg.Go(func() {
-			if err := r.httpSrv.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := r.httpSrv.Serve
+			if r.opts.WebConfigFile != "" {
+				serve = func(ln net.Listener) error { return webauth.Serve(ln, r.httpSrv, r.opts.WebConfigFile, r.logger) }
+			}
+			if err := serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.serveErr <- fmt.Errorf("OTLP/HTTP server: %w", err)
 			}
 		})

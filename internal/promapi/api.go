@@ -66,6 +66,8 @@ type Options struct {
 	Retention time.Duration
 	// Flags are reported by /api/v1/status/flags.
 	Flags map[string]string
+	// Pprof serves Go's profiler at /debug/pprof/. Default off.
+	Pprof bool
 	// Ready reports whether the server is ready; nil means always.
 	Ready func() bool
 	// Gatherer serves /metrics; nil serves no /metrics.
@@ -248,12 +250,15 @@ func New(opts Options) (*API, error) {
 		q: opts.Queryable, lookback: opts.LookbackDelta, now: time.Now,
 		parser: parser.NewParser(parser.Options{}), logger: opts.Logger,
 	}).ServeHTTP))
-	// Go's profiler, where Prometheus serves it, for `go tool pprof`.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Go's profiler, where Prometheus serves it, for `go tool pprof`; only
+	// when asked for (--web.enable-pprof): it exposes the process's memory.
+	if opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "Lookout is Healthy.")
 	})
