@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -164,8 +166,10 @@ func TestAnalyzeScenarios(t *testing.T) {
 			}
 			// The Prometheus listener and the UI's /prometheus/ path answer alike.
 			for _, base := range []string{prom, ui + "/prometheus"} {
+				began := time.Now()
 				res := analyze(t, base, params)
-				t.Logf("%s: %s (spike %d traces, %d exemplars; baseline %d)", sc.name, res.Verdict, res.Spike.Traces, res.Spike.Exemplars, res.Baseline.Traces)
+				t.Logf("%s: %s (spike %d traces, %d exemplars; baseline %d; answered in %s)", sc.name, res.Verdict,
+					res.Spike.Traces, res.Spike.Exemplars, res.Baseline.Traces, time.Since(began).Round(time.Millisecond))
 				if len(res.Findings) == 0 || !sc.top(res.Findings[0]) {
 					top := "none"
 					if len(res.Findings) > 0 {
@@ -205,15 +209,24 @@ func TestAnalyzeScenarios(t *testing.T) {
 	}
 }
 
+// analyze asks base's /api/lookout/analyze, waiting as long as the API's
+// own timeout: under -race on a loaded machine one analysis (hundreds of
+// traces fetched and compared) can take tens of seconds.
 func analyze(t *testing.T, base string, params url.Values) analysis.Result {
 	t.Helper()
+	client := &http.Client{Timeout: analysis.DefaultTimeout + 10*time.Second}
+	resp, err := client.Get(base + "/api/lookout/analyze?" + params.Encode())
+	if err != nil {
+		t.Fatalf("analyze: %v", err)
+	}
+	defer resp.Body.Close()
 	var res struct {
 		Status string          `json:"status"`
+		Error  string          `json:"error"`
 		Data   analysis.Result `json:"data"`
 	}
-	getJSON(t, base+"/api/lookout/analyze?"+params.Encode(), &res)
-	if res.Status != "success" {
-		t.Fatalf("analyze status %q", res.Status)
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || res.Status != "success" {
+		t.Fatalf("analyze: %d %q %s %v", resp.StatusCode, res.Status, res.Error, err)
 	}
 	return res.Data
 }

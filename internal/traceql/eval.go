@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"context"
 	"slices"
 	"strings"
 )
@@ -108,37 +109,51 @@ func triOf(b bool) tri {
 }
 
 // Eval returns the indexes (ascending) of the spans of tr in the spanset e
-// produces. An empty result means the trace does not match.
-func Eval(e Expr, tr *Trace) []int {
+// produces. An empty result means the trace does not match. It stops with
+// ctx's error when ctx ends (a query timeout), checking between operators
+// and within long passes over the trace.
+func Eval(ctx context.Context, e Expr, tr *Trace) ([]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	switch e := e.(type) {
 	case *Filter:
 		var out []int
 		for i := range tr.Spans {
+			if i%checkEvery == checkEvery-1 && ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			if e.Cond == nil || evalCond(e.Cond, &tr.Spans[i], &tr.Info) == triTrue {
 				out = append(out, i)
 			}
 		}
-		return out
+		return out, nil
 	case *SpansetOp:
-		l := Eval(e.L, tr)
-		if len(l) == 0 && e.Op != OpOr {
-			return nil
+		l, err := Eval(ctx, e.L, tr)
+		if err != nil || (len(l) == 0 && e.Op != OpOr) {
+			return nil, err
 		}
-		r := Eval(e.R, tr)
+		r, err := Eval(ctx, e.R, tr)
+		if err != nil {
+			return nil, err
+		}
 		switch e.Op {
 		case OpAnd:
 			if len(r) == 0 {
-				return nil
+				return nil, nil
 			}
-			return union(l, r)
+			return union(l, r), nil
 		case OpOr:
-			return union(l, r)
+			return union(l, r), nil
 		default:
-			return structural(e.Op, tr, l, r)
+			return structural(e.Op, tr, l, r), nil
 		}
 	}
-	return nil
+	return nil, nil
 }
+
+// checkEvery is how many spans a pass handles between checks of ctx.
+const checkEvery = 4096
 
 func union(a, b []int) []int {
 	out := append(append(make([]int, 0, len(a)+len(b)), a...), b...)
@@ -178,13 +193,32 @@ func structural(op SpansetOperator, tr *Trace, l, r []int) []int {
 			}
 		}
 	case OpDescendant:
+		// underL[i]: some ancestor of i is in L, computed once per span
+		// (memoised walk up, so a deep trace costs O(spans), not
+		// O(spans × depth)); a corrupt trace with a parent cycle cannot loop.
+		const unknown, no, yes = 0, 1, 2
+		underL := make([]byte, len(tr.Spans))
+		var path []int
 		for _, i := range r {
-			// Bounded walk: a corrupt trace with a parent cycle cannot loop.
+			path = path[:0]
+			verdict := byte(no)
 			for p, n := parent(i), 0; p >= 0 && n < len(tr.Spans); p, n = parent(p), n+1 {
-				if inL[p] {
-					out = append(out, i)
+				if inL[p] || underL[p] == yes {
+					verdict = yes
 					break
 				}
+				if underL[p] == no {
+					break
+				}
+				path = append(path, p)
+			}
+			// Every span on the path shares the verdict (they have the same
+			// ancestors above them, and none of them is in L).
+			for _, p := range path {
+				underL[p] = verdict
+			}
+			if verdict == yes {
+				out = append(out, i)
 			}
 		}
 	case OpParent, OpAncestor:

@@ -29,10 +29,31 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.
 const maxDepth = 128
 
+// MaxSpansetOps bounds the spanset operators (&&, ||, >>, >, <<, <, ~) in
+// one query: each one is a pass over the trace, and a long left-associative
+// chain (`{} >> {} >> …`) would escape the nesting limit.
+const MaxSpansetOps = 128
+
 type parser struct {
 	toks  []token
 	i     int
 	depth int
+	ops   int
+	conds int
+}
+
+// MaxConditionOps bounds the && and || operators in one query's filters,
+// for the same reason.
+const MaxConditionOps = 1024
+
+// spansetOp counts one more spanset operator, refusing more than
+// MaxSpansetOps.
+func (p *parser) spansetOp(t token, op SpansetOperator, l, r Expr) (Expr, error) {
+	p.ops++
+	if p.ops > MaxSpansetOps {
+		return nil, p.errAt(t, "query has more than %d spanset operators", MaxSpansetOps)
+	}
+	return &SpansetOp{Op: op, L: l, R: r}, nil
 }
 
 // Parse parses a TraceQL query. An empty query is `{}`.
@@ -120,12 +141,14 @@ func (p *parser) spansetOr() (Expr, error) {
 		return nil, err
 	}
 	for p.peek().kind == tOr {
-		p.next()
+		t := p.next()
 		r, err := p.spansetAnd()
 		if err != nil {
 			return nil, err
 		}
-		l = &SpansetOp{Op: OpOr, L: l, R: r}
+		if l, err = p.spansetOp(t, OpOr, l, r); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }
@@ -136,12 +159,14 @@ func (p *parser) spansetAnd() (Expr, error) {
 		return nil, err
 	}
 	for p.peek().kind == tAnd {
-		p.next()
+		t := p.next()
 		r, err := p.spansetStructural()
 		if err != nil {
 			return nil, err
 		}
-		l = &SpansetOp{Op: OpAnd, L: l, R: r}
+		if l, err = p.spansetOp(t, OpAnd, l, r); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }
@@ -167,12 +192,14 @@ func (p *parser) spansetStructural() (Expr, error) {
 		default:
 			return l, nil
 		}
-		p.next()
+		t := p.next()
 		r, err := p.spansetPrimary()
 		if err != nil {
 			return nil, err
 		}
-		l = &SpansetOp{Op: op, L: l, R: r}
+		if l, err = p.spansetOp(t, op, l, r); err != nil {
+			return nil, err
+		}
 	}
 }
 
@@ -231,10 +258,13 @@ func (p *parser) condOr() (Cond, error) {
 		return nil, err
 	}
 	for p.peek().kind == tOr {
-		p.next()
+		t := p.next()
 		r, err := p.condAnd()
 		if err != nil {
 			return nil, err
+		}
+		if p.conds++; p.conds > MaxConditionOps {
+			return nil, p.errAt(t, "query has more than %d && and || operators in its filters", MaxConditionOps)
 		}
 		l = &Logical{L: l, R: r}
 	}
@@ -247,10 +277,13 @@ func (p *parser) condAnd() (Cond, error) {
 		return nil, err
 	}
 	for p.peek().kind == tAnd {
-		p.next()
+		t := p.next()
 		r, err := p.condPrimary()
 		if err != nil {
 			return nil, err
+		}
+		if p.conds++; p.conds > MaxConditionOps {
+			return nil, p.errAt(t, "query has more than %d && and || operators in its filters", MaxConditionOps)
 		}
 		l = &Logical{And: true, L: l, R: r}
 	}

@@ -1,7 +1,10 @@
 package traceql
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -164,8 +167,8 @@ func TestEval(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", c.q, err)
 		}
-		got := Eval(e, tr)
-		if !slices.Equal(got, c.want) {
+		got, err := Eval(context.Background(), e, tr)
+		if err != nil || !slices.Equal(got, c.want) {
 			t.Errorf("Eval(%q) = %v, want %v", c.q, got, c.want)
 		}
 		// The pre-filters must never reject a trace that matches.
@@ -209,8 +212,111 @@ func FuzzParse(f *testing.F) {
 		if _, err := Parse(e.String()); err != nil {
 			t.Fatalf("Parse(%q) ok, but its rendering %q fails: %v", q, e.String(), err)
 		}
-		Eval(e, tr)
+		if _, err := Eval(context.Background(), e, tr); err != nil {
+			t.Fatalf("Eval(%q): %v", q, err)
+		}
 		PossibleInSpans(e, tr.Spans)
 		PossibleForTrace(e, &tr.Info)
 	})
+}
+
+// TestQueryLimits: long chains are refused at parse time, naming the limit.
+func TestQueryLimits(t *testing.T) {
+	chain := "{}" + strings.Repeat(" >> {}", MaxSpansetOps)
+	if _, err := Parse(chain); err != nil {
+		t.Errorf("%d operators: %v", MaxSpansetOps, err)
+	}
+	if _, err := Parse(chain + " >> {}"); err == nil || !strings.Contains(err.Error(), "spanset operators") {
+		t.Errorf("%d operators: %v", MaxSpansetOps+1, err)
+	}
+	conds := "{ " + strings.Repeat(".a = 1 || ", MaxConditionOps+1) + ".a = 1 }"
+	if _, err := Parse(conds); err == nil || !strings.Contains(err.Error(), "&& and || operators") {
+		t.Errorf("%d condition operators: %v", MaxConditionOps+1, err)
+	}
+}
+
+// deepTrace is a chain of n spans, each the parent of the next.
+func deepTrace(n int) *Trace {
+	tr := &Trace{Spans: make([]Span, n)}
+	for i := range tr.Spans {
+		binary.BigEndian.PutUint64(tr.Spans[i].SpanID[:], uint64(i+1))
+		if i > 0 {
+			tr.Spans[i].ParentSpanID = tr.Spans[i-1].SpanID
+		}
+	}
+	return tr
+}
+
+// TestEvalStops: evaluation ends with the context's error, and the longest
+// allowed chain over a 5,000-deep trace finishes (descendants are found in
+// one pass per operator, not one walk per span).
+func TestEvalStops(t *testing.T) {
+	tr := deepTrace(5000)
+	e := MustParse("{}" + strings.Repeat(" >> {}", MaxSpansetOps))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Eval(ctx, e, tr); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	got, err := Eval(context.Background(), e, tr)
+	if err != nil || len(got) != 5000-MaxSpansetOps {
+		t.Errorf("chain of %d over 5000 spans: %d spans, %v; want %d", MaxSpansetOps, len(got), err, 5000-MaxSpansetOps)
+	}
+}
+
+// TestDescendantMatchesBruteForce compares >> with a walk up from every
+// right-hand span, on random forests (with parent cycles and dangling
+// parents) and random spansets.
+func TestDescendantMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 26))
+	for c := range 500 {
+		n := 1 + rng.IntN(60)
+		tr := &Trace{Spans: make([]Span, n)}
+		for i := range tr.Spans {
+			binary.BigEndian.PutUint64(tr.Spans[i].SpanID[:], uint64(i+1))
+		}
+		for i := range tr.Spans {
+			switch x := rng.IntN(10); {
+			case x == 0: // root
+			case x == 1: // dangling parent
+				tr.Spans[i].ParentSpanID = [8]byte{0xff}
+			default: // any span, possibly making a cycle
+				tr.Spans[i].ParentSpanID = tr.Spans[rng.IntN(n)].SpanID
+			}
+		}
+		var l, r []int
+		for i := range n {
+			if rng.IntN(3) == 0 {
+				l = append(l, i)
+			}
+			if rng.IntN(2) == 0 {
+				r = append(r, i)
+			}
+		}
+		parent := func(i int) int {
+			for j := range tr.Spans {
+				if j != i && tr.Spans[j].SpanID == tr.Spans[i].ParentSpanID {
+					return j
+				}
+			}
+			return -1
+		}
+		var want []int
+		for _, i := range r {
+			seen := map[int]bool{}
+			for p := parent(i); p >= 0 && !seen[p]; p = parent(p) {
+				seen[p] = true
+				if slices.Contains(l, p) {
+					want = append(want, i)
+					break
+				}
+			}
+		}
+		if len(r) == 0 {
+			want = nil
+		}
+		if got := structural(OpDescendant, tr, l, r); !slices.Equal(got, want) {
+			t.Fatalf("case %d: >> = %v, want %v (l %v, r %v)", c, got, want, l, r)
+		}
+	}
 }

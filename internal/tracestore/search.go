@@ -493,11 +493,16 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 		full.Info = info
 		tr = full
 	}
-	matched := traceql.Eval(q, &tr)
+	matched, err := traceql.Eval(ctx, q, &tr)
+	if err != nil {
+		return TraceMatch{}, false, err
+	}
 	if len(matched) == 0 && local {
 		// Only possible when the trace changed under us; judge by this record.
 		tr = traceql.Trace{Info: info, Spans: spans}
-		matched = traceql.Eval(q, &tr)
+		if matched, err = traceql.Eval(ctx, q, &tr); err != nil {
+			return TraceMatch{}, false, err
+		}
 	}
 	if len(matched) == 0 {
 		return TraceMatch{}, false, nil
