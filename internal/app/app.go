@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
@@ -146,7 +147,16 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 		return nil, err
 	}
 	logger.Info("metric store open", "dir", a.store.Dir(), "took", time.Since(start).Round(time.Millisecond))
-	a.engine = promapi.NewEngine(logger, reg, so.LookbackDelta)
+	// Prometheus's active query tracker: queues queries beyond
+	// --query.max-concurrency and logs, at the next start, the queries that
+	// were running when the process died. The engine closes it.
+	queries, err := promql.NewActiveQueryTracker(cfg.DataDir, cfg.QueryMaxConcurrency, logger.With("component", "active queries"))
+	if err != nil {
+		return nil, err
+	}
+	a.engine = promapi.NewEngine(logger, reg, promapi.EngineOptions{
+		Lookback: so.LookbackDelta, Timeout: cfg.QueryTimeout, MaxSamples: cfg.QueryMaxSamples, Tracker: queries,
+	})
 
 	if opts.Extend != nil {
 		if err := opts.Extend(Parts{Config: cfg, Logger: logger, Registry: reg, MetricStore: a.store, Engine: a.engine}, &opts); err != nil {
@@ -476,6 +486,7 @@ func (a *App) closeAll() {
 		} else if a.engine != nil {
 			_ = a.engine.Close()
 		}
+
 		a.closeErr = errors.Join(errs...)
 	})
 }
@@ -556,6 +567,9 @@ func (c Config) flagMap() map[string]string {
 		"prometheus.remote-write-receiver": strconv.FormatBool(c.RemoteWriteReceiver),
 		"web.config.file":                  c.WebConfigFile,
 		"web.enable-pprof":                 strconv.FormatBool(c.EnablePprof),
+		"query.max-concurrency":            strconv.Itoa(c.QueryMaxConcurrency),
+		"query.max-samples":                strconv.Itoa(c.QueryMaxSamples),
+		"query.timeout":                    model.Duration(c.QueryTimeout).String(),
 	}
 }
 

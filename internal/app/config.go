@@ -63,6 +63,13 @@ type Config struct {
 	// basic authentication on every listener (HTTP and OTLP/gRPC); empty
 	// serves plain HTTP without authentication.
 	WebConfigFile string
+	// QueryMaxConcurrency, QueryMaxSamples and QueryTimeout are the PromQL
+	// engine's limits on every path (API, UI, rules), as Prometheus's
+	// --query.max-concurrency, --query.max-samples and --query.timeout:
+	// queries beyond the concurrency wait in a queue.
+	QueryMaxConcurrency int
+	QueryMaxSamples     int
+	QueryTimeout        time.Duration
 	// EnablePprof serves Go's /debug/pprof on the Prometheus listener
 	// (never on the UI listener). Default off.
 	EnablePprof bool
@@ -107,6 +114,9 @@ func DefaultConfig() Config {
 		LogLevel:               "info",
 		TempoQueryTimeout:      30 * time.Second,
 		RuleEvaluationInterval: 15 * time.Second,
+		QueryMaxConcurrency:    20,
+		QueryMaxSamples:        50_000_000,
+		QueryTimeout:           2 * time.Minute,
 	}
 }
 
@@ -135,6 +145,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.QueryExemplars, "prometheus.query-exemplars", c.QueryExemplars, "add \"exemplars\" to /api/v1/query result series (extension)")
 	fs.BoolVar(&c.RemoteWriteReceiver, "prometheus.remote-write-receiver", c.RemoteWriteReceiver, "accept Prometheus remote write (1.0 and 2.0) at /api/v1/write on the Prometheus listener")
 	fs.StringVar(&c.WebConfigFile, "web.config.file", c.WebConfigFile, "file in Prometheus's exporter-toolkit web config format (tls_server_config, basic_auth_users) applied to every listener, HTTP and OTLP/gRPC; empty: plain, no authentication")
+	fs.IntVar(&c.QueryMaxConcurrency, "query.max-concurrency", c.QueryMaxConcurrency, "most PromQL queries running at once (API, UI, rules); more wait in a queue")
+	fs.IntVar(&c.QueryMaxSamples, "query.max-samples", c.QueryMaxSamples, "most samples one PromQL query may load into memory at once; a query needing more fails")
+	durationFlag(fs, &c.QueryTimeout, "query.timeout", "longest a PromQL query may run")
 	fs.BoolVar(&c.EnablePprof, "web.enable-pprof", c.EnablePprof, "serve Go's /debug/pprof profiler on the Prometheus listener")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "how long a graceful stop may take")
 	fs.StringVar(&c.LogLevel, "log.level", c.LogLevel, "log level: debug, info, warn, error")
@@ -226,6 +239,15 @@ func (c Config) Validate() error {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log.level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.QueryMaxConcurrency < 1 {
+		errs = append(errs, errors.New("--query.max-concurrency must be at least 1"))
+	}
+	if c.QueryMaxSamples < 1 {
+		errs = append(errs, errors.New("--query.max-samples must be at least 1"))
+	}
+	if c.QueryTimeout <= 0 {
+		errs = append(errs, errors.New("--query.timeout must be positive"))
 	}
 	if err := webauth.Validate(c.WebConfigFile); err != nil {
 		errs = append(errs, fmt.Errorf("--web.config.file: %w", err))

@@ -10,9 +10,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -239,5 +242,54 @@ func TestPprofFlag(t *testing.T) {
 	cfg.WebConfigFile = bad
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--web.config.file") {
 		t.Errorf("bad web config: %v", err)
+	}
+}
+
+// TestQueryLimitFlags: --query.max-samples stops a query that loads more,
+// with Prometheus's error; --query.max-concurrency sizes the engine's queue
+// (Prometheus's active query tracker, whose file is in the data dir).
+func TestQueryLimitFlags(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.QueryMaxSamples = 10
+	cfg.QueryMaxConcurrency = 3
+	a, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runStarted(t, a)
+	now := time.Now().Truncate(time.Second)
+	for i := range 3 {
+		b, err := pmetricotlp.NewExportRequestFromMetrics(paymentHistogram(now.Add(time.Duration(i-3)*time.Minute), uint64(10*i), nil)).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", b)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + a.PrometheusAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/api/v1/query?query=" + url.QueryEscape("webstore_payment_duration_bucket[10m]"))
+	if code != 422 || !strings.Contains(body, "too many samples") {
+		t.Errorf("15 samples with --query.max-samples 10: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/query?query=" + url.QueryEscape("count(webstore_payment_duration_bucket)")); code != 200 {
+		t.Errorf("5 samples: %d %s", code, body)
+	}
+	if _, body := get("/metrics"); !strings.Contains(body, "prometheus_engine_queries_concurrent_max 3") {
+		t.Error("/metrics lacks prometheus_engine_queries_concurrent_max 3")
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "queries.active")); err != nil {
+		t.Error(err)
+	}
+	bad := testConfig(t)
+	bad.QueryMaxConcurrency, bad.QueryTimeout = 0, 0
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "--query.max-concurrency") || !strings.Contains(err.Error(), "--query.timeout") {
+		t.Errorf("bad limits: %v", err)
 	}
 }

@@ -83,15 +83,37 @@ func DefaultOptions() Options {
 	return Options{LookbackDelta: 5 * time.Minute, QueryExemplars: true}
 }
 
+// EngineOptions are the PromQL engine's limits, named and defaulted as
+// Prometheus's server flags.
+type EngineOptions struct {
+	// Lookback is --query.lookback-delta. Default 5m.
+	Lookback time.Duration
+	// Timeout is --query.timeout: a query running longer is stopped.
+	// Default 2m.
+	Timeout time.Duration
+	// MaxSamples is --query.max-samples: a query loading more samples into
+	// memory at once fails. Default 50,000,000.
+	MaxSamples int
+	// Tracker, when set, queues queries beyond its maximum concurrency
+	// (--query.max-concurrency) and logs those running at a crash.
+	Tracker promql.QueryTracker
+}
+
+// DefaultEngineOptions returns Prometheus's defaults (no tracker).
+func DefaultEngineOptions() EngineOptions {
+	return EngineOptions{Lookback: 5 * time.Minute, Timeout: 2 * time.Minute, MaxSamples: 50_000_000}
+}
+
 // NewEngine returns a PromQL engine configured as Prometheus's server
-// configures it by default.
-func NewEngine(logger *slog.Logger, reg prometheus.Registerer, lookback time.Duration) *promql.Engine {
+// configures it, with opts' limits.
+func NewEngine(logger *slog.Logger, reg prometheus.Registerer, opts EngineOptions) *promql.Engine {
 	return promql.NewEngine(promql.EngineOpts{
 		Logger:                   logger.With("component", "query engine"),
 		Reg:                      reg,
-		MaxSamples:               50000000,
-		Timeout:                  2 * time.Minute,
-		LookbackDelta:            lookback,
+		MaxSamples:               opts.MaxSamples,
+		Timeout:                  opts.Timeout,
+		LookbackDelta:            opts.Lookback,
+		ActiveQueryTracker:       opts.Tracker,
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
@@ -125,7 +147,9 @@ func New(opts Options) (*API, error) {
 	}
 	engine := opts.Engine
 	if engine == nil {
-		engine = NewEngine(opts.Logger, opts.Registerer, opts.LookbackDelta)
+		eo := DefaultEngineOptions()
+		eo.Lookback = opts.LookbackDelta
+		engine = NewEngine(opts.Logger, opts.Registerer, eo)
 	}
 	rr := opts.RulesRetriever
 	if rr == nil {
