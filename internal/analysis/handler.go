@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lookout-dev/lookout/internal/querylimit"
 )
 
 // DefaultTimeout bounds one analysis made through the HTTP API.
@@ -78,6 +80,8 @@ func ParseRequest(get func(string) string) (Request, error) {
 	req.Query = get("query")
 	if req.Query == "" {
 		errs = append(errs, errors.New("query is required"))
+	} else if err := querylimit.CheckPromQL(req.Query); err != nil {
+		errs = append(errs, err)
 	}
 	for _, p := range []struct {
 		name     string

@@ -175,6 +175,7 @@ func TestHandlerBadInput(t *testing.T) {
 		{"limit 0", url.Values{"query": {"x"}, "start": {s}, "end": {e}, "limit": {"0"}}, "limit"},
 		{"huge limit", url.Values{"query": {"x"}, "start": {s}, "end": {e}, "limit": {"1000000"}}, "limit"},
 		{"no series", url.Values{"query": {"1 + 1"}, "start": {s}, "end": {e}}, "selects no series"},
+		{"nested too deep", url.Values{"query": {strings.Repeat("(", 200) + "x" + strings.Repeat(")", 200)}, "start": {s}, "end": {e}}, "nests"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package promapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/klauspost/compress/gzip"
+	"github.com/lookout-dev/lookout/internal/querylimit"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -253,7 +255,7 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", apiHandler)
+	mux.Handle("/api/v1/", checkQueries(apiHandler))
 	// Prometheus's answers for switched-off receivers name its own flags.
 	if !opts.RemoteWrite {
 		mux.HandleFunc("/api/v1/write", func(w http.ResponseWriter, _ *http.Request) {
@@ -270,10 +272,10 @@ func New(opts Options) (*API, error) {
 	if opts.Gatherer != nil {
 		mux.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
-	mux.Handle("/federate", readyFunc((&federation{
+	mux.Handle("/federate", checkQueries(readyFunc((&federation{
 		q: opts.Queryable, lookback: opts.LookbackDelta, now: time.Now,
 		parser: parser.NewParser(parser.Options{}), logger: opts.Logger,
-	}).ServeHTTP))
+	}).ServeHTTP)))
 	// Go's profiler, where Prometheus serves it, for `go tool pprof`; only
 	// when asked for (--web.enable-pprof): it exposes the process's memory.
 	if opts.Pprof {
@@ -295,6 +297,31 @@ func New(opts Options) (*API, error) {
 		fmt.Fprintln(w, "Lookout is Ready.")
 	})
 	return &API{engine: engine, handler: mux}, nil
+}
+
+// checkQueries refuses PromQL too long or too deeply nested (the query and
+// match[] parameters) with Prometheus's 400 bad_data answer before
+// Prometheus's parser sees it: the parser's cost grows with nesting, and
+// it runs outside the query timeout. Bodies that are not forms pass
+// untouched (remote write, OTLP).
+func checkQueries(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err == nil {
+			for _, k := range []string{"query", "match[]"} {
+				for _, q := range r.Form[k] {
+					if err := querylimit.CheckPromQL(q); err != nil {
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(http.StatusBadRequest)
+						_ = json.NewEncoder(w).Encode(map[string]string{
+							"status": "error", "errorType": "bad_data", "error": fmt.Sprintf("invalid parameter %q: %v", k, err),
+						})
+						return
+					}
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // fastGzip gzips API answers at the fastest level. Prometheus's handler

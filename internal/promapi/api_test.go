@@ -331,3 +331,33 @@ func TestCompression(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryTooCostlyToParse: PromQL nested too deep (or too long) gets
+// Prometheus's 400 bad_data from every path that parses it, by GET and by
+// POST, before the parser runs; ordinary queries pass.
+func TestQueryTooCostlyToParse(t *testing.T) {
+	_, h := seed(t)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	deep := strings.Repeat("(", 30_000) + "up" + strings.Repeat(")", 30_000)
+	for _, tc := range []struct {
+		path   string
+		params url.Values
+	}{
+		{"/api/v1/query", url.Values{"query": {deep}}},
+		{"/api/v1/query_range", url.Values{"query": {deep}, "start": {"0"}, "end": {"60"}, "step": {"15"}}},
+		{"/api/v1/query_exemplars", url.Values{"query": {deep}, "start": {"0"}, "end": {"60"}}},
+		{"/api/v1/series", url.Values{"match[]": {"up", "{a=~\"x\"}" + strings.Repeat("[", 200)}}},
+		{"/federate", url.Values{"match[]": {deep}}},
+	} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			got := do(t, method, srv.URL+tc.path, tc.params)
+			if got.code != http.StatusBadRequest || !strings.Contains(string(got.body), `"errorType":"bad_data"`) || !strings.Contains(string(got.body), "nests") {
+				t.Errorf("%s %s: %d %.200s", method, tc.path, got.code, got.body)
+			}
+		}
+	}
+	if got := do(t, http.MethodPost, srv.URL+"/api/v1/query", url.Values{"query": {"sum(rate(webstore_payment_duration_bucket[5m]))"}}); got.code != http.StatusOK {
+		t.Errorf("ordinary query: %d %s", got.code, got.body)
+	}
+}
