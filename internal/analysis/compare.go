@@ -421,9 +421,6 @@ func valueFindings(spike, base, rest []*profile, opts Options) []Finding {
 	if len(base) == 0 && len(rest) < minRest {
 		return nil
 	}
-	share := func(ps []*profile, kv string) float64 {
-		return shareOf(ps, func(p *profile) bool { _, ok := p.values[kv]; return ok })
-	}
 	// Distinct values per key over spike and baseline.
 	distinct := map[string]map[string]bool{}
 	for _, ps := range [][]*profile{spike, base} {
@@ -461,21 +458,28 @@ func valueFindings(spike, base, rest []*profile, opts Options) []Finding {
 		}
 		return false
 	}
+	spikeOps, baseOps, restOps := byOperation(spike), byOperation(base), byOperation(rest)
 	best := map[string]Finding{}
 	for _, kv := range slices.Sorted(maps.Keys(candidates)) {
-		var s, b, r float64
-		if key, ok := presence[kv]; ok {
-			s, b, r = numberShare(spike, key), numberShare(base, key), numberShare(rest, key)
-		} else {
-			s, b, r = share(spike, kv), share(base, kv), share(rest, kv)
-		}
+		carries := func(p *profile) bool { return has(p, kv) }
 		k, v := splitValue(kv)
-		f := Finding{Kind: KindAttribute, Attribute: k, Value: v, SpikeValue: round4(s)}
-		if len(base) > 0 {
-			f.Score, f.BaselineValue, f.Against = s-b-shareNoise(s, len(spike), b, len(base)), round4(b), "baseline"
+		f := Finding{Kind: KindAttribute, Attribute: k, Value: v, SpikeValue: round4(shareOf(spike, carries))}
+		f.Score = math.Inf(-1)
+		for _, g := range []struct {
+			name string
+			ops  map[opKey][]*profile
+			min  int
+		}{{"baseline", baseOps, 1}, {"rest", restOps, minRest}} {
+			s, o, ns, no, ok := stratified(spikeOps, g.ops, carries)
+			if !ok || no < g.min {
+				continue
+			}
+			if score := s - o - shareNoise(s, ns, o, no); score > f.Score {
+				f.Score, f.SpikeValue, f.BaselineValue, f.Against = score, round4(s), round4(o), g.name
+			}
 		}
-		if sr := s - r - shareNoise(s, len(spike), r, len(rest)); len(rest) >= minRest && (f.Against == "" || sr > f.Score) {
-			f.Score, f.BaselineValue, f.Against = sr, round4(r), "rest"
+		if f.Against == "" {
+			continue
 		}
 		f.Score = round2(math.Max(0, f.Score))
 		if old, ok := best[k]; ok && compareFindings(old, f) <= 0 {
@@ -487,6 +491,39 @@ func valueFindings(spike, base, rest []*profile, opts Options) []Finding {
 		best[k] = f
 	}
 	return slices.Collect(maps.Values(best))
+}
+
+// byOperation groups profiles by root operation.
+func byOperation(ps []*profile) map[opKey][]*profile {
+	m := map[opKey][]*profile{}
+	for _, p := range ps {
+		m[p.root] = append(m[p.root], p)
+	}
+	return m
+}
+
+// stratified compares the share of traces for which has is true in the
+// spike and in another group operation by operation, over the root
+// operations both have, weighting each by its number of spike traces: a
+// group with another mix of operations (more list requests, fewer
+// checkouts) does not make an attribute of one operation look over- or
+// under-represented. It returns both weighted shares, the numbers of
+// traces they rest on, and false when the groups share no operation.
+func stratified(spike, other map[opKey][]*profile, has func(*profile) bool) (s, o float64, ns, no int, ok bool) {
+	for op, sp := range spike {
+		op2 := other[op]
+		if len(op2) == 0 {
+			continue
+		}
+		w := float64(len(sp))
+		s += w * shareOf(sp, has)
+		o += w * shareOf(op2, has)
+		ns, no = ns+len(sp), no+len(op2)
+	}
+	if ns == 0 {
+		return 0, 0, 0, 0, false
+	}
+	return s / float64(ns), o / float64(ns), ns, no, true
 }
 
 // presenceValues returns, for numeric attributes on at least half of the

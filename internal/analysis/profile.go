@@ -21,6 +21,8 @@ type opKey struct{ service, name string }
 // profile is what the comparison needs of one trace, computed once.
 type profile struct {
 	id pcommon.TraceID
+	// root is the longest root span's service and name: the operation.
+	root opKey
 	// start and duration are the longest root span's.
 	start    time.Time
 	duration time.Duration
@@ -90,6 +92,7 @@ func newProfile(t *tree, ignore func(key string) bool) *profile {
 	if root == nil {
 		return p
 	}
+	p.root = opKey{root.service, root.name}
 	p.start, p.duration = root.start, root.end.Sub(root.start)
 	walk(root, root.end, 0, map[*span]bool{})
 	critical := map[opKey]time.Duration{}
