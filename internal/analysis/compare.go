@@ -493,6 +493,36 @@ func valueFindings(spike, base, rest []*profile, opts Options) []Finding {
 	return slices.Collect(maps.Values(best))
 }
 
+// stratifiedSeparation is the separation of numeric attribute k between
+// spike and baseline computed operation by operation (over the operations
+// where both groups have at least 3 values) and weighted by the spike's
+// values per operation, with the numbers of values it rests on: response
+// sizes that differ between routes do not make a spike of one route look
+// different from a baseline of others.
+func stratifiedSeparation(spike, base map[opKey][]*profile, k string) (sep float64, n1, n2 int) {
+	values := func(ps []*profile) []float64 {
+		var xs []float64
+		for _, p := range ps {
+			if v, ok := p.numbers[k]; ok {
+				xs = append(xs, v)
+			}
+		}
+		return sortFloat(xs)
+	}
+	for op, sp := range spike {
+		xs, ys := values(sp), values(base[op])
+		if len(xs) < 3 || len(ys) < 3 {
+			continue
+		}
+		sep += float64(len(xs)) * separation(xs, ys)
+		n1, n2 = n1+len(xs), n2+len(ys)
+	}
+	if n1 == 0 {
+		return 0, 0, 0
+	}
+	return sep / float64(n1), n1, n2
+}
+
 // byOperation groups profiles by root operation.
 func byOperation(ps []*profile) map[opKey][]*profile {
 	m := map[opKey][]*profile{}
@@ -660,6 +690,7 @@ func numberFindings(spike, base []*profile, latency bool, metric map[pcommon.Tra
 		}
 		return sortFloat(xs)
 	}
+	spikeOps, baseOps := byOperation(spike), byOperation(base)
 	var out []Finding
 	seen := map[[2]float64]bool{}
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
@@ -675,8 +706,12 @@ func numberFindings(spike, base []*profile, latency bool, metric map[pcommon.Tra
 			continue
 		}
 		seen[[2]float64{ms, mb}] = true
+		sep, n1, n2 := stratifiedSeparation(spikeOps, baseOps, k)
+		if n1 == 0 {
+			continue
+		}
 		f := Finding{Kind: KindAttribute, Attribute: k, Numeric: true, SpikeValue: ms, BaselineValue: mb,
-			Score: round2(math.Max(0, math.Abs(separation(xs, ys))-sepNoise(len(xs), len(ys)))), Against: "baseline"}
+			Score: round2(math.Max(0, math.Abs(sep)-sepNoise(n1, n2))), Against: "baseline"}
 		f.TraceIDs = examples(spike, opts.ExampleTraces, func(p *profile) (float64, bool) {
 			v, ok := p.numbers[k]
 			if mb > ms {
