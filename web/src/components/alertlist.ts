@@ -3,6 +3,7 @@
 
 import { h, replace } from "../lib/dom";
 import { alerts as fetchAlerts, parseEvidenceIds, type Alert } from "../lib/prom";
+import { formatSample } from "../lib/format";
 import { formatTime } from "../lib/time";
 
 export interface AlertListOptions {
@@ -22,7 +23,7 @@ export function renderAlert(a: Alert, onOpenTrace: (traceId: string) => void): H
   return h(
     "article",
     { class: `alert-item state-${a.state}`, dataset: { alertname: name } },
-    h("div", { class: "alert-head" }, h("span", { class: `badge ${a.state}` }, a.state), h("strong", null, name), a.activeAt ? h("span", { class: "muted" }, ` since ${formatTime(Date.parse(a.activeAt))}`) : null, a.value ? h("span", { class: "muted" }, ` value ${a.value}`) : null),
+    h("div", { class: "alert-head" }, h("span", { class: `badge ${a.state}` }, a.state), h("strong", null, name), a.activeAt ? h("span", { class: "muted" }, ` since ${formatTime(Date.parse(a.activeAt))}`) : null, a.value ? h("span", { class: "muted", title: a.value }, ` value ${formatSample(a.value)}`) : null),
     labels.length ? h("div", { class: "alert-labels" }, ...labels.map(([k, v]) => h("span", { class: "chip" }, `${k}=${v}`))) : null,
     a.annotations.summary ? h("p", { class: "alert-summary" }, a.annotations.summary) : null,
     a.annotations.description ? h("p", { class: "muted" }, a.annotations.description) : null,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { isSafeHref } from "./dom";
-import { formatUnit } from "./format";
+import { formatSample, formatUnit } from "./format";
 
 describe("formatUnit", () => {
   it.each([
@@ -26,4 +26,16 @@ describe("isSafeHref", () => {
     ["https://evil.example/", false],
     ["data:text/html,<script>", false],
   ])("%s", (href, ok) => expect(isSafeHref(href)).toBe(ok));
+});
+
+describe("formatSample", () => {
+  it.each([
+    ["9.666666666666668e+00", "9.67"],
+    ["0.05", "0.050"],
+    ["NaN", "NaN"],
+    ["+Inf", "+Inf"],
+    ["", ""],
+  ])("%s reads as %s", (s, want) => {
+    expect(formatSample(s)).toBe(want);
+  });
 });

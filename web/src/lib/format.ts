@@ -56,3 +56,13 @@ export function formatUnit(v: number | null | undefined, unit = "short", decimal
       return num(v, decimals);
   }
 }
+
+/**
+ * formatSample renders a sample value as Prometheus's API sends it (a
+ * string such as "9.666666666666668e+00") for reading: short form for
+ * numbers, the text itself for anything else (NaN, ±Inf).
+ */
+export function formatSample(s: string): string {
+  const v = Number(s);
+  return s.trim() !== "" && Number.isFinite(v) ? formatUnit(v, "short") : s;
+}
