@@ -146,6 +146,12 @@ func (a *Analyzer) Analyze(ctx context.Context, req Request) (Result, error) {
 		p := quantile(sortFloat(vs), 0.9)
 		threshold = &p
 	}
+	if threshold == nil {
+		// No baseline to learn from (a fresh start): when the window's
+		// own exemplar values fall in two clear groups, normal and slow,
+		// split them at the gap.
+		threshold = naturalBreak(spikeEx)
+	}
 	res.Threshold = threshold
 	above := func(v float64) bool { return threshold == nil || v > *threshold }
 	var spikeIDs []pcommon.TraceID
@@ -449,6 +455,32 @@ func (a *Analyzer) fetch(ctx context.Context, ids []pcommon.TraceID) (_ []ptrace
 		got = append(got, out[i])
 	}
 	return got, missing, nil
+}
+
+// naturalBreak returns the split between the two groups of the exemplar
+// values when they fall in two clearly apart (the widest gap between
+// consecutive positive values is a factor of 4 or more, with at least 3
+// values on each side), at the gap's geometric middle; nil otherwise.
+func naturalBreak(exs []Exemplar) *float64 {
+	var vs []float64
+	for _, e := range exs {
+		if e.Value > 0 && !math.IsInf(e.Value, 0) {
+			vs = append(vs, e.Value)
+		}
+	}
+	sortFloat(vs)
+	best, at := 0.0, -1
+	// vs[:i+1] is the low group and vs[i+1:] the high one, 3 or more each.
+	for i := 2; i <= len(vs)-4; i++ {
+		if r := vs[i+1] / vs[i]; r > best {
+			best, at = r, i
+		}
+	}
+	if at < 0 || best < 4 {
+		return nil
+	}
+	t := math.Sqrt(vs[at] * vs[at+1])
+	return &t
 }
 
 func quantile(sorted []float64, q float64) float64 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -143,6 +144,19 @@ func TestHandler(t *testing.T) {
 	}
 	if d := res.Data; d.Baseline.Traces != 120 || !strings.HasPrefix(d.Verdict, "payment_provider_api self time 80 ms → 7.4 s in 30 of 30 slow traces") {
 		t.Errorf("with baseline: %d baseline traces, verdict %q", d.Baseline.Traces, d.Verdict)
+	}
+
+	// A region over the normal traffic and the spike, with nothing before
+	// it: the window's own values split at their gap, and its normal
+	// requests are the baseline.
+	code, body = get(t, h, url.Values{"query": {`webstore_payment_duration_bucket`},
+		"start": {unix(f.spikeStart.Add(-62 * time.Minute))}, "end": {unix(f.spikeEnd)}})
+	if err := json.Unmarshal(body, &res); code != http.StatusOK || err != nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	if d := res.Data; d.Threshold == nil || *d.Threshold < 0.1 || *d.Threshold > 7 || d.Baseline.Source != "rest" ||
+		!strings.HasPrefix(d.Verdict, "payment_provider_api self time 80 ms → 7.4 s in 30 of 30 slow traces") {
+		t.Errorf("no baseline window: threshold %v, baseline %+v, verdict %q", d.Threshold, d.Baseline, d.Verdict)
 	}
 
 	// No exemplars in the window is an answer, not an error.
@@ -290,6 +304,36 @@ func TestSelectorsAndThreshold(t *testing.T) {
 	for _, tt := range tests {
 		if got, want := p(tt.expr), fmt.Sprintf("%s %s %s %v", tt.names, tt.threshold, tt.metric, tt.duration); got != want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.expr, got, want)
+		}
+	}
+}
+
+func TestNaturalBreak(t *testing.T) {
+	ex := func(vs ...float64) []Exemplar {
+		out := make([]Exemplar, len(vs))
+		for i, v := range vs {
+			out[i].Value = v
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		exs  []Exemplar
+		want float64 // 0: none
+	}{
+		{"normal and slow", ex(0.08, 0.1, 0.09, 0.12, 7.5, 7.9, 8.1, 7.2), math.Sqrt(0.12 * 7.2)},
+		{"all slow", ex(7.5, 7.9, 8.1, 7.2, 6.9, 8.3), 0},
+		{"a gap under 4x", ex(1, 1.1, 1.2, 3, 3.3, 3.5), 0},
+		{"only two slow", ex(0.1, 0.1, 0.1, 0.1, 8, 9), 0},
+		{"too few", ex(0.1, 9), 0},
+		{"zeros and infinities ignored", ex(0, 0, 0.1, 0.1, 0.1, 9, 9, 9, math.Inf(1)), math.Sqrt(0.1 * 9)},
+	} {
+		got := naturalBreak(tt.exs)
+		switch {
+		case tt.want == 0 && got != nil:
+			t.Errorf("%s: %v, want none", tt.name, *got)
+		case tt.want != 0 && (got == nil || math.Abs(*got-tt.want) > 1e-9):
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
