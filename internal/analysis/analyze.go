@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,7 +158,7 @@ func (a *Analyzer) Analyze(ctx context.Context, req Request) (Result, error) {
 	var spikeIDs []pcommon.TraceID
 	seen := map[pcommon.TraceID]bool{}
 	anchorSpan := map[pcommon.TraceID]pcommon.SpanID{}
-	slices.SortFunc(spikeEx, func(x, y Exemplar) int { return cmpFloat(y.Value, x.Value) })
+	slices.SortFunc(spikeEx, func(x, y Exemplar) int { return cmp.Compare(y.Value, x.Value) })
 	for _, e := range spikeEx {
 		if !above(e.Value) || seen[e.TraceID] {
 			continue
@@ -300,16 +301,6 @@ func (a *Analyzer) Analyze(ctx context.Context, req Request) (Result, error) {
 		res.Verdict += fmt.Sprintf(" (%d of %d spike exemplar traces not received)", missing, len(spikeIDs))
 	}
 	return res, nil
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func noExemplars(req Request, metric string, below int, threshold *float64) string {

@@ -37,14 +37,7 @@ func FuzzConsumeTraces(f *testing.F) {
 		f.Add(b)
 	}
 	now := base.Add(time.Hour)
-	opts := DefaultOptions()
-	opts.Now = func() time.Time { return now }
-	opts.RetentionInterval = time.Hour
-	s, err := Open(f.TempDir(), opts, nil, prometheus.NewRegistry())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = s.Close() })
+	s := openFuzzStore(f, now)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b)
 		if err != nil {
@@ -63,14 +56,7 @@ func FuzzConsumeTracesJSON(f *testing.F) {
 	f.Add(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"deep","startTimeUnixNano":"1","endTimeUnixNano":"2","attributes":[{"key":"a","value":` + deep + `}]}]}]}]}`)
 	f.Add(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","name":"flat","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}`)
 	now := base.Add(time.Hour)
-	opts := DefaultOptions()
-	opts.Now = func() time.Time { return now }
-	opts.RetentionInterval = time.Hour
-	s, err := Open(f.TempDir(), opts, nil, prometheus.NewRegistry())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = s.Close() })
+	s := openFuzzStore(f, now)
 	f.Fuzz(func(t *testing.T, js string) {
 		td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces([]byte(js))
 		if err != nil {
@@ -81,6 +67,19 @@ func FuzzConsumeTracesJSON(f *testing.F) {
 			t.Fatalf("%v stored chunks do not decode", n)
 		}
 	})
+}
+
+// openFuzzStore opens one real store for a whole fuzz run, its clock at now.
+func openFuzzStore(f *testing.F, now time.Time) *Store {
+	opts := DefaultOptions()
+	opts.Now = func() time.Time { return now }
+	opts.RetentionInterval = time.Hour
+	s, err := Open(f.TempDir(), opts, nil, prometheus.NewRegistry())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // consumeAndReadBack stores td (its spans moved into the hour before now)
