@@ -306,15 +306,7 @@ func TestPrometheusRequest(t *testing.T) {
 
 // TestPrometheusContext checks that a request ends with its context.
 func TestPrometheusContext(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	srv := hangingServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := newPrometheusClient(t, srv.URL).QueryExemplars(ctx, "m", time.Time{}, time.Time{}); !errors.Is(err, context.DeadlineExceeded) {
