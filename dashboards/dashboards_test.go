@@ -81,7 +81,9 @@ func TestShippedDashboards(t *testing.T) {
 		if p.Type != "timeseries" || len(p.Targets) != 1 || !p.Targets[0].Exemplar {
 			t.Errorf("Payment Duration P95: want one timeseries target with exemplars, got %+v", p)
 		}
-		want := "histogram_quantile(0.95, sum by (le) (rate(webstore_payment_duration_bucket[5m])))"
+		// The seed's formula, restricted by the dashboard's selectors (all
+		// values by default).
+		want := `histogram_quantile(0.95, sum by (le) (rate(webstore_payment_duration_bucket{job=~"$job", country=~"$country", payment_method=~"$payment_method"}[5m])))`
 		if p.Targets[0].Expr != want {
 			t.Errorf("Payment Duration P95 expr = %q, want %q", p.Targets[0].Expr, want)
 		}
