@@ -4,6 +4,9 @@ BIN      := bin
 PEERS    := .cache/bin
 GOFLAGS  ?= -buildvcs=false
 export GOFLAGS
+# The version both binaries report (lookout --version, buildinfo in both APIs).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/lookout-dev/lookout/internal/buildinfo.version=$(VERSION)
 
 .PHONY: all build ui run test test-go test-web vet lint bench peers clean
 
@@ -12,15 +15,19 @@ all: build
 # The web UI is built into internal/ui/dist and embedded into the lookout binary.
 ui:
 	@if [ -f web/package.json ]; then \
-		cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build; \
+		cd web && { [ -d node_modules ] || { echo "==> installing the UI's npm packages (first run: ~80 MB)"; npm ci --no-audit --no-fund; }; } && \
+		echo "==> building the UI (web/ -> internal/ui/dist)" && npm run build --silent; \
 	fi
 
 build: ui
-	$(GO) build -o $(BIN)/lookout ./cmd/lookout
-	$(GO) build -o $(BIN)/webstore ./cmd/webstore
+	@echo "==> building bin/lookout and bin/webstore $(VERSION) (the first build downloads ~380 MB of Go modules and takes 5-10 minutes)"
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lookout ./cmd/lookout
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/webstore ./cmd/webstore
+	@echo "==> built"
 
 # Lookout + WebStore services + traffic, then open http://localhost:3000
 run: build
+	@echo "==> starting Lookout + WebStore + traffic (Ctrl-C stops); open http://localhost:3000"
 	./$(BIN)/webstore demo
 
 vet:

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,8 +12,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/lookout-dev/lookout/internal/buildinfo"
 
 	"github.com/lookout-dev/lookout/internal/app"
 )
@@ -28,11 +32,17 @@ func run(args []string) int {
 	cfg := app.DefaultConfig()
 	fs := flag.NewFlagSet("lookout", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *showVersion {
+		b := buildinfo.Get()
+		fmt.Printf("lookout %s (revision %s, %s, %s)\n", b.Version, cmp.Or(b.Revision, "unknown"), cmp.Or(b.Date, "date unknown"), runtime.Version())
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "lookout: unexpected arguments %q\n", fs.Args())
@@ -50,6 +60,7 @@ func run(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	logger.Info("lookout starting", "version", buildinfo.Get().Version)
 	a, err := app.New(cfg, logger)
 	if err != nil {
 		logger.Error("lookout failed to start", "err", err)

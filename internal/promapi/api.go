@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lookout-dev/lookout/internal/buildinfo"
+
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/klauspost/compress/gzip"
 	"github.com/lookout-dev/lookout/internal/querylimit"
@@ -174,6 +176,7 @@ func New(opts Options) (*API, error) {
 	start := time.Now()
 	cwd, _ := os.Getwd()
 	retention := opts.Retention
+	build := buildinfo.Get()
 	runtimeInfo := func() (v1.RuntimeInfo, error) {
 		host, _ := os.Hostname()
 		return v1.RuntimeInfo{
@@ -224,7 +227,7 @@ func New(opts Options) (*API, error) {
 		false, // agent
 		nil,   // CORS origin
 		runtimeInfo,
-		&v1.PrometheusVersion{Version: PrometheusVersion, Branch: "lookout", GoVersion: runtime.Version()},
+		&v1.PrometheusVersion{Version: PrometheusVersion, Revision: build.Revision, BuildDate: build.Date, Branch: "lookout", GoVersion: runtime.Version()},
 		func() []notifications.Notification { return nil },
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
 		gatherer, // for the chunk count of /status/tsdb

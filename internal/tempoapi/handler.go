@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lookout-dev/lookout/internal/buildinfo"
+
 	"github.com/lookout-dev/lookout/internal/traceid"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,7 +67,9 @@ type Options struct {
 	MaxTagValues int
 	// PathPrefix is prepended to every route, e.g. "/tempo". Default "".
 	PathPrefix string
-	// Version is reported by /api/status/buildinfo. Default "dev".
+	// Version is reported by /api/status/buildinfo. Default TempoVersion:
+	// clients such as Grafana's Tempo data source parse it as the Tempo
+	// version whose API they talk to. Lookout's own build is the revision.
 	Version string
 	// Ready, when set, gates /ready; nil means always ready.
 	Ready func() bool
@@ -97,7 +101,7 @@ func NewHandler(opts Options) http.Handler {
 		opts.MaxTagValues = 1000
 	}
 	if opts.Version == "" {
-		opts.Version = "dev"
+		opts.Version = TempoVersion
 	}
 	opts.PathPrefix = strings.TrimSuffix(opts.PathPrefix, "/")
 	a := &api{
@@ -324,13 +328,21 @@ func appendVarint(b []byte, v uint64) []byte {
 	return append(b, byte(v))
 }
 
+// TempoVersion is the Tempo release whose HTTP API this package answers as
+// (by-ID v1 and v2, search with TraceQL, tags v1 and v2, echo):
+// /api/status/buildinfo reports it so Grafana's Tempo data source, which
+// parses the version, enables what that release has.
+const TempoVersion = "2.5.0"
+
+// buildinfo answers as Tempo does; the revision and date are Lookout's build.
 func (a *api) buildinfo(w http.ResponseWriter, _ *http.Request) error {
+	b := buildinfo.Get()
 	return writeJSON(w, map[string]string{
 		"version":   a.opts.Version,
-		"revision":  "",
-		"branch":    "",
+		"revision":  b.Revision,
+		"branch":    "lookout",
 		"buildUser": "",
-		"buildDate": "",
+		"buildDate": b.Date,
 		"goVersion": runtime.Version(),
 	})
 }

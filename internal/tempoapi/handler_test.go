@@ -266,6 +266,12 @@ func TestBuildinfoAndMetrics(t *testing.T) {
 	if err := json.Unmarshal(body, &bi); code != 200 || err != nil || bi["version"] != "1.2.3" || !strings.HasPrefix(bi["goVersion"], "go") || ctype != "application/json" {
 		t.Errorf("buildinfo: %d %s %s", code, ctype, body)
 	}
+	// By default it answers as the Tempo release whose API it implements,
+	// a version Grafana's data source can parse.
+	_, _, body = get(t, newFixture(t, Options{}).url+"/api/status/buildinfo")
+	if err := json.Unmarshal(body, &bi); err != nil || bi["version"] != TempoVersion || bi["branch"] != "lookout" {
+		t.Errorf("default buildinfo: %s", body)
+	}
 	get(t, f.url+"/api/search")
 	code, _, body = get(t, f.url+"/metrics")
 	if code != 200 || !regexp.MustCompile(`lookout_tempo_api_requests_total\{code="200",route="/api/search"\} 1`).Match(body) {
