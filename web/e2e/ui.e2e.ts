@@ -226,6 +226,17 @@ describe("trace search", () => {
     await page.goto(`${lk.ui}/search?from=now-30m&to=now`);
     await page.locator(".result-row").first().waitFor({ timeout: 30_000 });
     await check.text(page.locator(".search p.muted"), "for {}");
+    // By default the list is the range's slowest traces, slowest first.
+    await check.text(page.locator(".search p.muted"), "slowest first");
+    const first = await page.locator(".result-row td.num").allTextContents();
+    const toMs = (d: string): number => {
+      const m = /^(?:(\d+)m)?(\d+(?:\.\d+)?)(µs|ms|s)$/.exec(d);
+      if (d === "<1ms") return 0;
+      if (!m) throw new Error(`duration ${d}`);
+      return Number(m[1] ?? 0) * 60_000 + Number(m[2]) * { µs: 0.001, ms: 1, s: 1000 }[m[3] as "µs" | "ms" | "s"];
+    };
+    const ms = first.map(toMs);
+    expect(ms.every((v, i) => i === 0 || v <= ms[i - 1]!)).toBe(true);
     await page.goto(`${lk.ui}/search?from=now-30m&to=now&service=main-service&minDuration=5s`);
     await page.locator(".result-row").first().waitFor({ timeout: 30_000 });
     const durations = await page.locator(".result-row td.num").allTextContents();

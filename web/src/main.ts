@@ -7,6 +7,8 @@ import { timeControls } from "./components/timepicker";
 import { TraceView } from "./components/traceview";
 import { WhyPanel } from "./components/whypanel";
 import type { AnalyzeRequest } from "./lib/analyze";
+import { headMinTime } from "./lib/prom";
+import { framingFrom } from "./lib/time";
 import { h, replace } from "./lib/dom";
 import type { Trace } from "./lib/trace";
 import { navigate, state } from "./state";
@@ -178,4 +180,28 @@ document.addEventListener("keydown", (e) => {
 });
 state.onRange(() => view?.refresh());
 state.schedule();
-route();
+
+/**
+ * frameFreshData: a first visit without a range in the URL, to a Lookout
+ * whose data began less than 30 minutes ago (a fresh demo), opens on the
+ * time since then instead of squeezing it into the right of "Last 30m".
+ * It waits at most a second for the answer.
+ */
+async function frameFreshData(): Promise<void> {
+  if (new URLSearchParams(location.search).has("from")) return;
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), 1000);
+  try {
+    const first = await headMinTime(ctl.signal);
+    const from = first === null ? null : framingFrom(first, Date.now());
+    if (from && !new URLSearchParams(location.search).has("from")) {
+      state.setParams({ from, to: "now" }, false);
+      state.emit(); // the time picker shows it
+    }
+  } catch {
+    // keep the default range
+  } finally {
+    clearTimeout(timer);
+  }
+}
+void frameFreshData().finally(route);

@@ -87,6 +87,13 @@ export function labelValues(label: string, match: string[], start?: number, end?
   }, signal);
 }
 
+/** headMinTime returns the oldest sample time in the TSDB head (epoch ms), or null when it holds none. */
+export async function headMinTime(signal?: AbortSignal): Promise<number | null> {
+  const d = await call<{ headStats?: { numSeries?: number; minTime?: number } }>("/status/tsdb", {}, signal);
+  const t = d.headStats?.minTime;
+  return d.headStats?.numSeries && typeof t === "number" && Number.isFinite(t) ? t : null;
+}
+
 export function alerts(signal?: AbortSignal) {
   return call<{ alerts: Alert[] }>("/alerts", {}, signal);
 }

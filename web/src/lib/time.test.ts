@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeRange, formatDurationMs, formatWholeMs, isRelative, parseDuration, parseTime, resolveRange, stepFor } from "./time";
+import { describeRange, formatDurationMs, formatWholeMs, framingFrom, isRelative, parseDuration, parseTime, resolveRange, stepFor } from "./time";
 
 const NOW = Date.UTC(2026, 10, 24, 14, 23, 45, 500);
 
@@ -83,4 +83,19 @@ describe("formatWholeMs", () => {
     [1, "1.00ms"],
     [7600, "7.60s"],
   ])("%s", (ms, want) => expect(formatWholeMs(ms)).toBe(want));
+});
+
+describe("framingFrom", () => {
+  const now = Date.UTC(2026, 11, 6, 12, 0, 0);
+  it.each([
+    [now - 30_000, "now-2m"],
+    [now - 6.5 * 60_000, "now-8m"],
+    [now - 28 * 60_000, "now-29m"],
+    [now - 29.5 * 60_000, null],
+    [now - 3 * 3600_000, null],
+    [now + 60_000, null],
+    [NaN, null],
+  ])("first sample at %d → %s", (first, want) => {
+    expect(framingFrom(first, now)).toBe(want);
+  });
 });

@@ -155,3 +155,14 @@ export function describeRange(r: TimeRange): string {
     return `${r.from} to ${r.to}`;
   }
 }
+
+/**
+ * framingFrom is the relative start that frames data which began at
+ * firstMs: "now-Nm" covering it plus a minute, when it began less than
+ * maxMs ago (a fresh demo); null otherwise, leaving the default range.
+ */
+export function framingFrom(firstMs: number, nowMs: number, maxMs = 30 * 60_000): string | null {
+  const age = nowMs - firstMs;
+  if (!(age >= 0) || age >= maxMs - 60_000) return null;
+  return `now-${Math.max(2, Math.ceil(age / 60_000) + 1)}m`;
+}

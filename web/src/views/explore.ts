@@ -7,7 +7,8 @@ import { TimeSeriesChart } from "../components/timeseries";
 import { compareWindow } from "../lib/analyze";
 import { durationLiteral } from "../lib/dashboard";
 import { h, replace } from "../lib/dom";
-import { query, seriesName, type VectorSample } from "../lib/prom";
+import { exampleQuery } from "../lib/examples";
+import { labelValues, query, seriesName, type VectorSample } from "../lib/prom";
 import { formatTime, stepFor } from "../lib/time";
 import { state } from "../state";
 import type { AppContext, View } from "./view";
@@ -60,6 +61,21 @@ export class ExploreView implements View {
       this.table,
     );
     if (this.input.value.trim()) this.run(false);
+    else void this.openExample();
+  }
+
+  /** openExample fills an empty Explore with a query over what Lookout holds, and runs it. */
+  private async openExample(): Promise<void> {
+    const range = state.resolved();
+    try {
+      const names = (await labelValues("__name__", [], range.start, range.end)) ?? [];
+      const q = exampleQuery(names);
+      if (!q || this.input.value.trim()) return; // nothing to show, or the user typed meanwhile
+      this.input.value = q;
+      this.run(false);
+    } catch {
+      // no example: the placeholder still shows one
+    }
   }
 
   private run(push: boolean): void {

@@ -2,6 +2,7 @@
 // free TraceQL; results as a duration scatter and a list; a click opens the trace.
 
 import { h, replace } from "../lib/dom";
+import { slowest } from "../lib/slowest";
 import { buildTraceQL, search, tagValues, type SearchHit } from "../lib/tempo";
 import { formatDurationMs, formatTime, formatWholeMs, parseDuration } from "../lib/time";
 import { state } from "../state";
@@ -24,6 +25,7 @@ export class SearchView implements View {
   private minD = h("input", { type: "text", name: "minDuration", "aria-label": "Minimum duration", placeholder: "e.g. 1s", size: 8 });
   private maxD = h("input", { type: "text", name: "maxDuration", "aria-label": "Maximum duration", placeholder: "e.g. 10s", size: 8 });
   private limit = h("input", { type: "number", name: "limit", min: "1", max: "1000", value: "100", "aria-label": "Limit", size: 5 });
+  private order = h("select", { name: "order", "aria-label": "Order" }, h("option", { value: "slowest" }, "Slowest first"), h("option", { value: "newest" }, "Newest first"));
   private q = h("input", { type: "text", name: "q", class: "mono traceql", "aria-label": "TraceQL", placeholder: '{ resource.service.name = "main-service" && duration > 1s }', spellcheck: "false" });
   private error = h("div", { class: "inline-error", role: "alert" });
   private scatter = h("div", { class: "scatter", "aria-label": "Trace durations over time" });
@@ -39,6 +41,8 @@ export class SearchView implements View {
     this.maxD.value = p.get("maxDuration") ?? "";
     this.q.value = p.get("q") ?? "";
     if (p.get("limit")) this.limit.value = p.get("limit")!;
+    if (p.get("order") === "newest") this.order.value = "newest";
+    this.order.addEventListener("change", () => this.run(true));
     const wantService = p.get("service") ?? "";
     if (wantService) this.service.appendChild(h("option", { value: wantService, selected: true }, wantService));
     replace(
@@ -52,6 +56,7 @@ export class SearchView implements View {
         h("label", null, "Min duration ", this.minD),
         h("label", null, "Max duration ", this.maxD),
         h("label", null, "Limit ", this.limit),
+        h("label", null, "Order ", this.order),
         h("label", { class: "wide" }, "TraceQL (overrides the fields) ", this.q),
         h("button", { type: "submit", class: "btn primary run-search" }, "Search"),
       ),
@@ -87,7 +92,7 @@ export class SearchView implements View {
       }
     }
     state.setParams(
-      { service: this.service.value || null, name: this.spanName.value.trim() || null, minDuration: this.minD.value.trim() || null, maxDuration: this.maxD.value.trim() || null, q: this.q.value.trim() || null, limit: this.limit.value === "100" ? null : this.limit.value },
+      { service: this.service.value || null, name: this.spanName.value.trim() || null, minDuration: this.minD.value.trim() || null, maxDuration: this.maxD.value.trim() || null, q: this.q.value.trim() || null, limit: this.limit.value === "100" ? null : this.limit.value, order: this.order.value === "slowest" ? null : this.order.value },
       push,
     );
     void this.query();
@@ -100,17 +105,31 @@ export class SearchView implements View {
   private async query(): Promise<void> {
     this.abort?.abort();
     this.abort = new AbortController();
+    const signal = this.abort.signal;
     const range = state.resolved();
     const traceql = this.q.value.trim() || buildTraceQL({ service: this.service.value, spanName: this.spanName.value.trim(), minDuration: this.minD.value.trim(), maxDuration: this.maxD.value.trim() });
     this.summary.textContent = `Searching ${traceql} …`;
     this.el.classList.add("loading");
     try {
-      const hits = await search(
-        { q: traceql, start: range.start, end: range.end, limit: Math.min(1000, Math.max(1, Number(this.limit.value) || 100)), minDuration: this.minD.value.trim() || undefined, maxDuration: this.maxD.value.trim() || undefined },
-        this.abort.signal,
-      );
-      const results = hits.map(toResult).sort((a, b) => b.durationMs - a.durationMs);
-      this.summary.textContent = `${results.length} trace${results.length === 1 ? "" : "s"} for ${traceql}`;
+      const limit = Math.min(1000, Math.max(1, Number(this.limit.value) || 100));
+      const userMin = this.minD.value.trim() ? parseDuration(this.minD.value) : 0;
+      const find = async (minMs: number | undefined) => {
+        const min = Math.max(minMs ?? 0, userMin);
+        const hits = await search({ q: traceql, start: range.start, end: range.end, limit, minDuration: min > 0 ? `${Math.floor(min)}ms` : undefined, maxDuration: this.maxD.value.trim() || undefined }, signal);
+        return hits.map(toResult);
+      };
+      let results: Result[];
+      let how = "";
+      if (this.order.value === "newest") {
+        results = (await find(undefined)).sort((a, b) => b.durationMs - a.durationMs);
+        how = "the newest, slowest first";
+      } else {
+        // Tempo's search answers the newest matches: find the slowest in rounds.
+        const got = await slowest(find, limit);
+        results = got.results;
+        how = got.exactFromMs === null ? "slowest first (the slowest found in 5 searches)" : got.exactFromMs > 0 ? `slowest first; every trace of the range from ${formatWholeMs(got.exactFromMs)} up is listed` : "slowest first";
+      }
+      this.summary.textContent = `${results.length} trace${results.length === 1 ? "" : "s"} for ${traceql}, ${how}`;
       this.renderScatter(results, range.start, range.end);
       this.renderList(results);
       this.el.dataset.results = String(results.length);
