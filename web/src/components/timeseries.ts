@@ -8,6 +8,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { h, replace } from "../lib/dom";
 import { formatUnit } from "../lib/format";
+import { seriesColor } from "../lib/palette";
 import type { Labels } from "../lib/prom";
 import { thin } from "../lib/thin";
 import { formatTime } from "../lib/time";
@@ -67,11 +68,6 @@ function sameDot(a: ExemplarDot | null, b: ExemplarDot): boolean {
   return a !== null && a.traceId === b.traceId && a.spanId === b.spanId && a.time === b.time && a.value === b.value;
 }
 
-const COLORS = ["#7eb26d", "#eab839", "#6ed0e0", "#ef843c", "#e24d42", "#1f78c1", "#ba43a9", "#705da0", "#508642", "#cca300", "#447ebc", "#c15c17"];
-
-export function seriesColor(i: number): string {
-  return COLORS[i % COLORS.length]!;
-}
 
 /** align merges series onto one sorted x axis, filling gaps with null. */
 export function align(series: Series[]): uPlot.AlignedData {
