@@ -53,6 +53,11 @@ func run(args []string) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	if os.Getenv("GOMEMLIMIT") == "" && cfg.MemoryLimit > 0 {
+		// The garbage collector works harder as the heap nears the limit,
+		// as with GOMEMLIMIT; the receivers refuse new data above 90% of it.
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
 	if os.Getenv("GOGC") == "" {
 		// Prometheus's server runs with GOGC=75 unless told otherwise; so
 		// does Lookout, trading a little CPU for a smaller heap.

@@ -173,6 +173,10 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	ro.GRPCListen = cfg.OTLPGRPCListen
 	ro.HTTPListen = cfg.OTLPHTTPListen
 	ro.MaxRequestBytes = cfg.MaxRequestBytes
+	if cfg.MemoryLimit > 0 {
+		ro.MemoryLimit = uint64(cfg.MemoryLimit)
+		ro.MaxInFlightBytes = cfg.MemoryLimit / 8
+	}
 	ro.WebConfigFile = cfg.WebConfigFile
 	a.receiver, err = otlpin.New(ro, a.store, opts.TracesSink, logger.With("component", "otlp"), reg)
 	if err != nil {
@@ -271,7 +275,12 @@ func (a *App) addServer(ln net.Listener, h http.Handler) {
 		Addr:              ln.Addr().String(),
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+		// Prometheus's --web.read-timeout default; no answer takes longer to
+		// write than the longest query may run, plus a minute to send it.
+		ReadTimeout:  5 * time.Minute,
+		WriteTimeout: max(a.cfg.QueryTimeout, a.cfg.TempoQueryTimeout, analysis.DefaultTimeout) + time.Minute,
+		IdleTimeout:  5 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
 	}})
 }
 
@@ -552,6 +561,7 @@ func netAddrString(a net.Addr) string {
 func (c Config) flagMap() map[string]string {
 	return map[string]string{
 		"data-dir":                         c.DataDir,
+		"memory.limit":                     strconv.FormatInt(c.MemoryLimit, 10),
 		"otlp.grpc-listen":                 c.OTLPGRPCListen,
 		"otlp.http-listen":                 c.OTLPHTTPListen,
 		"prometheus.listen":                c.PrometheusListen,

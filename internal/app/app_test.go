@@ -67,6 +67,19 @@ func TestFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--alerting.webhook-url=not a url"}); err == nil {
 		t.Error("bad webhook URL accepted")
 	}
+	for _, tc := range []struct {
+		arg  string
+		want int64
+	}{{"2GiB", 2 << 30}, {"512MB", 512 << 20}, {"1048576", 1 << 20}, {"0", 0}} {
+		if err := fs.Parse([]string{"--memory.limit=" + tc.arg}); err != nil || c.MemoryLimit != tc.want {
+			t.Errorf("--memory.limit=%s: %d, %v; want %d", tc.arg, c.MemoryLimit, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1", "lots", "2XB"} {
+		if err := fs.Parse([]string{"--memory.limit=" + bad}); err == nil {
+			t.Errorf("--memory.limit=%s accepted", bad)
+		}
+	}
 }
 
 type rulesStub struct{}

@@ -7,8 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/alecthomas/units"
+	"github.com/lookout-dev/lookout/internal/memlimit"
 
 	"github.com/prometheus/common/model"
 
@@ -57,6 +61,12 @@ type Config struct {
 	PrometheusURL, TempoURL string
 	// MaxRequestBytes bounds one OTLP request, decompressed.
 	MaxRequestBytes int64
+	// MemoryLimit is the memory Lookout aims to stay under: above 90% of
+	// it the OTLP receivers refuse new requests (429 / RESOURCE_EXHAUSTED
+	// with a retry hint), an eighth of it bounds request bytes in flight,
+	// and the binary sets GOMEMLIMIT from it unless the environment does.
+	// 0 disables all three. Default memlimit.Default().
+	MemoryLimit int64
 	// QueryExemplars adds "exemplars" to instant query result series.
 	QueryExemplars bool
 	// WebConfigFile, in Prometheus's exporter-toolkit format, sets TLS and
@@ -108,6 +118,7 @@ func DefaultConfig() Config {
 		TracesRetention:        7 * 24 * time.Hour,
 		MaxExemplars:           1,
 		MaxRequestBytes:        16 << 20,
+		MemoryLimit:            int64(memlimit.Default()),
 		QueryExemplars:         true,
 		RemoteWriteReceiver:    true,
 		ShutdownTimeout:        30 * time.Second,
@@ -137,6 +148,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&c.DeltaToCumulative, "otlp.delta-to-cumulative", c.DeltaToCumulative, "convert delta temporality sums and histograms to cumulative")
 	fs.Int64Var(&c.MaxRequestBytes, "otlp.max-request-bytes", c.MaxRequestBytes, "largest OTLP request accepted, in bytes after decompression")
+	fs.Func("memory.limit", fmt.Sprintf("memory to stay under, e.g. 2GiB: above 90%% of it OTLP requests are refused with 429 / RESOURCE_EXHAUSTED, an eighth of it bounds request bytes in flight, and GOMEMLIMIT is set from it unless set in the environment; 0 disables (default %s: 80%% of the cgroup limit, else a quarter of the machine's memory)", units.Base2Bytes(c.MemoryLimit)), func(s string) error {
+		n, err := parseBytes(s)
+		if err != nil {
+			return err
+		}
+		c.MemoryLimit = n
+		return nil
+	})
 	durationFlag(fs, &c.MetricsRetention, "metrics.retention", "how long metric samples are kept (e.g. 15d, 12h)")
 	durationFlag(fs, &c.TracesRetention, "traces.retention", "how long traces are kept; traces referenced by a kept exemplar are kept longer")
 	fs.Int64Var(&c.MaxExemplars, "metrics.max-exemplars", c.MaxExemplars, "size of the TSDB's in-memory exemplar ring, which only logs exemplars to the WAL: queries read the durable exemplar index, which recovers from that WAL (0: exemplars stay out of the WAL)")
@@ -163,6 +182,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+}
+
+// parseBytes reads a byte size: a plain number of bytes or one with a unit
+// (KiB, MiB, GiB, or KB, MB, GB meaning the same), as Prometheus's size
+// flags do.
+func parseBytes(s string) (int64, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
+		return n, nil
+	}
+	b, err := units.ParseBase2Bytes(s)
+	if err != nil || b < 0 {
+		return 0, fmt.Errorf("invalid size %q: use e.g. 2GiB, 512MiB or bytes", s)
+	}
+	return int64(b), nil
 }
 
 func splitList(s string) []string {
@@ -197,6 +230,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.MemoryLimit < 0 {
+		errs = append(errs, errors.New("--memory.limit must not be negative"))
 	}
 	if c.PrometheusListen == "" {
 		errs = append(errs, errors.New("--prometheus.listen must not be empty"))

@@ -3,68 +3,167 @@ package otlpin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/lookout-dev/lookout/internal/ingest"
 )
 
-type metricsGRPC struct {
-	pmetricotlp.UnimplementedGRPCServer
-	r *Receiver
+// rawMessage is an OTLP/gRPC request or response as bytes on the wire:
+// requests are admitted by size and then decoded by the handler, which can
+// then answer a malformed one InvalidArgument (gRPC answers a codec's
+// errors Internal).
+type rawMessage struct{ b []byte }
+
+// rawCodec moves rawMessages to and from the wire unchanged.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(*rawMessage)
+	if !ok {
+		return nil, fmt.Errorf("otlpin: cannot marshal %T", v)
+	}
+	return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
 }
 
-// Export implements pmetricotlp.GRPCServer.
-func (s *metricsGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	r := s.r
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*rawMessage)
+	if !ok {
+		return fmt.Errorf("otlpin: cannot unmarshal into %T", v)
+	}
+	m.b = data.Materialize() // a copy: gRPC frees data on return
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// The OTLP/gRPC services, as opentelemetry-proto defines them, over raw
+// messages.
+var (
+	metricsServiceDesc = serviceDesc("opentelemetry.proto.collector.metrics.v1.MetricsService",
+		"opentelemetry/proto/collector/metrics/v1/metrics_service.proto", (*Receiver).exportMetrics)
+	tracesServiceDesc = serviceDesc("opentelemetry.proto.collector.trace.v1.TraceService",
+		"opentelemetry/proto/collector/trace/v1/trace_service.proto", (*Receiver).exportTraces)
+)
+
+func serviceDesc(name, file string, export func(*Receiver, context.Context, *rawMessage) (*rawMessage, error)) grpc.ServiceDesc {
+	method := "/" + name + "/Export"
+	return grpc.ServiceDesc{
+		ServiceName: name,
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Export",
+			Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+				in := new(rawMessage)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				h := func(ctx context.Context, req any) (any, error) {
+					return export(srv.(*Receiver), ctx, req.(*rawMessage))
+				}
+				if interceptor == nil {
+					return h(ctx, in)
+				}
+				return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, h)
+			},
+		}},
+		Metadata: file,
+	}
+}
+
+// tapAdmit refuses a new OTLP/gRPC call before its message is read while
+// memory is over the limit.
+func (r *Receiver) tapAdmit(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	if err := r.admit.check(); err != nil {
+		return ctx, r.grpcError(err)
+	}
+	return ctx, nil
+}
+
+func (r *Receiver) exportMetrics(ctx context.Context, in *rawMessage) (*rawMessage, error) {
+	return r.exportGRPC(ctx, "metrics", in, func(b []byte) (int64, consumeFunc, func(ingest.Result) ([]byte, error), error) {
+		er := pmetricotlp.NewExportRequest()
+		if err := er.UnmarshalProto(b); err != nil {
+			return 0, nil, nil, err
+		}
+		md := er.Metrics()
+		return int64(md.DataPointCount()), func(ctx context.Context) (ingest.Result, error) { return r.metrics.ConsumeMetrics(ctx, md) },
+			func(res ingest.Result) ([]byte, error) {
+				resp := pmetricotlp.NewExportResponse()
+				if res.Rejected > 0 {
+					resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
+					resp.PartialSuccess().SetErrorMessage(res.Message)
+				}
+				return resp.MarshalProto()
+			}, nil
+	})
+}
+
+func (r *Receiver) exportTraces(ctx context.Context, in *rawMessage) (*rawMessage, error) {
+	return r.exportGRPC(ctx, "traces", in, func(b []byte) (int64, consumeFunc, func(ingest.Result) ([]byte, error), error) {
+		er := ptraceotlp.NewExportRequest()
+		if err := er.UnmarshalProto(b); err != nil {
+			return 0, nil, nil, err
+		}
+		td := er.Traces()
+		return int64(td.SpanCount()), func(ctx context.Context) (ingest.Result, error) { return r.traces.ConsumeTraces(ctx, td) },
+			func(res ingest.Result) ([]byte, error) {
+				resp := ptraceotlp.NewExportResponse()
+				if res.Rejected > 0 {
+					resp.PartialSuccess().SetRejectedSpans(res.Rejected)
+					resp.PartialSuccess().SetErrorMessage(res.Message)
+				}
+				return resp.MarshalProto()
+			}, nil
+	})
+}
+
+// exportGRPC is the OTLP/gRPC exchange shared by every signal: admit the
+// message's bytes, decode it, store it and answer with the response respond
+// builds, carrying a partial success when items were rejected.
+func (r *Receiver) exportGRPC(ctx context.Context, signal string, in *rawMessage,
+	decode func([]byte) (int64, consumeFunc, func(ingest.Result) ([]byte, error), error),
+) (*rawMessage, error) {
 	start := time.Now()
-	md := req.Metrics()
-	n := int64(md.DataPointCount())
-	resp := pmetricotlp.NewExportResponse()
-	res, err := r.consume(ctx, func(ctx context.Context) (ingest.Result, error) { return r.metrics.ConsumeMetrics(ctx, md) })
-	r.observe("metrics", "grpc", n, res, err, start)
+	size := int64(len(in.b))
+	if err := r.admit.acquire(size); err != nil {
+		r.observe(signal, "grpc", 0, ingest.Result{}, err, start)
+		return nil, r.grpcError(err)
+	}
+	defer r.admit.release(size)
+	n, consume, respond, err := decode(in.b)
 	if err != nil {
-		return resp, r.grpcError(err)
+		r.m.requests.WithLabelValues(signal, "grpc", "bad_data").Inc()
+		return nil, status.Error(codes.InvalidArgument, "decode OTLP "+signal+": "+err.Error())
 	}
-	if res.Rejected > 0 {
-		resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
-		resp.PartialSuccess().SetErrorMessage(res.Message)
-	}
-	return resp, nil
-}
-
-type tracesGRPC struct {
-	ptraceotlp.UnimplementedGRPCServer
-	r *Receiver
-}
-
-// Export implements ptraceotlp.GRPCServer.
-func (s *tracesGRPC) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	r := s.r
-	start := time.Now()
-	td := req.Traces()
-	n := int64(td.SpanCount())
-	resp := ptraceotlp.NewExportResponse()
-	res, err := r.consume(ctx, func(ctx context.Context) (ingest.Result, error) { return r.traces.ConsumeTraces(ctx, td) })
-	r.observe("traces", "grpc", n, res, err, start)
+	res, err := r.consume(ctx, consume)
+	r.observe(signal, "grpc", n, res, err, start)
 	if err != nil {
-		return resp, r.grpcError(err)
+		return nil, r.grpcError(err)
 	}
-	if res.Rejected > 0 {
-		resp.PartialSuccess().SetRejectedSpans(res.Rejected)
-		resp.PartialSuccess().SetErrorMessage(res.Message)
+	b, err := respond(res)
+	if err != nil {
+		return nil, status.Error(codes.Internal, "encode response: "+err.Error())
 	}
-	return resp, nil
+	return &rawMessage{b: b}, nil
 }
 
-// consume runs store under the concurrency limit.
+// consume runs store under the concurrency limit, unless the client has
+// gone: an abandoned request is not stored.
 func (r *Receiver) consume(ctx context.Context, store func(context.Context) (ingest.Result, error)) (ingest.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return ingest.Result{}, err
+	}
 	if !r.acquire() {
 		return ingest.Result{}, errTooManyRequests
 	}

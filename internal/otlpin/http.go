@@ -56,38 +56,91 @@ func contentTypeOf(req *http.Request) string {
 }
 
 // readRequest checks method and content type and reads the body,
-// decompressing gzip and enforcing the size limit while it reads. It writes
-// the error response itself and returns ok=false on failure.
-func (r *Receiver) readRequest(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer) (ct string, ok bool) {
+// decompressing gzip and enforcing the size limit while it reads, and
+// admitting its bytes against the receiver's memory budget before they are
+// read. It writes the error response itself and returns ok=false on
+// failure; on success the caller releases held bytes of the budget once the
+// request is done.
+func (r *Receiver) readRequest(w http.ResponseWriter, req *http.Request, buf *bytes.Buffer) (ct string, held int64, ok bool) {
 	ct = contentTypeOf(req)
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeStatus(w, ct, http.StatusMethodNotAllowed, codes.Unimplemented, req.Method+" not allowed: OTLP/HTTP takes POST")
-		return ct, false
+		return ct, 0, false
 	}
 	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	if err != nil || (mt != contentTypeProto && mt != contentTypeJSON) {
 		writeStatus(w, ct, http.StatusUnsupportedMediaType, codes.InvalidArgument,
 			fmt.Sprintf("unsupported content type %q: send %s or %s", req.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))
-		return ct, false
+		return ct, 0, false
 	}
-	if err := readBody(buf, req.Body, req.Header.Get("Content-Encoding"), r.opts.MaxRequestBytes); err != nil {
+	encoding := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
+	identity := encoding == "" || encoding == "identity"
+	if identity && req.ContentLength > r.opts.MaxRequestBytes {
+		// Refused before a byte of it is read.
+		writeStatus(w, ct, http.StatusRequestEntityTooLarge, codes.InvalidArgument,
+			fmt.Sprintf("%v: Content-Length %d is over %d bytes", errTooLarge, req.ContentLength, r.opts.MaxRequestBytes))
+		return ct, 0, false
+	}
+	// Reserve what the body will take: its length when it is sent as is,
+	// else a first chunk, more being reserved as it decompresses.
+	reserve := int64(admitChunk)
+	if identity && req.ContentLength > 0 {
+		reserve = req.ContentLength
+	}
+	if err := r.admit.acquire(reserve); err != nil {
+		r.writeSinkError(w, ct, err)
+		return ct, 0, false
+	}
+	if identity && req.ContentLength > 0 {
+		buf.Grow(int(reserve) + 1)
+	}
+	body := &admittedReader{a: r.admit, held: reserve}
+	if err := readBody(buf, req.Body, encoding, r.opts.MaxRequestBytes, body); err != nil {
+		r.admit.release(body.held)
 		switch {
 		case errors.Is(err, errTooLarge):
 			writeStatus(w, ct, http.StatusRequestEntityTooLarge, codes.InvalidArgument, err.Error())
+		case errors.Is(err, ingest.ErrOverloaded):
+			r.writeSinkError(w, ct, err)
 		default:
 			writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, err.Error())
 		}
-		return ct, false
+		return ct, 0, false
 	}
-	return ct, true
+	return ct, body.held, true
 }
 
-// readBody copies body into buf, decoding the content encoding, and fails
-// as soon as more than limit decompressed bytes arrive.
-func readBody(buf *bytes.Buffer, body io.Reader, encoding string, limit int64) error {
+// admitChunk is how much of the memory budget a body whose decompressed
+// size is not known yet reserves at a time.
+const admitChunk = 1 << 20
+
+// admittedReader reserves budget for the (decompressed) bytes read through
+// it beyond those already held, failing the read when the budget is spent.
+type admittedReader struct {
+	r          io.Reader
+	a          *admission
+	held, read int64
+}
+
+func (ar *admittedReader) Read(p []byte) (int, error) {
+	n, err := ar.r.Read(p)
+	ar.read += int64(n)
+	for ar.read > ar.held {
+		if aerr := ar.a.acquire(admitChunk); aerr != nil {
+			return n, aerr
+		}
+		ar.held += admitChunk
+	}
+	return n, err
+}
+
+// readBody copies body into buf through ar (nil: no admission), decoding
+// the content encoding, and fails as soon as more than limit decompressed
+// bytes arrive.
+func readBody(buf *bytes.Buffer, body io.Reader, encoding string, limit int64, ar *admittedReader) error {
 	var src io.Reader
-	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	switch encoding {
 	case "", "identity":
 		src = body
 	case "gzip":
@@ -100,8 +153,15 @@ func readBody(buf *bytes.Buffer, body io.Reader, encoding string, limit int64) e
 	default:
 		return fmt.Errorf("unsupported content encoding %q: send gzip or no encoding", encoding)
 	}
+	if ar != nil {
+		ar.r = src
+		src = ar
+	}
 	n, err := buf.ReadFrom(io.LimitReader(src, limit+1))
 	if err != nil {
+		if errors.Is(err, ingest.ErrOverloaded) {
+			return err
+		}
 		return fmt.Errorf("read body: %w", err)
 	}
 	if n > limit {
@@ -161,11 +221,12 @@ func (r *Receiver) serveSignal(w http.ResponseWriter, req *http.Request, signal 
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer putBuf(buf)
-	ct, ok := r.readRequest(w, req, buf)
+	ct, held, ok := r.readRequest(w, req, buf)
 	if !ok {
 		r.m.requests.WithLabelValues(signal, "http", "bad_request").Inc()
 		return
 	}
+	defer r.admit.release(held)
 	n, consume, err := decode(ct, buf.Bytes())
 	if err != nil {
 		r.m.requests.WithLabelValues(signal, "http", "bad_data").Inc()

@@ -13,9 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip gRPC payloads.
@@ -39,6 +37,16 @@ type Options struct {
 	// beyond it are refused with 429 / RESOURCE_EXHAUSTED so the client backs
 	// off. Default 64.
 	MaxConcurrentRequests int
+	// MaxInFlightBytes bounds the request bytes (decompressed) being read,
+	// decoded and stored at once across HTTP and gRPC; a request that would
+	// go over it is refused with 429 / RESOURCE_EXHAUSTED before its body is
+	// read (a request larger than the whole budget is admitted alone).
+	// Default 256 MiB.
+	MaxInFlightBytes int64
+	// MemoryLimit, when not 0, refuses new requests with 429 /
+	// RESOURCE_EXHAUSTED while the process's memory is above 90% of it, as
+	// the Collector's memory_limiter does.
+	MemoryLimit uint64
 	// RetryAfter is the delay suggested to clients told to retry. Default 1s.
 	RetryAfter time.Duration
 	// WebConfigFile, in exporter-toolkit's format, sets TLS and basic
@@ -53,6 +61,7 @@ func DefaultOptions() Options {
 		HTTPListen:            "127.0.0.1:4318",
 		MaxRequestBytes:       16 << 20,
 		MaxConcurrentRequests: 64,
+		MaxInFlightBytes:      256 << 20,
 		RetryAfter:            time.Second,
 	}
 }
@@ -67,6 +76,7 @@ type Receiver struct {
 	logger  *slog.Logger
 	m       *receiverMetrics
 	sem     chan struct{}
+	admit   *admission
 
 	grpcLn, httpLn net.Listener
 	grpcSrv        *grpc.Server
@@ -91,6 +101,9 @@ func New(opts Options, metrics ingest.MetricsSink, traces ingest.TracesSink, log
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = time.Second
 	}
+	if opts.MaxInFlightBytes <= 0 {
+		opts.MaxInFlightBytes = DefaultOptions().MaxInFlightBytes
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,6 +117,7 @@ func New(opts Options, metrics ingest.MetricsSink, traces ingest.TracesSink, log
 		logger:   logger,
 		m:        newReceiverMetrics(reg),
 		sem:      make(chan struct{}, opts.MaxConcurrentRequests),
+		admit:    newAdmission(opts.MaxInFlightBytes, opts.MemoryLimit),
 		serveErr: make(chan error, 2),
 	}, nil
 }
@@ -126,9 +140,17 @@ func (r *Receiver) Listen() error {
 			return fmt.Errorf("OTLP/gRPC: %w", err)
 		}
 		r.grpcLn = ln
-		r.grpcSrv = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(int(r.opts.MaxRequestBytes)), grpc.ChainUnaryInterceptor(r.recoverPanic)}, auth...)...)
-		pmetricotlp.RegisterGRPCServer(r.grpcSrv, &metricsGRPC{r: r})
-		ptraceotlp.RegisterGRPCServer(r.grpcSrv, &tracesGRPC{r: r})
+		r.grpcSrv = grpc.NewServer(append([]grpc.ServerOption{
+			grpc.MaxRecvMsgSize(int(r.opts.MaxRequestBytes)),
+			grpc.ChainUnaryInterceptor(r.recoverPanic),
+			// Requests arrive as raw bytes, so that their size is admitted
+			// before they are decoded and a malformed one is answered
+			// InvalidArgument.
+			grpc.ForceServerCodecV2(rawCodec{}),
+			grpc.InTapHandle(r.tapAdmit),
+		}, auth...)...)
+		r.grpcSrv.RegisterService(&metricsServiceDesc, r)
+		r.grpcSrv.RegisterService(&tracesServiceDesc, r)
 	}
 	if r.opts.HTTPListen != "" {
 		ln, err := net.Listen("tcp", r.opts.HTTPListen)
@@ -139,7 +161,10 @@ func (r *Receiver) Listen() error {
 			return fmt.Errorf("listen OTLP/HTTP on %s: %w", r.opts.HTTPListen, err)
 		}
 		r.httpLn = ln
-		r.httpSrv = &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		// A request may take a minute to arrive and its answer a minute to
+		// leave (a slow link, a 16 MiB body); idle connections close after two.
+		r.httpSrv = &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	}
 	return nil
 }

@@ -1,0 +1,88 @@
+package otlpin
+
+import (
+	"errors"
+	"fmt"
+	"runtime/metrics"
+	"sync"
+	"time"
+
+	"github.com/lookout-dev/lookout/internal/ingest"
+)
+
+// admission decides, before a request's body is read or decoded, whether
+// memory allows it, as the Collector's memory_limiter does: a budget of
+// request bytes in flight across HTTP and gRPC, and a check of the
+// process's memory against the limit. It is safe for concurrent use.
+type admission struct {
+	maxBytes int64  // budget of request bytes in flight
+	limit    uint64 // memory above which requests are refused; 0: no check
+
+	mu       sync.Mutex
+	inFlight int64
+	sampled  time.Time
+	over     bool
+	samples  []metrics.Sample
+}
+
+// memorySampleEvery bounds how often the runtime's memory is read.
+const memorySampleEvery = 50 * time.Millisecond
+
+var (
+	errBytesInFlight = errors.Join(ingest.ErrOverloaded, errors.New("too many request bytes in flight"))
+	errMemoryLimit   = errors.Join(ingest.ErrOverloaded, errors.New("memory limit reached"))
+)
+
+func newAdmission(maxBytes int64, limit uint64) *admission {
+	return &admission{
+		maxBytes: maxBytes,
+		limit:    limit,
+		samples: []metrics.Sample{
+			{Name: "/memory/classes/total:bytes"},
+			{Name: "/memory/classes/heap/released:bytes"},
+		},
+	}
+}
+
+// check reports errMemoryLimit when the process holds more memory than the
+// limit allows new requests to take: 90% of it, leaving room for the
+// requests already admitted.
+func (a *admission) check() error {
+	if a.limit == 0 {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now := time.Now(); now.Sub(a.sampled) >= memorySampleEvery {
+		a.sampled = now
+		metrics.Read(a.samples)
+		used := a.samples[0].Value.Uint64() - a.samples[1].Value.Uint64()
+		a.over = used > a.limit/10*9
+	}
+	if a.over {
+		return errMemoryLimit
+	}
+	return nil
+}
+
+// acquire reserves n bytes of the in-flight budget, or reports why not. A
+// request larger than the whole budget is admitted alone.
+func (a *admission) acquire(n int64) error {
+	if err := a.check(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.inFlight > 0 && a.inFlight+n > a.maxBytes {
+		return fmt.Errorf("%w (%d of %d bytes)", errBytesInFlight, a.inFlight, a.maxBytes)
+	}
+	a.inFlight += n
+	return nil
+}
+
+// release returns n bytes to the budget.
+func (a *admission) release(n int64) {
+	a.mu.Lock()
+	a.inFlight -= n
+	a.mu.Unlock()
+}
