@@ -46,7 +46,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 
 // clientRoutes are the first path segments the single-page application
 // routes itself; any of them gets index.html.
-var clientRoutes = map[string]bool{"": true, "d": true, "explore": true, "search": true, "trace": true, "alerts": true, "dashboards": true}
+var clientRoutes = map[string]bool{"": true, "d": true, "explore": true, "search": true, "trace": true, "alerts": true, "dashboards": true, "services": true}
 
 type handler struct {
 	log        *slog.Logger
@@ -59,7 +59,7 @@ type handler struct {
 
 // NewHandler returns the UI handler. It serves the single-page application
 // (index.html for its client routes /, /d/<uid>, /explore, /search,
-// /trace/<id>, /alerts), the hashed assets under /assets/ with a year-long
+// /trace/<id>, /alerts, /services), the hashed assets under /assets/ with a year-long
 // cache, /api/dashboards/uid/<uid> in Grafana's shape and /api/search, a
 // dashboard list. The handler is safe for concurrent use.
 func NewHandler(opts Options) http.Handler {

@@ -45,6 +45,8 @@ func TestSPAAndAssets(t *testing.T) {
 		{"/explore", `<div id="app">`, "no-cache", 200},
 		{"/search", `<div id="app">`, "no-cache", 200},
 		{"/alerts", `<div id="app">`, "no-cache", 200},
+		{"/services", `<div id="app">`, "no-cache", 200},
+		{"/services?service=fastapi-app&op=x", `<div id="app">`, "no-cache", 200},
 		{"/trace/4bf92f3577b34da6a3ce929d0e0e4736", `<div id="app">`, "no-cache", 200},
 		{"/assets/index-abc123.js", `console.log`, "public, max-age=31536000, immutable", 200},
 		{"/favicon.svg", `<svg`, "no-cache", 200},

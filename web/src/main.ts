@@ -17,6 +17,7 @@ import { DashboardView } from "./views/dashboard";
 import { ExploreView } from "./views/explore";
 import { HomeView } from "./views/home";
 import { SearchView } from "./views/search";
+import { ServicesView } from "./views/services";
 import type { AppContext, View } from "./views/view";
 
 const app = document.getElementById("app")!;
@@ -118,6 +119,8 @@ function makeView(path: string): View {
       return new ExploreView(ctx);
     case "search":
       return new SearchView(ctx);
+    case "services":
+      return new ServicesView(ctx);
     case "alerts":
       return new AlertsView(ctx);
     case "trace": {
@@ -139,6 +142,7 @@ const nav = h(
   "nav",
   { class: "nav" },
   h("a", { href: "/", class: "brand" }, "◉ Lookout"),
+  h("a", { href: "/services" }, "Services"),
   h("a", { href: "/d/service-health" }, "Service health"),
   h("a", { href: "/d/http-metrics" }, "HTTP metrics"),
   h("a", { href: "/explore" }, "Explore"),

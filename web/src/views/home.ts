@@ -35,6 +35,7 @@ export class HomeView implements View {
       h(
         "ul",
         { class: "dash-list" },
+        h("li", null, h("a", { href: "/services" }, "Services"), " — rate, errors and latency per service and operation, from whatever each app sends"),
         h("li", null, h("a", { href: "/explore" }, "Explore"), " — run PromQL, see exemplars"),
         h("li", null, h("a", { href: "/search" }, "Search traces"), " — by service, span name, duration or TraceQL"),
         h("li", null, h("a", { href: "/alerts" }, "Alerts"), " — firing alerts with their exemplar traces"),
