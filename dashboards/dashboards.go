@@ -21,7 +21,8 @@ type Dashboard struct {
 	UID   string          // the dashboard's uid, its URL is /d/<uid>
 	Title string          // the dashboard's title
 	Tags  []string        // the dashboard's tags, possibly empty
-	File  string          // the file name inside the file system
+	File  string          // the file's base name
+	Path  string          // the user's file as --dashboards named it; empty for a built-in dashboard
 	Model json.RawMessage // the whole Grafana JSON model
 }
 

@@ -580,6 +580,7 @@ func (c Config) flagMap() map[string]string {
 		"query.max-concurrency":            strconv.Itoa(c.QueryMaxConcurrency),
 		"query.max-samples":                strconv.Itoa(c.QueryMaxSamples),
 		"query.timeout":                    model.Duration(c.QueryTimeout).String(),
+		"dashboards":                       strings.Join(c.Dashboards, ","),
 	}
 }
 

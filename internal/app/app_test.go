@@ -6,6 +6,8 @@ import (
 	"flag"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		"bad url":            func(c *Config) { c.PrometheusURL = "localhost:9090" },
 		"bad log level":      func(c *Config) { c.LogLevel = "loud" },
 		"zero request size":  func(c *Config) { c.MaxRequestBytes = 0 },
+		"bad dashboard glob": func(c *Config) { c.Dashboards = []string{"x/[a-"} },
 	}
 	for name, mod := range tests {
 		c := DefaultConfig()
@@ -78,6 +81,17 @@ func TestFlags(t *testing.T) {
 	for _, bad := range []string{"-1", "lots", "2XB"} {
 		if err := fs.Parse([]string{"--memory.limit=" + bad}); err == nil {
 			t.Errorf("--memory.limit=%s accepted", bad)
+		}
+	}
+	if err := fs.Parse([]string{"--dashboards=/etc/lookout/dashboards", "--dashboards", "/srv/*.json", "--dashboards=a,b.json"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Dashboards, " ") != "/etc/lookout/dashboards /srv/*.json a,b.json" {
+		t.Errorf("dashboards %q", c.Dashboards)
+	}
+	for _, bad := range []string{"--dashboards=", "--dashboards=/srv/[a-.json"} {
+		if err := fs.Parse([]string{bad}); err == nil {
+			t.Errorf("%s accepted", bad)
 		}
 	}
 }
@@ -207,5 +221,61 @@ func TestListenConflict(t *testing.T) {
 	cfg.PrometheusListen = a.PrometheusAddr()
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "listen Prometheus API") {
 		t.Errorf("want a listen error, got %v", err)
+	}
+}
+
+// TestDashboardsFlag checks that --dashboards reaches the UI through New:
+// a user's file is served beside the built-in dashboards, a broken one is
+// reported, and a changed file is served changed while the App runs.
+func TestDashboardsFlag(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mine.json", `{"uid":"mine","title":"Mine","panels":[]}`)
+	write("broken.json", `{`)
+	cfg := testConfig(t)
+	cfg.Dashboards = []string{dir}
+	a, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	<-a.Ready()
+	base := "http://" + a.UIAddr()
+	read := func(path string) string {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if b := read("/api/search"); !strings.Contains(b, `"uid":"mine"`) || !strings.Contains(b, `"uid":"service-health"`) {
+		t.Errorf("search = %s", b)
+	}
+	if b := read("/api/lookout/dashboards/problems"); !strings.Contains(b, "broken.json") {
+		t.Errorf("problems = %s", b)
+	}
+	write("mine.json", `{"uid":"mine","title":"Mine, changed","panels":[]}`)
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(read("/api/dashboards/uid/mine"), "Mine, changed") {
+		if time.Now().After(deadline) {
+			t.Fatal("the changed file was not reloaded")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/lookout-dev/lookout/dashboards"
 	"github.com/lookout-dev/lookout/internal/metricstore"
 	"github.com/lookout-dev/lookout/internal/webauth"
 )
@@ -101,6 +102,10 @@ type Config struct {
 	// WebhookURLs receive firing and resolved alerts as Alertmanager
 	// webhook JSON.
 	WebhookURLs []string
+	// Dashboards are users' Grafana dashboard JSON files: paths, directories
+	// (their *.json) or globs, served beside the built-in dashboards and
+	// reloaded on change (docs/dashboards.md).
+	Dashboards []string
 }
 
 // DefaultConfig returns the defaults of DESIGN.md; the binary runs with them.
@@ -180,6 +185,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			}
 			c.WebhookURLs = append(c.WebhookURLs, u)
 		}
+		return nil
+	})
+	fs.Func("dashboards", "Grafana dashboard JSON file, directory (its *.json) or glob; repeatable; reloaded on change", func(s string) error {
+		if err := dashboards.ValidatePattern(s); err != nil {
+			return err
+		}
+		c.Dashboards = append(c.Dashboards, s)
 		return nil
 	})
 }
@@ -284,6 +296,11 @@ func (c Config) Validate() error {
 	}
 	if c.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("--query.timeout must be positive"))
+	}
+	for _, p := range c.Dashboards {
+		if err := dashboards.ValidatePattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("--dashboards: %w", err))
+		}
 	}
 	if err := webauth.Validate(c.WebConfigFile); err != nil {
 		errs = append(errs, fmt.Errorf("--web.config.file: %w", err))

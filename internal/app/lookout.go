@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/lookout-dev/lookout/dashboards"
 	"github.com/lookout-dev/lookout/internal/alerting"
 	"github.com/lookout-dev/lookout/internal/analysis"
 	"github.com/lookout-dev/lookout/internal/exemplars"
@@ -70,6 +71,13 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 	closeTraces, closeIdx := onceCloser(traces), onceCloser(idx)
 	closeStores := func() error { return errors.Join(closeTraces.Close(), closeIdx.Close()) }
 
+	// The built-in dashboards and the users' (--dashboards), reloaded by
+	// the library's Run while the App runs.
+	library, err := dashboards.New(dashboards.FS, cfg.Dashboards, dashboards.DefaultOptions(), logger.With("component", "dashboards"))
+	if err != nil {
+		return Options{}, nil, errors.Join(err, closeStores())
+	}
+
 	tempo := tempoapi.NewHandler(tempoapi.Options{
 		Traces:       traces,
 		Exemplars:    idx,
@@ -83,7 +91,8 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		TracesSink:     traces,
 		ExemplarWriter: idx,
 		TempoHandler:   tempo,
-		UIHandler:      ui.NewHandler(ui.Options{Logger: logger.With("component", "ui")}),
+		UIHandler:      ui.NewHandler(ui.Options{Logger: logger.With("component", "ui"), Dashboards: library}),
+		Services:       []func(context.Context) error{library.Run},
 		Closers:        []io.Closer{closeTraces, closeIdx},
 		Extend: func(p Parts, o *Options) error {
 			// The metric store hands exemplars to the index after the

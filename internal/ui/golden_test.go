@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,20 +14,24 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // TestGoldenAPIShapes pins the JSON shapes the UI and Grafana-style clients
-// read: /api/search and the "meta" object of /api/dashboards/uid/<uid>.
+// read: /api/search, the "meta" object of /api/dashboards/uid/<uid>, and
+// Lookout's /api/lookout/dashboards/problems.
 func TestGoldenAPIShapes(t *testing.T) {
 	h := NewHandler(Options{Assets: builtAssets})
+	whole := func(t *testing.T, b []byte) any {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 	tests := []struct {
 		name, path string
 		pick       func(t *testing.T, body []byte) any
+		handler    http.Handler // nil: h
 	}{
-		{"search.json", "/api/search?type=dash-db", func(t *testing.T, b []byte) any {
-			var v any
-			if err := json.Unmarshal(b, &v); err != nil {
-				t.Fatal(err)
-			}
-			return v
-		}},
+		{"search.json", "/api/search?type=dash-db", whole, nil},
+		{"dashboard-problems.json", ProblemsPath, whole, NewHandler(Options{Assets: builtAssets, Dashboards: userLibrary(t)})},
 		{"dashboard-meta.json", "/api/dashboards/uid/service-health", func(t *testing.T, b []byte) any {
 			var v struct {
 				Meta any `json:"meta"`
@@ -35,11 +40,15 @@ func TestGoldenAPIShapes(t *testing.T) {
 				t.Fatal(err)
 			}
 			return v.Meta
-		}},
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := get(t, h, tt.path)
+			hh := tt.handler
+			if hh == nil {
+				hh = h
+			}
+			res := get(t, hh, tt.path)
 			raw, err := io.ReadAll(res.Body)
 			if err != nil {
 				t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
-
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -26,16 +25,31 @@ var dist embed.FS
 var placeholderHTML []byte
 
 // Options configure NewHandler. The zero value serves the embedded UI and the
-// embedded dashboards.
+// built-in dashboards.
 type Options struct {
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
 	// Assets is the built UI (index.html at its root, hashed files under
 	// assets/). Nil means the assets embedded at build time.
 	Assets fs.FS
-	// Dashboards holds the dashboard JSON files. Nil means dashboards.FS.
-	Dashboards fs.FS
+	// Dashboards are the dashboards served, with the problems of the files
+	// that could not be loaded. Nil means the built-in dashboards alone.
+	Dashboards Dashboards
 }
+
+// Dashboards is where the handler reads the dashboards it serves, on every
+// request; *dashboards.Library is one. Implementations must be safe for
+// concurrent use.
+type Dashboards interface {
+	// List returns every dashboard, sorted by title.
+	List() []dashboards.Dashboard
+	// Get returns the dashboard with the uid.
+	Get(uid string) (dashboards.Dashboard, bool)
+	// Problems returns the dashboard files not served as they are on disk.
+	Problems() []dashboards.Problem
+}
+
+var _ Dashboards = (*dashboards.Library)(nil)
 
 // contentSecurityPolicy allows nothing but Lookout's own origin: no inline
 // scripts, no third-party hosts. Inline styles are allowed because the chart
@@ -52,16 +66,17 @@ type handler struct {
 	log        *slog.Logger
 	assets     fs.FS
 	index      []byte // nil when the UI was not built
-	dashboards []dashboards.Dashboard
-	dashErr    error
+	dashboards Dashboards
+	dashErr    error // why the built-in dashboards failed to load
 	started    time.Time
 }
 
 // NewHandler returns the UI handler. It serves the single-page application
 // (index.html for its client routes /, /d/<uid>, /explore, /search,
 // /trace/<id>, /alerts, /services), the hashed assets under /assets/ with a year-long
-// cache, /api/dashboards/uid/<uid> in Grafana's shape and /api/search, a
-// dashboard list. The handler is safe for concurrent use.
+// cache, /api/dashboards/uid/<uid> in Grafana's shape, /api/search, a
+// dashboard list, and /api/lookout/dashboards/problems, the dashboard files
+// that could not be loaded. The handler is safe for concurrent use.
 func NewHandler(opts Options) http.Handler {
 	h := &handler{log: opts.Logger, assets: opts.Assets, started: time.Now()}
 	if h.log == nil {
@@ -78,13 +93,15 @@ func NewHandler(opts Options) http.Handler {
 	if idx, err := fs.ReadFile(h.assets, "index.html"); err == nil {
 		h.index = idx
 	}
-	dfs := opts.Dashboards
-	if dfs == nil {
-		dfs = dashboards.FS
-	}
-	h.dashboards, h.dashErr = dashboards.Load(dfs)
-	if h.dashErr != nil {
-		h.log.Error("load dashboards", "err", h.dashErr)
+	h.dashboards = opts.Dashboards
+	if h.dashboards == nil {
+		lib, err := dashboards.New(dashboards.FS, nil, dashboards.Options{}, h.log)
+		if err != nil {
+			h.log.Error("load dashboards", "err", err)
+			h.dashErr = err
+		} else {
+			h.dashboards = lib
+		}
 	}
 	return h
 }
@@ -109,6 +126,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case strings.HasPrefix(p, "/api/dashboards/uid/"):
 		h.serveDashboard(w, r, strings.TrimPrefix(p, "/api/dashboards/uid/"))
+		return
+	case p == ProblemsPath:
+		h.serveProblems(w, r)
 		return
 	case p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/prometheus/") || strings.HasPrefix(p, "/tempo/"):
 		writeJSONError(w, http.StatusNotFound, "not found: "+p)
@@ -190,21 +210,40 @@ func (h *handler) serveDashboard(w http.ResponseWriter, r *http.Request, uid str
 		writeJSONError(w, http.StatusInternalServerError, "dashboards failed to load: "+h.dashErr.Error())
 		return
 	}
-	for _, d := range h.dashboards {
-		if d.UID != uid {
-			continue
-		}
-		slug := slugify(d.Title)
-		writeJSON(w, http.StatusOK, struct {
-			Dashboard json.RawMessage `json:"dashboard"`
-			Meta      dashboardMeta   `json:"meta"`
-		}{d.Model, dashboardMeta{
-			Type: "db", Slug: slug, URL: "/d/" + d.UID + "/" + slug,
-			Provisioned: true, ProvisionedExternalID: d.File,
-		}})
+	d, ok := h.dashboards.Get(uid)
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "Dashboard not found")
 		return
 	}
-	writeJSONError(w, http.StatusNotFound, "Dashboard not found")
+	slug := slugify(d.Title)
+	writeJSON(w, http.StatusOK, struct {
+		Dashboard json.RawMessage `json:"dashboard"`
+		Meta      dashboardMeta   `json:"meta"`
+	}{d.Model, dashboardMeta{
+		Type: "db", Slug: slug, URL: "/d/" + d.UID + "/" + slug,
+		Provisioned: true, ProvisionedExternalID: d.File,
+	}})
+}
+
+// ProblemsPath lists the dashboard files that could not be loaded, as
+// {"problems": [{"file": "...", "error": "..."}]}: a Lookout endpoint, beside
+// Grafana's /api/search whose shape it must not change.
+const ProblemsPath = "/api/lookout/dashboards/problems"
+
+func (h *handler) serveProblems(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeJSONError(w, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	problems := []dashboards.Problem{}
+	if h.dashErr != nil {
+		problems = append(problems, dashboards.Problem{File: "(built-in dashboards)", Error: h.dashErr.Error()})
+	} else {
+		problems = append(problems, h.dashboards.Problems()...)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Problems []dashboards.Problem `json:"problems"`
+	}{problems})
 }
 
 // searchHit is one entry of Grafana's /api/search answer.
@@ -228,10 +267,14 @@ func (h *handler) serveSearch(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, []searchHit{})
 		return
 	}
+	if h.dashErr != nil {
+		writeJSONError(w, http.StatusInternalServerError, "dashboards failed to load: "+h.dashErr.Error())
+		return
+	}
 	query := strings.ToLower(q.Get("query"))
 	tags := q["tag"]
 	hits := []searchHit{}
-	for _, d := range h.dashboards {
+	for _, d := range h.dashboards.List() {
 		if query != "" && !strings.Contains(strings.ToLower(d.Title), query) {
 			continue
 		}

@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/lookout-dev/lookout/dashboards"
 )
 
 var builtAssets = fstest.MapFS{
@@ -158,11 +161,104 @@ func TestDashboardAPI(t *testing.T) {
 	}
 }
 
-func TestDashboardLoadErrorIsReported(t *testing.T) {
-	h := NewHandler(Options{Assets: builtAssets, Dashboards: fstest.MapFS{"bad.json": {Data: []byte("{")}}})
-	res := get(t, h, "/api/dashboards/uid/x")
-	if res.StatusCode != 500 || !strings.Contains(body(t, res), "bad.json") {
-		t.Errorf("status %d, want 500 naming the bad file", res.StatusCode)
+// userLibrary is a library of the built-in dashboards and the files in
+// testdata/dashboards (some broken) and the Grafana export of the
+// dashboards package's tests.
+func userLibrary(t *testing.T) *dashboards.Library {
+	t.Helper()
+	lib, err := dashboards.New(dashboards.FS, []string{"testdata/dashboards", "../../dashboards/testdata/grafana-export.json", "testdata/missing/*.json"}, dashboards.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lib
+}
+
+func TestUserDashboards(t *testing.T) {
+	h := NewHandler(Options{Assets: builtAssets, Dashboards: userLibrary(t)})
+
+	// A user's export is served in Grafana's shape, its inputs resolved.
+	res := get(t, h, "/api/dashboards/uid/http-server-export")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	var got struct {
+		Dashboard struct {
+			UID    string `json:"uid"`
+			Inputs any    `json:"__inputs"`
+			Panels []struct {
+				Type string `json:"type"`
+			} `json:"panels"`
+		} `json:"dashboard"`
+		Meta dashboardMeta `json:"meta"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Dashboard.UID != "http-server-export" || got.Dashboard.Inputs != nil || len(got.Dashboard.Panels) != 8 ||
+		got.Meta.URL != "/d/http-server-export/http-server-exported" || got.Meta.ProvisionedExternalID != "grafana-export.json" {
+		t.Errorf("got %+v", got)
+	}
+
+	// The user's service-health replaces the built-in one, in search too.
+	res = get(t, h, "/api/dashboards/uid/service-health")
+	if b := body(t, res); !strings.Contains(b, "My Service Health") {
+		t.Errorf("service-health = %.200s, want the user's", b)
+	}
+	res = get(t, h, "/api/search?type=dash-db")
+	var hits []searchHit
+	if err := json.NewDecoder(res.Body).Decode(&hits); err != nil {
+		t.Fatal(err)
+	}
+	var titles []string
+	for _, hit := range hits {
+		titles = append(titles, hit.Title)
+	}
+	if got := strings.Join(titles, "|"); got != "Dup A|HTTP Metrics|HTTP Server (exported)|My Service Health" {
+		t.Errorf("search titles = %q", got)
+	}
+	for _, uid := range []string{"broken", "no-title", "wrong-shape"} {
+		if res := get(t, h, "/api/dashboards/uid/"+uid); res.StatusCode != 404 {
+			t.Errorf("%s: status %d, want 404", uid, res.StatusCode)
+		}
+	}
+}
+
+func TestProblemsEndpoint(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want []dashboards.Problem
+	}{
+		{"built-in only", Options{Assets: builtAssets}, []dashboards.Problem{}},
+		{"user files", Options{Assets: builtAssets, Dashboards: userLibrary(t)}, []dashboards.Problem{
+			{File: "testdata/dashboards/broken.json", Error: "not a dashboard JSON object: unexpected EOF"},
+			{File: "testdata/dashboards/dup-b.json", Error: `uid "dup" is already used by testdata/dashboards/dup-a.json, which wins (the first by path); this file is not served`},
+			{File: "testdata/dashboards/no-title.json", Error: "missing title"},
+			{File: "testdata/dashboards/wrong-shape.json", Error: "panels[0].targets: want an array, got object"},
+			{File: "testdata/missing/*.json", Error: "the pattern matches no file"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := get(t, NewHandler(tt.opts), ProblemsPath)
+			if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("status %d, type %q", res.StatusCode, res.Header.Get("Content-Type"))
+			}
+			var got struct {
+				Problems []dashboards.Problem `json:"problems"`
+			}
+			if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Problems, tt.want) {
+				t.Errorf("problems =\n%v\nwant\n%v", got.Problems, tt.want)
+			}
+		})
+	}
+	rec := httptest.NewRecorder()
+	NewHandler(Options{Assets: builtAssets}).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, ProblemsPath, nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST: status %d", rec.Code)
 	}
 }
 

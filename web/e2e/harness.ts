@@ -80,12 +80,13 @@ export interface Lookout {
   proc: Proc;
 }
 
-export async function startLookout(): Promise<Lookout> {
+/** startLookout starts bin/lookout on free ports with a temp data dir; extraArgs are added to its flags. */
+export async function startLookout(extraArgs: string[] = []): Promise<Lookout> {
   const dir = mkdtempSync(join(tmpdir(), "lookout-ui-e2e-"));
   const [grpc, http, prom, tempo, ui] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const proc = start(
     LOOKOUT_BIN,
-    ["--data-dir", join(dir, "data"), "--otlp.grpc-listen", `127.0.0.1:${grpc}`, "--otlp.http-listen", `127.0.0.1:${http}`, "--prometheus.listen", `127.0.0.1:${prom}`, "--tempo.listen", `127.0.0.1:${tempo}`, "--ui.listen", `127.0.0.1:${ui}`],
+    ["--data-dir", join(dir, "data"), "--otlp.grpc-listen", `127.0.0.1:${grpc}`, "--otlp.http-listen", `127.0.0.1:${http}`, "--prometheus.listen", `127.0.0.1:${prom}`, "--tempo.listen", `127.0.0.1:${tempo}`, "--ui.listen", `127.0.0.1:${ui}`, ...extraArgs],
     {},
     join(dir, "lookout.log"),
   );

@@ -1,17 +1,22 @@
 // /d/<uid>: a Grafana-model dashboard: variables, a 24-column grid of
-// timeseries, stat and alertlist panels; exemplar dots open traces beside it,
-// and a shift-dragged region or a dot's "Compare with normal" asks the "Why?"
-// panel about the panel's first query.
+// timeseries, stat, table, bar gauge, heatmap, text and alertlist panels
+// (others get a placeholder naming their type; at most MAX_PANELS are drawn);
+// exemplar dots open traces beside it, and a shift-dragged region or a dot's
+// "Compare with normal" asks the "Why?" panel about the panel's first query.
 
 import { AlertList } from "../components/alertlist";
+import { BarGaugePanel } from "../components/bargauge";
 import { fetchExemplars, fetchSeries, markFound } from "../components/data";
+import { HeatmapChart } from "../components/heatmap";
+import { TablePanel } from "../components/table";
 import { TimeSeriesChart } from "../components/timeseries";
 import { compareWindow } from "../lib/analyze";
-import { ALL, flattenPanels, interpolate, parseLabelValues, variableQuery, type Dashboard, type Panel, type Variable } from "../lib/dashboard";
+import { ALL, autoValue, customOptions, defaultValues, flattenPanels, interpolate, MAX_PANELS, parseLabelValues, variableQuery, type Dashboard, type Panel, type Variable } from "../lib/dashboard";
 import { h, replace } from "../lib/dom";
 import { formatUnit } from "../lib/format";
 import { getJSON } from "../lib/http";
-import { labelValues, query, type VectorSample } from "../lib/prom";
+import { barGauge, heatmapGrid, samplesOf, tableFromVectors } from "../lib/panels";
+import { labelValues, query, queryRange, type VectorSample } from "../lib/prom";
 import { stepFor, type ResolvedRange } from "../lib/time";
 import { state } from "../state";
 import type { AppContext, View } from "./view";
@@ -27,7 +32,8 @@ export class DashboardView implements View {
   readonly el = h("div", { class: "dashboard" });
   private dash: Dashboard | null = null;
   private panels: PanelRuntime[] = [];
-  private values: Record<string, string[]> = {};
+  // No prototype: variable names are the dashboard author's (e.g. "__proto__").
+  private values: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   private varBar = h("div", { class: "var-bar" });
   private firstRender = true;
 
@@ -57,66 +63,76 @@ export class DashboardView implements View {
     }
     for (const v of this.variables()) {
       const sel = p.getAll(`var-${v.name}`);
-      this.values[v.name] = sel.length ? sel : currentOf(v);
+      this.values[v.name] = sel.length ? sel : defaultValues(v);
     }
     const grid = h("div", { class: "grid" });
-    this.panels = flattenPanels(d).map((panel) => this.makePanel(panel));
+    const all = flattenPanels(d);
+    this.panels = all.slice(0, MAX_PANELS).map((panel) => this.makePanel(panel));
     for (const pr of this.panels) grid.appendChild(pr.el);
+    const hidden = all.length - this.panels.length;
     replace(
       this.el,
-      h("div", { class: "dash-head" }, h("h1", { class: "dash-title" }, d.title), d.description ? h("p", { class: "muted dash-desc" }, d.description) : null),
+      h("div", { class: "dash-head" }, h("h1", { class: "dash-title" }, String(d.title)), d.description ? h("p", { class: "muted dash-desc" }, String(d.description)) : null),
       this.varBar,
+      hidden > 0 ? h("div", { class: "notice", role: "status" }, `${hidden} more panels not shown: Lookout draws the first ${MAX_PANELS} panels of a dashboard.`) : null,
       grid,
     );
     void this.loadVariables();
     this.refresh();
   }
 
+  /** variables are the dashboard's variables that take values (a datasource variable does not). */
   private variables(): Variable[] {
-    return (this.dash?.templating?.list ?? []).filter((v) => v.type === "query" || v.type === "custom");
+    return (this.dash?.templating?.list ?? []).filter((v) => ["query", "custom", "interval", "textbox", "constant"].includes(v.type));
+  }
+
+  /** select makes a variable's selection current, in the URL too, and re-queries. */
+  private select(v: Variable, values: string[]): void {
+    this.values[v.name] = values;
+    const u = new URL(location.href);
+    u.searchParams.delete(`var-${v.name}`);
+    for (const x of values) u.searchParams.append(`var-${v.name}`, x);
+    history.replaceState(null, "", u);
+    this.refresh();
   }
 
   private async loadVariables(): Promise<void> {
     const range = state.resolved();
-    const controls = await Promise.all(
-      this.variables().map(async (v) => {
-        let opts: string[] = [];
-        let err = "";
-        if (v.type === "custom") opts = String(variableQuery(v)).split(",").map((s) => s.trim()).filter(Boolean);
-        else {
-          const lv = parseLabelValues(variableQuery(v));
-          try {
-            opts = lv ? ((await labelValues(lv.label, lv.match ? [lv.match] : [], range.start, range.end)) ?? []) : [];
-          } catch (e) {
-            err = (e as Error).message;
-          }
-        }
-        const selected = this.values[v.name] ?? [ALL];
-        const select = h(
-          "select",
-          {
-            "aria-label": v.label ?? v.name,
-            name: `var-${v.name}`,
-            on: {
-              change: () => {
-                this.values[v.name] = [select.value || ALL];
-                const u = new URL(location.href);
-                u.searchParams.delete(`var-${v.name}`);
-                for (const x of this.values[v.name]!) u.searchParams.append(`var-${v.name}`, x);
-                history.replaceState(null, "", u);
-                this.refresh();
-              },
-            },
-          },
-          v.includeAll ? h("option", { value: ALL, selected: selected.includes(ALL) }, "All") : null,
-          // A multi-value selection from the URL (var-x=a&var-x=b) stays in effect and is shown as one entry.
-          selected.length > 1 ? h("option", { value: selected.join("|"), selected: true, disabled: true }, selected.join(" + ")) : null,
-          ...opts.map((o) => h("option", { value: o, selected: selected.length === 1 && selected[0] === o }, o)),
-        );
-        return h("label", { class: "var" }, h("span", null, v.label ?? v.name), select, err ? h("span", { class: "inline-error" }, err) : null);
-      }),
-    );
+    const shown = this.variables().filter((v) => v.type !== "constant" && v.hide !== 2);
+    const controls = await Promise.all(shown.map((v) => this.control(v, range)));
     replace(this.varBar, ...controls);
+  }
+
+  /** control is a variable's input: a select of its options, or a text box. */
+  private async control(v: Variable, range: ResolvedRange): Promise<HTMLElement> {
+    const label = String(v.label || v.name);
+    const selected = this.values[v.name] ?? defaultValues(v);
+    if (v.type === "textbox") {
+      const input = h("input", { type: "text", "aria-label": label, name: `var-${v.name}`, value: selected[0] ?? "" });
+      input.addEventListener("change", () => this.select(v, [input.value]));
+      return h("label", { class: "var" }, h("span", null, label), input);
+    }
+    let opts: { text: string; value: string }[] = [];
+    let err = "";
+    if (v.type === "custom") opts = customOptions(v);
+    else if (v.type === "interval") opts = [...(v.auto ? [{ text: "auto", value: autoValue(v) }] : []), ...customOptions(v)];
+    else {
+      const lv = parseLabelValues(variableQuery(v));
+      try {
+        opts = (lv ? ((await labelValues(lv.label, lv.match ? [lv.match] : [], range.start, range.end)) ?? []) : []).map((o) => ({ text: o, value: o }));
+      } catch (e) {
+        err = (e as Error).message;
+      }
+    }
+    const select = h(
+      "select",
+      { "aria-label": label, name: `var-${v.name}`, on: { change: () => this.select(v, [select.value || ALL]) } },
+      v.includeAll ? h("option", { value: ALL, selected: selected.includes(ALL) }, "All") : null,
+      // A multi-value selection from the URL (var-x=a&var-x=b) stays in effect and is shown as one entry.
+      selected.length > 1 ? h("option", { value: selected.join("|"), selected: true, disabled: true }, selected.join(" + ")) : null,
+      ...opts.map((o) => h("option", { value: o.value, selected: selected.length === 1 && selected[0] === o.value }, o.text)),
+    );
+    return h("label", { class: "var" }, h("span", null, label), select, err ? h("span", { class: "inline-error" }, err) : null);
   }
 
   refresh(): void {
@@ -145,15 +161,15 @@ export class DashboardView implements View {
     const gp = panel.gridPos ?? { x: 0, y: 0, w: 12, h: 8 };
     const el = h("section", {
       class: `panel panel-${panel.type}`,
-      dataset: { panelTitle: panel.title ?? "", panelType: panel.type },
+      dataset: { panelTitle: String(panel.title ?? ""), panelType: String(panel.type) },
       style: { gridColumn: `${gp.x + 1} / span ${gp.w}`, gridRow: `${gp.y + 1} / span ${Math.max(gp.h, 1)}` },
     });
     if (panel.type === "row") {
-      el.appendChild(h("h2", { class: "row-title" }, panel.title ?? ""));
+      el.appendChild(h("h2", { class: "row-title" }, String(panel.title ?? "")));
       return { panel, el, refresh: async () => {}, destroy: () => {} };
     }
     const status = h("div", { class: "panel-status" });
-    const header = h("header", { class: "panel-head" }, h("h3", { class: "panel-title", title: panel.description ?? "" }, panel.title ?? ""));
+    const header = h("header", { class: "panel-head" }, h("h3", { class: "panel-title", title: String(panel.description ?? "") }, String(panel.title ?? "")));
     const body = h("div", { class: "panel-body" });
     el.append(header, body, status);
     const unit = panel.fieldConfig?.defaults?.unit;
@@ -311,16 +327,89 @@ export class DashboardView implements View {
       return { panel, el, refresh: async () => {}, destroy: () => {} };
     }
 
-    body.appendChild(h("p", { class: "muted" }, `Panel type "${panel.type}" is not supported by the Lookout UI.`));
+    const fmt = (v: number) => formatUnit(v, unit ?? "short", decimals);
+
+    if (panel.type === "table") {
+      const table = new TablePanel(fmt);
+      body.appendChild(table.el);
+      return {
+        panel,
+        el,
+        refresh: async (range) => {
+          const signal = begin();
+          // A table shows each target's instant answer at the end of the range.
+          const step = stepFor(range, 100, 1);
+          try {
+            const results = await Promise.all(targets.map(async (t, i) => ({ refId: t.refId ?? String.fromCharCode(65 + i), result: (await query(this.interp(t.expr!, range, step), range.end, signal)).result })));
+            const data = tableFromVectors(results);
+            table.setData(data);
+            el.dataset.rows = String(data.rows.length);
+            done(data.rows.length === 0 ? "No data" : "");
+          } catch (e) {
+            fail(e);
+          }
+        },
+        destroy: () => abort?.abort(),
+      };
+    }
+
+    if (panel.type === "bargauge") {
+      const bars = new BarGaugePanel(fmt, (v) => thresholdColor(panel, v));
+      body.appendChild(bars.el);
+      return {
+        panel,
+        el,
+        refresh: async (range) => {
+          const signal = begin();
+          const step = stepFor(range, 100, 1);
+          try {
+            const sources = await Promise.all(
+              targets.map(async (t) => ({ samples: samplesOf((await query(this.interp(t.expr!, range, step), range.end, signal)).result), legendFormat: t.legendFormat })),
+            );
+            const d = panel.fieldConfig?.defaults;
+            const data = barGauge(sources, { min: d?.min, max: d?.max });
+            bars.setData(data);
+            el.dataset.bars = String(data.length);
+            done(data.length === 0 ? "No data" : "");
+          } catch (e) {
+            fail(e);
+          }
+        },
+        destroy: () => abort?.abort(),
+      };
+    }
+
+    if (panel.type === "heatmap") {
+      const yUnit = (panel.options as { yAxis?: { unit?: string } } | undefined)?.yAxis?.unit ?? unit;
+      const chart = new HeatmapChart((le) => (le === "+Inf" ? "+Inf" : formatUnit(Number(le), yUnit ?? "short")), (v) => formatUnit(v, "short"));
+      body.appendChild(chart.el);
+      return {
+        panel,
+        el,
+        refresh: async (range) => {
+          const signal = begin();
+          const width = Math.max(200, body.clientWidth || 600);
+          const step = stepFor(range, Math.min(width, 1200) / 8, 5);
+          try {
+            const answers = await Promise.all(targets.map((t) => queryRange(this.interp(t.expr!, range, step), range.start, range.end, step, signal)));
+            const grid = heatmapGrid(answers.flatMap((a) => a.result));
+            chart.setData(grid);
+            done(grid.buckets.length === 0 ? "No histogram buckets (series with an le label)" : "");
+          } catch (e) {
+            fail(e);
+          }
+        },
+        destroy: () => {
+          abort?.abort();
+          chart.destroy();
+        },
+      };
+    }
+
+    el.classList.add("panel-unsupported");
+    body.appendChild(h("p", { class: "muted unsupported" }, `Panel type '${String(panel.type)}' is not supported by Lookout`));
     return { panel, el, refresh: async () => {}, destroy: () => {} };
   }
-}
-
-function currentOf(v: Variable): string[] {
-  const c = v.current?.value;
-  if (Array.isArray(c)) return c.length ? c : [ALL];
-  if (typeof c === "string" && c) return [c];
-  return [ALL];
 }
 
 /** instantValue reads the first sample of an instant query (vector or scalar). */
@@ -332,9 +421,10 @@ export function instantValue(result: VectorSample[] | [number, string]): number 
 }
 
 function thresholdColor(panel: Panel, v: number): string {
-  const steps = (panel.fieldConfig?.defaults as { thresholds?: { steps?: { color: string; value: number | null }[] } } | undefined)?.thresholds?.steps ?? [];
+  const steps = panel.fieldConfig?.defaults?.thresholds?.steps ?? [];
   let color = "";
-  for (const s of steps) if (s.value === null || v >= s.value) color = s.color;
+  for (const s of Array.isArray(steps) ? steps : []) if (s.value === null || v >= s.value) color = String(s.color);
   const named: Record<string, string> = { green: "#73bf69", orange: "#ff9830", red: "#f2495c", yellow: "#fade2a", blue: "#5794f2" };
-  return named[color] ?? color;
+  // Only a named colour or a plain colour literal reaches the style.
+  return Object.hasOwn(named, color) ? named[color]! : /^(#[0-9a-fA-F]{3,8}|rgba?\([0-9., ]+\)|[a-zA-Z]+)$/.test(color) ? color : "";
 }
