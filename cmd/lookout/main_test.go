@@ -267,6 +267,8 @@ func TestFlags(t *testing.T) {
 		{"--otlp.translation-strategy", "Nope"},
 		{"--metrics.retention", "forever"},
 		{"--prometheus.listen", "nonsense"},
+		{"--spanmetrics.cardinality-limit", "-1"},
+		{"--spanmetrics.enabled", "sometimes"},
 		{"extra-arg"},
 	} {
 		if code := run(args); code != 2 {

@@ -581,6 +581,8 @@ func (c Config) flagMap() map[string]string {
 		"query.max-samples":                strconv.Itoa(c.QueryMaxSamples),
 		"query.timeout":                    model.Duration(c.QueryTimeout).String(),
 		"dashboards":                       strings.Join(c.Dashboards, ","),
+		"spanmetrics.enabled":              strconv.FormatBool(c.SpanMetrics),
+		"spanmetrics.cardinality-limit":    strconv.Itoa(c.SpanMetricsCardinalityLimit),
 	}
 }
 

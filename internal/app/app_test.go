@@ -31,6 +31,8 @@ func TestConfigValidate(t *testing.T) {
 		"bad log level":      func(c *Config) { c.LogLevel = "loud" },
 		"zero request size":  func(c *Config) { c.MaxRequestBytes = 0 },
 		"bad dashboard glob": func(c *Config) { c.Dashboards = []string{"x/[a-"} },
+		"spanmetrics limit":  func(c *Config) { c.SpanMetricsCardinalityLimit = -1 },
+		"spanmetrics flush":  func(c *Config) { c.SpanMetricsFlushInterval = -time.Second },
 	}
 	for name, mod := range tests {
 		c := DefaultConfig()
@@ -58,13 +60,18 @@ func TestFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--metrics.retention=soon"}); err == nil {
 		t.Error("bad duration accepted")
 	}
+	if !c.SpanMetrics || c.SpanMetricsCardinalityLimit != 10_000 {
+		t.Errorf("span metrics defaults: enabled %v, limit %d; want true, 10000", c.SpanMetrics, c.SpanMetricsCardinalityLimit)
+	}
 	err = fs.Parse([]string{"--alerting.webhook-url=http://127.0.0.1:9/a,http://127.0.0.1:9/b", "--alerting.webhook-url=http://127.0.0.1:9/c",
-		"--traces.max-bytes=-1", "--tempo.query-timeout=5s", "--rules.evaluation-interval=1m"})
+		"--traces.max-bytes=-1", "--tempo.query-timeout=5s", "--rules.evaluation-interval=1m",
+		"--spanmetrics.enabled=false", "--spanmetrics.cardinality-limit=500"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(c.WebhookURLs, " ") != "http://127.0.0.1:9/a http://127.0.0.1:9/b http://127.0.0.1:9/c" ||
-		c.TracesMaxBytes != -1 || c.TempoQueryTimeout != 5*time.Second || c.RuleEvaluationInterval != time.Minute {
+		c.TracesMaxBytes != -1 || c.TempoQueryTimeout != 5*time.Second || c.RuleEvaluationInterval != time.Minute ||
+		c.SpanMetrics || c.SpanMetricsCardinalityLimit != 500 {
 		t.Errorf("parsed %+v", c)
 	}
 	if err := fs.Parse([]string{"--alerting.webhook-url=not a url"}); err == nil {

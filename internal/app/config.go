@@ -18,6 +18,7 @@ import (
 
 	"github.com/lookout-dev/lookout/dashboards"
 	"github.com/lookout-dev/lookout/internal/metricstore"
+	"github.com/lookout-dev/lookout/internal/spanmetrics"
 	"github.com/lookout-dev/lookout/internal/webauth"
 )
 
@@ -106,6 +107,16 @@ type Config struct {
 	// (their *.json) or globs, served beside the built-in dashboards and
 	// reloaded on change (docs/dashboards.md).
 	Dashboards []string
+	// SpanMetrics derives the span metrics connector's calls and duration
+	// metrics from the stored spans (internal/spanmetrics).
+	SpanMetrics bool
+	// SpanMetricsCardinalityLimit bounds the span metrics series; new
+	// combinations beyond it go to an overflow series. 0 means no limit.
+	SpanMetricsCardinalityLimit int
+	// SpanMetricsFlushInterval is how often span metrics reach the metric
+	// store; 0 keeps spanmetrics' default (15 s). Tests shorten it; it is
+	// not a flag.
+	SpanMetricsFlushInterval time.Duration
 }
 
 // DefaultConfig returns the defaults of DESIGN.md; the binary runs with them.
@@ -133,6 +144,9 @@ func DefaultConfig() Config {
 		QueryMaxConcurrency:    20,
 		QueryMaxSamples:        50_000_000,
 		QueryTimeout:           2 * time.Minute,
+
+		SpanMetrics:                 true,
+		SpanMetricsCardinalityLimit: spanmetrics.DefaultOptions().CardinalityLimit,
 	}
 }
 
@@ -178,6 +192,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.TracesMaxBytes, "traces.max-bytes", c.TracesMaxBytes, "disk bytes the trace store may use before the oldest unpinned traces go; 0 = default (10 GiB), negative = no limit")
 	durationFlag(fs, &c.TempoQueryTimeout, "tempo.query-timeout", "how long one trace search or tag request may run")
 	durationFlag(fs, &c.RuleEvaluationInterval, "rules.evaluation-interval", "evaluation interval of rule groups that set none")
+	fs.BoolVar(&c.SpanMetrics, "spanmetrics.enabled", c.SpanMetrics,
+		"derive request, error and duration metrics from received spans, as the OpenTelemetry Collector's span metrics connector does (traces_span_metrics_calls, traces_span_metrics_duration_bucket)")
+	fs.IntVar(&c.SpanMetricsCardinalityLimit, "spanmetrics.cardinality-limit", c.SpanMetricsCardinalityLimit,
+		"most span metrics series (service, span name, kind, status); spans of new combinations beyond it are counted in an otel_metric_overflow=\"true\" series (0: no limit)")
 	fs.Func("alerting.webhook-url", "URL receiving alerts as Alertmanager webhook JSON (repeatable, or comma-separated)", func(s string) error {
 		for _, u := range splitList(s) {
 			if _, err := url.ParseRequestURI(u); err != nil {
@@ -301,6 +319,12 @@ func (c Config) Validate() error {
 		if err := dashboards.ValidatePattern(p); err != nil {
 			errs = append(errs, fmt.Errorf("--dashboards: %w", err))
 		}
+	}
+	if c.SpanMetricsCardinalityLimit < 0 {
+		errs = append(errs, errors.New("--spanmetrics.cardinality-limit must not be negative (0: no limit)"))
+	}
+	if c.SpanMetricsFlushInterval < 0 {
+		errs = append(errs, errors.New("span metrics flush interval must not be negative"))
 	}
 	if err := webauth.Validate(c.WebConfigFile); err != nil {
 		errs = append(errs, fmt.Errorf("--web.config.file: %w", err))

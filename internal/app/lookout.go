@@ -9,21 +9,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/lookout-dev/lookout/dashboards"
 	"github.com/lookout-dev/lookout/internal/alerting"
 	"github.com/lookout-dev/lookout/internal/analysis"
 	"github.com/lookout-dev/lookout/internal/exemplars"
+	"github.com/lookout-dev/lookout/internal/spanmetrics"
 	"github.com/lookout-dev/lookout/internal/tempoapi"
 	"github.com/lookout-dev/lookout/internal/tracestore"
 	"github.com/lookout-dev/lookout/internal/ui"
 )
 
 // New assembles the whole of Lookout from cfg: the metrics side, the
-// durable exemplar index, the trace store, the Tempo API, the web UI and the
-// rule manager. cmd/lookout and `webstore demo` start Lookout through it
-// (and so do their end-to-end tests, which run those binaries).
+// durable exemplar index, the trace store and the span metrics derived from
+// its spans, the Tempo API, the web UI and the rule manager. cmd/lookout and
+// `webstore demo` start Lookout through it (and so do their end-to-end
+// tests, which run those binaries).
 func New(cfg Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -137,10 +140,34 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 			o.RulesRetriever = m.RulesRetriever
 			o.APIMiddleware = m.Middleware
 			o.Services = append(o.Services, m.Run)
+			if cfg.SpanMetrics {
+				// Spans reach the trace store through the deriver, whose
+				// Run (a service: it stops after the receivers and before
+				// the metric store closes) makes its last flush on shutdown.
+				d, err := spanmetrics.New(o.TracesSink, p.MetricStore, spanMetricsOptions(cfg), logger.With("component", "spanmetrics"), p.Registry)
+				if err != nil {
+					return err
+				}
+				o.TracesSink = d
+				o.Services = append(o.Services, d.Run)
+			}
 			return nil
 		},
 	}
 	return opts, closeStores, nil
+}
+
+// spanMetricsOptions are spanmetrics' defaults with cfg's settings and,
+// as collector.instance.id, a UUID made at start, as the collector's
+// service.instance.id is: series of an earlier run end rather than reset.
+func spanMetricsOptions(cfg Config) spanmetrics.Options {
+	so := spanmetrics.DefaultOptions()
+	so.CardinalityLimit = cfg.SpanMetricsCardinalityLimit
+	if cfg.SpanMetricsFlushInterval > 0 {
+		so.FlushInterval = cfg.SpanMetricsFlushInterval
+	}
+	so.InstanceID = uuid.NewString()
+	return so
 }
 
 // consistentExemplars answers exemplar queries from the durable index once

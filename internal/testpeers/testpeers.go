@@ -1,16 +1,20 @@
 // Package testpeers builds and locates the real third-party programs that
 // end-to-end tests run beside Lookout: Prometheus, promtool, telemetrygen and
 // the OpenTelemetry Collector builder. Each is built once with `go install`
-// into the repository's gitignored .cache/bin and reused by later runs.
+// into the repository's gitignored .cache/bin and reused by later runs;
+// collectors built with the builder go to .cache/collector-<manifest hash>.
 package testpeers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -129,6 +133,64 @@ func Telemetrygen(t testing.TB) string {
 // Builder returns the path of the OpenTelemetry Collector builder (ocb).
 func Builder(t testing.TB) string {
 	return need(t, "builder", BuilderModule, BuilderVersion)
+}
+
+// Collector builds the OpenTelemetry Collector described by the builder
+// manifest at manifestPath (output_path is replaced) into
+// <repo>/.cache/collector-<manifest hash> unless it is there already, and
+// returns the binary's path. Concurrent test binaries serialise on a file
+// lock so the build runs once per manifest.
+func Collector(t testing.TB, manifestPath string) string {
+	t.Helper()
+	manifest, err := os.ReadFile(manifestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := regexp.MustCompile(`(?m)^\s*name:\s*(\S+)`).FindSubmatch(manifest)
+	if name == nil {
+		t.Fatalf("%s: no dist name", manifestPath)
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(manifest)
+	out := filepath.Join(root, ".cache", "collector-"+hex.EncodeToString(sum[:8]))
+	bin := filepath.Join(out, "src", string(name[1]))
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	builder := Builder(t)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(out, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	m := regexp.MustCompile(`(?m)^(\s*output_path:).*$`).ReplaceAll(manifest, []byte("${1} "+filepath.Join(out, "src")))
+	if err := os.WriteFile(filepath.Join(out, "builder.yaml"), m, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("building the collector from %s (first run only)", manifestPath)
+	cmd := exec.Command(builder, "--config", filepath.Join(out, "builder.yaml"))
+	cmd.Dir = out
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		if os.Getenv("LOOKOUT_ALLOW_PEER_SKIP") == "1" {
+			t.Skipf("collector build failed: %v\n%s", err, b)
+		}
+		t.Fatalf("collector build failed: %v\n%s", err, b)
+	}
+	return bin
 }
 
 // StartPrometheus runs a real Prometheus (built on first use) on a free
