@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,7 +53,7 @@ func TestInterop(t *testing.T) {
 	}
 	prometheus := testpeers.Prometheus(t)
 	promtool := testpeers.Promtool(t)
-	otelcol := buildCollector(t, root)
+	otelcol := testpeers.Collector(t, filepath.Join(root, "deploy/collector/builder.yaml"))
 	dir := t.TempDir()
 
 	promAddr, colHTTP, colGRPC, colTelemetry := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
@@ -165,40 +163,6 @@ func TestInterop(t *testing.T) {
 	if !strings.Contains(q, `"resultType":"vector"`) || strings.Contains(q, `"result":[]`) {
 		t.Errorf("P95 query: %s", q)
 	}
-}
-
-// buildCollector builds collector/builder.yaml once per manifest content into
-// <repo>/.cache/collector-<hash>/ and returns the binary.
-func buildCollector(t *testing.T, root string) string {
-	t.Helper()
-	manifest := readFile(t, filepath.Join(root, "deploy/collector/builder.yaml"))
-	sum := sha256.Sum256([]byte(manifest))
-	out := filepath.Join(root, ".cache", "collector-"+hex.EncodeToString(sum[:8]))
-	bin := filepath.Join(out, "src", "otelcol-lookout")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	builder := testpeers.Builder(t)
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.OpenFile(filepath.Join(out, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	m := regexp.MustCompile(`(?m)^(\s*output_path:).*$`).ReplaceAllString(manifest, "${1} "+filepath.Join(out, "src"))
-	writeFile(t, filepath.Join(out, "builder.yaml"), m)
-	t.Logf("building the collector from deploy/collector/builder.yaml (first run only)")
-	run(t, out, []string{"CGO_ENABLED=0"}, builder, "--config", filepath.Join(out, "builder.yaml"))
-	return bin
 }
 
 // traceSink is an OTLP/HTTP trace receiver (Tempo's ingest, for the test).
