@@ -29,8 +29,11 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/lookout-dev/lookout/internal/ingest"
+	"github.com/lookout-dev/lookout/internal/spanmetrics"
 	"github.com/lookout-dev/lookout/internal/tempoapi"
 	"github.com/lookout-dev/lookout/internal/traceql"
 	"github.com/lookout-dev/lookout/internal/tracestore"
@@ -50,6 +53,7 @@ func main() {
 	searchProfile := flag.String("search-cpuprofile", "", "write a search CPU profile to this file")
 	cacheMiB := flag.Int64("cache-mib", 0, "Pebble block cache in MiB (0: the store's default)")
 	settle := flag.Duration("settle", 0, "wait this long after ingest (background compactions) before measuring reads")
+	spanMetrics := flag.Bool("spanmetrics", false, "derive span metrics from the ingested spans, as lookout does by default (flushed every 15 s into a counting sink)")
 	flag.Parse()
 
 	if *dir == "" {
@@ -77,7 +81,24 @@ func main() {
 			check(err)
 			check(pprof.StartCPUProfile(f))
 		}
-		sample = ingest(store, *total, *perTrace, *batch, *workers, span0, now)
+		var sink ingest.TracesSink = store
+		stopDerive := func() {}
+		if *spanMetrics {
+			var points countingMetrics
+			d, err := spanmetrics.New(store, &points, spanmetrics.DefaultOptions(), logger, nil)
+			check(err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			sink = d
+			stopDerive = func() {
+				cancel()
+				check(<-done)
+				fmt.Printf("span metrics: %d data points flushed\n", points.n.Load())
+			}
+		}
+		sample = ingestSpans(sink, *total, *perTrace, *batch, *workers, span0, now)
+		stopDerive()
 		if *cpuProfile != "" {
 			pprof.StopCPUProfile()
 		}
@@ -156,7 +177,15 @@ func template(spans, perTrace int, rng *rand.Rand) []byte {
 	return b
 }
 
-func ingest(store *tracestore.Store, total, perTrace, batch, workers int, from, to time.Time) []pcommon.TraceID {
+// countingMetrics is the span metrics' metrics sink: it counts points.
+type countingMetrics struct{ n atomic.Int64 }
+
+func (c *countingMetrics) ConsumeMetrics(_ context.Context, md pmetric.Metrics) (ingest.Result, error) {
+	c.n.Add(int64(md.DataPointCount()))
+	return ingest.Result{}, nil
+}
+
+func ingestSpans(store ingest.TracesSink, total, perTrace, batch, workers int, from, to time.Time) []pcommon.TraceID {
 	rng := rand.New(rand.NewPCG(1, 1))
 	var templates [][]byte
 	for range 16 {
