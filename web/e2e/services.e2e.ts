@@ -315,4 +315,47 @@ describe("services", () => {
     await check.count(page.locator("tr.svc-row"), 0);
     await page.close();
   });
+
+  it("the HTTP Metrics dashboard shows both HTTP conventions, in seconds", async () => {
+    const page = await newPage();
+    await page.goto(`${lk.ui}/d/http-metrics?from=now-15m&to=now`);
+    await page.locator(".dashboard[data-first-render-ms]").waitFor({ timeout: 30_000 });
+    await check.count(page.locator(".panel-status.error"), 0);
+    for (const title of ["Request Rate by Service and Route", "Errors by Service and Route", "Latency P95 by Service and Route"]) {
+      const legend = page.locator(`[data-panel-title="${title}"] .ts-legend`);
+      await check.text(legend, "fastapi-app");
+      await check.text(legend, "stable-app");
+    }
+    await page.close();
+  });
+
+  it("lists an app that sends only traces, from the span metrics Lookout derives", async () => {
+    // No metrics at all from derived-app: its row comes from the span
+    // metrics Lookout derives from its server spans (flushed every 15 s;
+    // a rate needs two flushes), 10% of them errors.
+    const page = await newPage();
+    const row = page.locator('tr.svc-row[data-service="derived-app"]');
+    await waitFor(
+      "derived-app on /services",
+      async () => {
+        for (let i = 0; i < 10; i++) {
+          const end = BigInt(Date.now()) * 1_000_000n;
+          await postOTLP(lk, "traces", tracesBody(randomHex(16), [{ spanId: randomHex(8), name: "GET /derived", service: "derived-app", startNs: end - 120_000_000n, endNs: end, error: i === 0 }]));
+        }
+        await page.goto(`${lk.ui}/services?from=now-5m&to=now`);
+        await page.locator("tr.svc-row").first().waitFor({ timeout: 10_000 });
+        return (await row.count()) > 0 && (await stat(page, "derived-app", "rate").catch(() => 0)) > 0;
+      },
+      120_000,
+      3_000,
+    );
+    await check.exactText(row.locator(".src-tag"), "span metrics");
+    await check.exactText(row.locator(".svc-op-name"), "GET /derived");
+    expect(await stat(page, "derived-app", "errors")).toBeCloseTo(0.1, 1);
+    // 120 ms spans: p95 within the (100, 200] ms bucket, in seconds.
+    const p95 = await stat(page, "derived-app", "p95");
+    expect(p95).toBeGreaterThan(0.1);
+    expect(p95).toBeLessThanOrEqual(0.2);
+    await page.close();
+  }, 180_000);
 });
