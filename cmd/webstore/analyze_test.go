@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,6 +164,13 @@ func TestAnalyzeScenarios(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
+			// The alert is watched from the fault's start: on a loaded
+			// machine it may fire, and resolve, before the analysis is done.
+			var watch *alertWatch
+			if sc.alert != "" {
+				watch = watchAlert(prom, sc.alert, sc.evidence)
+				defer watch.close()
+			}
 			if err := s.SetFaults(mergeFaults(base, *traffic.Scenarios[sc.name])); err != nil {
 				t.Fatal(err)
 			}
@@ -203,31 +211,10 @@ func TestAnalyzeScenarios(t *testing.T) {
 			if sc.alert == "" {
 				return
 			}
-			var summary string
-			defer func() {
-				if t.Failed() {
-					t.Logf("last %s evidence seen: %q", sc.alert, summary)
-				}
-			}()
-			waitFor(t, 3*time.Minute, sc.alert+" to fire with evidence", func() bool {
-				var alerts struct {
-					Data struct {
-						Alerts []struct {
-							Labels      map[string]string `json:"labels"`
-							Annotations map[string]string `json:"annotations"`
-							State       string            `json:"state"`
-						} `json:"alerts"`
-					} `json:"data"`
-				}
-				getJSON(t, prom+"/api/v1/alerts", &alerts)
-				for _, a := range alerts.Data.Alerts {
-					if a.Labels["alertname"] == sc.alert && a.State == "firing" && a.Annotations["evidence_trace_ids"] != "" {
-						summary = a.Annotations["evidence_summary"]
-						return slices.ContainsFunc(sc.evidence, func(e string) bool { return strings.Contains(summary, e) })
-					}
-				}
-				return false
-			})
+			summary, ok := watch.wait(3 * time.Minute)
+			if !ok {
+				t.Fatalf("%s did not fire with evidence naming one of %q within 3 minutes of the fault's end; last evidence seen: %q", sc.alert, sc.evidence, summary)
+			}
 			t.Logf("%s evidence: %s", sc.alert, summary)
 		})
 	}
@@ -249,6 +236,75 @@ func namedSecond(findings []analysis.Finding, ok func(analysis.Finding) bool) bo
 		}
 	}
 	return false
+}
+
+// alertWatch polls a Prometheus API's alerts in the background for a firing
+// alert with evidence, keeping the last evidence seen and whether one named
+// what the test wants.
+type alertWatch struct {
+	mu      sync.Mutex
+	last    string
+	matched bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func watchAlert(prom, name string, want []string) *alertWatch {
+	w := &alertWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		client := &http.Client{Timeout: 5 * time.Second}
+		for {
+			var alerts struct {
+				Data struct {
+					Alerts []struct {
+						Labels      map[string]string `json:"labels"`
+						Annotations map[string]string `json:"annotations"`
+						State       string            `json:"state"`
+					} `json:"alerts"`
+				} `json:"data"`
+			}
+			if resp, err := client.Get(prom + "/api/v1/alerts"); err == nil {
+				err = json.NewDecoder(resp.Body).Decode(&alerts)
+				_ = resp.Body.Close()
+				for _, a := range alerts.Data.Alerts {
+					if err == nil && a.Labels["alertname"] == name && a.State == "firing" && a.Annotations["evidence_trace_ids"] != "" {
+						summary := a.Annotations["evidence_summary"]
+						w.mu.Lock()
+						w.last = summary
+						w.matched = w.matched || slices.ContainsFunc(want, func(e string) bool { return strings.Contains(summary, e) })
+						w.mu.Unlock()
+					}
+				}
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return w
+}
+
+// wait reports, within d, whether the alert fired with the wanted evidence,
+// and the last evidence seen.
+func (w *alertWatch) wait(d time.Duration) (string, bool) {
+	deadline := time.Now().Add(d)
+	for {
+		w.mu.Lock()
+		last, ok := w.last, w.matched
+		w.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return last, ok
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func (w *alertWatch) close() {
+	close(w.stop)
+	<-w.done
 }
 
 // analyze asks base's /api/lookout/analyze, waiting as long as the API's
