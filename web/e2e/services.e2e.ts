@@ -318,7 +318,9 @@ describe("services", () => {
 
   it("the HTTP Metrics dashboard shows both HTTP conventions, in seconds", async () => {
     const page = await newPage();
-    await page.goto(`${lk.ui}/d/http-metrics?from=now-15m&to=now`);
+    // The apps' points are a minute apart: a 6 h range makes the panels'
+    // $__rate_interval (step + 15 s) wide enough for two of them.
+    await page.goto(`${lk.ui}/d/http-metrics?from=now-6h&to=now`);
     await page.locator(".dashboard[data-first-render-ms]").waitFor({ timeout: 30_000 });
     await check.count(page.locator(".panel-status.error"), 0);
     for (const title of ["Request Rate by Service and Route", "Errors by Service and Route", "Latency P95 by Service and Route"]) {
