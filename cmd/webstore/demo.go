@@ -169,7 +169,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	say("webstore up: main-service %s, payments-service %s, payment-provider %s, inventory-service %s",
 		s.MainURL(), s.PaymentsURL(), s.ProviderURL(), s.InventoryURL())
 	ui := "http://" + lookout.UIAddr()
-	say("open %s/d/service-health  (also %s/d/http-metrics, %s/explore, %s/search, %s/alerts)", ui, ui, ui, ui, ui)
+	say("open %s/d/service-health  (also %s/services, %s/d/http-metrics, %s/explore, %s/search, %s/alerts)", ui, ui, ui, ui, ui, ui)
 	if c.Start > 0 && c.Scenario != "none" {
 		say("incident %q starts in %s and lasts %s, every %s (--incident-start 0 disables)", c.Scenario, c.Start, c.Length, c.Every)
 	}
