@@ -173,6 +173,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	ro.GRPCListen = cfg.OTLPGRPCListen
 	ro.HTTPListen = cfg.OTLPHTTPListen
 	ro.MaxRequestBytes = cfg.MaxRequestBytes
+	ro.Limits = cfg.IngestLimits
 	if cfg.MemoryLimit > 0 {
 		ro.MemoryLimit = uint64(cfg.MemoryLimit)
 		ro.MaxInFlightBytes = cfg.MemoryLimit / 8
@@ -562,6 +563,12 @@ func (c Config) flagMap() map[string]string {
 	return map[string]string{
 		"data-dir":                         c.DataDir,
 		"memory.limit":                     strconv.FormatInt(c.MemoryLimit, 10),
+		"otlp.max-point-attributes":        strconv.Itoa(c.IngestLimits.MaxPointAttributes),
+		"otlp.max-resource-attributes":     strconv.Itoa(c.IngestLimits.MaxResourceAttributes),
+		"otlp.max-label-name-bytes":        strconv.Itoa(c.IngestLimits.MaxLabelNameBytes),
+		"otlp.max-label-value-bytes":       strconv.Itoa(c.IngestLimits.MaxLabelValueBytes),
+		"otlp.max-buckets":                 strconv.Itoa(c.IngestLimits.MaxBuckets),
+		"otlp.max-span-string-bytes":       strconv.Itoa(c.IngestLimits.MaxSpanStringBytes),
 		"otlp.grpc-listen":                 c.OTLPGRPCListen,
 		"otlp.http-listen":                 c.OTLPHTTPListen,
 		"prometheus.listen":                c.PrometheusListen,

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lookout-dev/lookout/internal/otlpin"
+
 	"github.com/alecthomas/units"
 	"github.com/lookout-dev/lookout/internal/memlimit"
 
@@ -63,6 +65,8 @@ type Config struct {
 	PrometheusURL, TempoURL string
 	// MaxRequestBytes bounds one OTLP request, decompressed.
 	MaxRequestBytes int64
+	// IngestLimits bound what one OTLP data point or span may carry.
+	IngestLimits otlpin.Limits
 	// MemoryLimit is the memory Lookout aims to stay under: above 90% of
 	// it the OTLP receivers refuse new requests (429 / RESOURCE_EXHAUSTED
 	// with a retry hint), an eighth of it bounds request bytes in flight,
@@ -134,6 +138,7 @@ func DefaultConfig() Config {
 		TracesRetention:        7 * 24 * time.Hour,
 		MaxExemplars:           1,
 		MaxRequestBytes:        16 << 20,
+		IngestLimits:           otlpin.DefaultLimits(),
 		MemoryLimit:            int64(memlimit.Default()),
 		QueryExemplars:         true,
 		RemoteWriteReceiver:    true,
@@ -167,6 +172,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&c.DeltaToCumulative, "otlp.delta-to-cumulative", c.DeltaToCumulative, "convert delta temporality sums and histograms to cumulative")
 	fs.Int64Var(&c.MaxRequestBytes, "otlp.max-request-bytes", c.MaxRequestBytes, "largest OTLP request accepted, in bytes after decompression")
+	l := &c.IngestLimits
+	fs.IntVar(&l.MaxPointAttributes, "otlp.max-point-attributes", l.MaxPointAttributes, "most attributes (labels) one metric data point may carry; a point with more is refused in the answer's partial success (0: no limit)")
+	fs.IntVar(&l.MaxResourceAttributes, "otlp.max-resource-attributes", l.MaxResourceAttributes, "most attributes one resource may carry; its data points or spans are refused otherwise (0: no limit)")
+	fs.IntVar(&l.MaxLabelNameBytes, "otlp.max-label-name-bytes", l.MaxLabelNameBytes, "longest metric attribute (label) name, in bytes; a point with a longer one is refused (0: no limit)")
+	fs.IntVar(&l.MaxLabelValueBytes, "otlp.max-label-value-bytes", l.MaxLabelValueBytes, "longest metric attribute (label) value, in bytes; a point with a longer one is refused (0: no limit)")
+	fs.IntVar(&l.MaxBuckets, "otlp.max-buckets", l.MaxBuckets, "most bucket bounds of one explicit histogram point (each becomes a series), or buckets of an exponential one (0: no limit)")
+	fs.IntVar(&l.MaxSpanStringBytes, "otlp.max-span-string-bytes", l.MaxSpanStringBytes, "longest span attribute value, span or event name or status message, in bytes; longer ones are cut, as Tempo's max_attribute_bytes (0: no limit)")
 	fs.Func("memory.limit", fmt.Sprintf("memory to stay under, e.g. 2GiB: above 90%% of it OTLP requests are refused with 429 / RESOURCE_EXHAUSTED, an eighth of it bounds request bytes in flight, and GOMEMLIMIT is set from it unless set in the environment; 0 disables (default %s: 80%% of the cgroup limit, else a quarter of the machine's memory)", units.Base2Bytes(c.MemoryLimit)), func(s string) error {
 		n, err := parseBytes(s)
 		if err != nil {
@@ -260,6 +272,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if l := c.IngestLimits; l.MaxPointAttributes < 0 || l.MaxResourceAttributes < 0 || l.MaxLabelNameBytes < 0 || l.MaxLabelValueBytes < 0 || l.MaxBuckets < 0 || l.MaxSpanStringBytes < 0 {
+		errs = append(errs, errors.New("--otlp.max-* limits must not be negative (0: no limit)"))
 	}
 	if c.MemoryLimit < 0 {
 		errs = append(errs, errors.New("--memory.limit must not be negative"))

@@ -2,11 +2,19 @@ package otlpin
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/lookout-dev/lookout/internal/ingest"
 )
 
 // FuzzHTTPDecode feeds arbitrary bodies, content types and encodings to the
@@ -18,7 +26,15 @@ func FuzzHTTPDecode(f *testing.F) {
 	f.Add(jsonBody(f, 2), "application/json", false, true)
 	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}`), "application/json", false, false)
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00}, "application/x-protobuf", false, false)
-	s := &sink{}
+	badMetrics, err := pmetricotlp.NewExportRequestFromMetrics(onePoint(func(_ pmetric.ResourceMetrics, m pmetric.Metric, a pcommon.Map) {
+		m.SetName("m" + badUTF8)
+		a.PutStr("k"+badUTF8, badUTF8)
+	})).MarshalProto()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(badMetrics, "application/x-protobuf", false, true)
+	s := &checkingSink{}
 	opts := DefaultOptions()
 	opts.MaxRequestBytes = 1 << 20
 	r, err := New(opts, s, s, nil, prometheus.NewRegistry())
@@ -43,5 +59,33 @@ func FuzzHTTPDecode(f *testing.F) {
 		default:
 			t.Fatalf("unexpected status %d: %s", rec.Code, rec.Body.String())
 		}
+		if bad := s.bad.Swap(nil); bad != nil {
+			t.Fatalf("the sink got invalid UTF-8 or data over a limit: %s", *bad)
+		}
 	})
+}
+
+// checkingSink records what the receiver should never hand a store: invalid
+// UTF-8, or a data point over the attribute limits.
+type checkingSink struct{ bad atomic.Pointer[string] }
+
+func (c *checkingSink) ConsumeMetrics(_ context.Context, md pmetric.Metrics) (ingest.Result, error) {
+	if s := invalidUTF8(md); s != "" {
+		c.bad.Store(&s)
+	}
+	l := DefaultLimits()
+	for _, rm := range md.ResourceMetrics().All() {
+		if rm.Resource().Attributes().Len() > l.MaxResourceAttributes {
+			msg := "resource over the attribute limit"
+			c.bad.Store(&msg)
+		}
+	}
+	return ingest.Result{}, nil
+}
+
+func (c *checkingSink) ConsumeTraces(_ context.Context, td ptrace.Traces) (ingest.Result, error) {
+	if s := invalidUTF8Traces(td); s != "" {
+		c.bad.Store(&s)
+	}
+	return ingest.Result{}, nil
 }

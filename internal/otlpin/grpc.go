@@ -96,8 +96,8 @@ func (r *Receiver) exportMetrics(ctx context.Context, in *rawMessage) (*rawMessa
 		if err := er.UnmarshalProto(b); err != nil {
 			return 0, nil, nil, err
 		}
-		md := er.Metrics()
-		return int64(md.DataPointCount()), func(ctx context.Context) (ingest.Result, error) { return r.metrics.ConsumeMetrics(ctx, md) },
+		n, consume := r.metricsConsumer(er.Metrics())
+		return n, consume,
 			func(res ingest.Result) ([]byte, error) {
 				resp := pmetricotlp.NewExportResponse()
 				if res.Rejected > 0 {
@@ -115,8 +115,8 @@ func (r *Receiver) exportTraces(ctx context.Context, in *rawMessage) (*rawMessag
 		if err := er.UnmarshalProto(b); err != nil {
 			return 0, nil, nil, err
 		}
-		td := er.Traces()
-		return int64(td.SpanCount()), func(ctx context.Context) (ingest.Result, error) { return r.traces.ConsumeTraces(ctx, td) },
+		n, consume := r.tracesConsumer(er.Traces())
+		return n, consume,
 			func(res ingest.Result) ([]byte, error) {
 				resp := ptraceotlp.NewExportResponse()
 				if res.Rejected > 0 {

@@ -176,8 +176,8 @@ func (r *Receiver) serveMetrics(w http.ResponseWriter, req *http.Request) {
 		if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
 			return 0, nil, err
 		}
-		md := er.Metrics()
-		return int64(md.DataPointCount()), func(ctx context.Context) (ingest.Result, error) { return r.metrics.ConsumeMetrics(ctx, md) }, nil
+		n, consume := r.metricsConsumer(er.Metrics())
+		return n, consume, nil
 	}, func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
 		resp := pmetricotlp.NewExportResponse()
 		if res.Rejected > 0 {
@@ -194,8 +194,8 @@ func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
 		if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
 			return 0, nil, err
 		}
-		td := er.Traces()
-		return int64(td.SpanCount()), func(ctx context.Context) (ingest.Result, error) { return r.traces.ConsumeTraces(ctx, td) }, nil
+		n, consume := r.tracesConsumer(er.Traces())
+		return n, consume, nil
 	}, func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
 		resp := ptraceotlp.NewExportResponse()
 		if res.Rejected > 0 {

@@ -49,6 +49,9 @@ type Options struct {
 	MemoryLimit uint64
 	// RetryAfter is the delay suggested to clients told to retry. Default 1s.
 	RetryAfter time.Duration
+	// Limits bound what a data point or span may carry. Default
+	// DefaultLimits(); the zero value means none.
+	Limits Limits
 	// WebConfigFile, in exporter-toolkit's format, sets TLS and basic
 	// authentication on both listeners; empty: plain, no authentication.
 	WebConfigFile string
@@ -63,6 +66,7 @@ func DefaultOptions() Options {
 		MaxConcurrentRequests: 64,
 		MaxInFlightBytes:      256 << 20,
 		RetryAfter:            time.Second,
+		Limits:                DefaultLimits(),
 	}
 }
 
@@ -268,15 +272,20 @@ func (discardTraces) ConsumeTraces(context.Context, ptrace.Traces) (ingest.Resul
 }
 
 type receiverMetrics struct {
-	items    *prometheus.CounterVec
-	rejected *prometheus.CounterVec
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	truncated prometheus.Counter
+	items     *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
 }
 
 func newReceiverMetrics(reg prometheus.Registerer) *receiverMetrics {
 	f := promauto.With(reg)
 	m := &receiverMetrics{
+		truncated: f.NewCounter(prometheus.CounterOpts{
+			Namespace: "lookout", Subsystem: "otlp", Name: "truncated_strings_total",
+			Help: "Span strings (attribute values, names, status messages) cut to the ingest limit.",
+		}),
 		items: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "lookout", Subsystem: "otlp", Name: "accepted_items_total",
 			Help: "Metric data points or spans accepted, by signal and transport.",
