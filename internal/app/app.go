@@ -140,6 +140,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	so.OTLP.TranslationStrategy = otlptranslator.TranslationStrategyOption(cfg.TranslationStrategy)
 	so.OTLP.PromoteResourceAttributes = cfg.PromoteResourceAttributes
 	so.DeltaToCumulative = cfg.DeltaToCumulative
+	so.MaxSeries = cfg.MaxSeries
 	so.ExemplarWriter = opts.ExemplarWriter
 	start := time.Now()
 	a.store, err = metricstore.Open(metricstore.MetricsDir(cfg.DataDir), so, logger.With("component", "metricstore"), reg)
@@ -563,6 +564,7 @@ func (c Config) flagMap() map[string]string {
 	return map[string]string{
 		"data-dir":                         c.DataDir,
 		"memory.limit":                     strconv.FormatInt(c.MemoryLimit, 10),
+		"metrics.max-series":               strconv.Itoa(c.MaxSeries),
 		"otlp.max-point-attributes":        strconv.Itoa(c.IngestLimits.MaxPointAttributes),
 		"otlp.max-resource-attributes":     strconv.Itoa(c.IngestLimits.MaxResourceAttributes),
 		"otlp.max-label-name-bytes":        strconv.Itoa(c.IngestLimits.MaxLabelNameBytes),

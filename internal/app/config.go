@@ -67,6 +67,9 @@ type Config struct {
 	MaxRequestBytes int64
 	// IngestLimits bound what one OTLP data point or span may carry.
 	IngestLimits otlpin.Limits
+	// MaxSeries refuses samples of new series once the TSDB head holds this
+	// many; 0: no limit.
+	MaxSeries int
 	// MemoryLimit is the memory Lookout aims to stay under: above 90% of
 	// it the OTLP receivers refuse new requests (429 / RESOURCE_EXHAUSTED
 	// with a retry hint), an eighth of it bounds request bytes in flight,
@@ -139,6 +142,7 @@ func DefaultConfig() Config {
 		MaxExemplars:           1,
 		MaxRequestBytes:        16 << 20,
 		IngestLimits:           otlpin.DefaultLimits(),
+		MaxSeries:              2_000_000,
 		MemoryLimit:            int64(memlimit.Default()),
 		QueryExemplars:         true,
 		RemoteWriteReceiver:    true,
@@ -172,6 +176,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.BoolVar(&c.DeltaToCumulative, "otlp.delta-to-cumulative", c.DeltaToCumulative, "convert delta temporality sums and histograms to cumulative")
 	fs.Int64Var(&c.MaxRequestBytes, "otlp.max-request-bytes", c.MaxRequestBytes, "largest OTLP request accepted, in bytes after decompression")
+	fs.IntVar(&c.MaxSeries, "metrics.max-series", c.MaxSeries, "most active series (in the TSDB head); samples of new series beyond it are refused in the answer's partial success, naming the limit, as Mimir's max_global_series_per_user (0: no limit)")
 	l := &c.IngestLimits
 	fs.IntVar(&l.MaxPointAttributes, "otlp.max-point-attributes", l.MaxPointAttributes, "most attributes (labels) one metric data point may carry; a point with more is refused in the answer's partial success (0: no limit)")
 	fs.IntVar(&l.MaxResourceAttributes, "otlp.max-resource-attributes", l.MaxResourceAttributes, "most attributes one resource may carry; its data points or spans are refused otherwise (0: no limit)")
@@ -275,6 +280,9 @@ func (c Config) Validate() error {
 	}
 	if l := c.IngestLimits; l.MaxPointAttributes < 0 || l.MaxResourceAttributes < 0 || l.MaxLabelNameBytes < 0 || l.MaxLabelValueBytes < 0 || l.MaxBuckets < 0 || l.MaxSpanStringBytes < 0 {
 		errs = append(errs, errors.New("--otlp.max-* limits must not be negative (0: no limit)"))
+	}
+	if c.MaxSeries < 0 {
+		errs = append(errs, errors.New("--metrics.max-series must not be negative (0: no limit)"))
 	}
 	if c.MemoryLimit < 0 {
 		errs = append(errs, errors.New("--memory.limit must not be negative"))

@@ -22,6 +22,10 @@ type appender struct {
 	storage.AppenderV2
 	maxTime int64
 	collect bool // keep exemplar records for the exemplar writer
+	// maxSeries, when not 0, refuses samples of new series once
+	// numSeries() reaches it.
+	maxSeries uint64
+	numSeries func() uint64
 
 	appended, rejected int64 // samples
 	// rejectedPoints identifies the data points of rejected samples
@@ -73,6 +77,11 @@ func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 		a.note(fmt.Errorf("series %s: sample timestamp too far in the future: %w", shortLabels(ls), storage.ErrOutOfBounds))
 		return 0, nil
 	}
+	if a.maxSeries > 0 && ref == 0 && a.numSeries() >= a.maxSeries && a.isNew(ls) {
+		a.reject(ls, t)
+		a.note(fmt.Errorf("series %s: active series limit of %d reached (--metrics.max-series)", shortLabels(ls), a.maxSeries))
+		return 0, nil
+	}
 	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 	bad, err := a.badExemplars(ls, err)
 	if err != nil {
@@ -83,6 +92,16 @@ func (a *appender) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 	a.appended++
 	a.noteExemplars(ref, ls, opts.Exemplars, bad)
 	return ref, nil
+}
+
+// isNew reports whether the head has no series ls yet.
+func (a *appender) isNew(ls labels.Labels) bool {
+	g, ok := a.AppenderV2.(storage.GetRef)
+	if !ok {
+		return false
+	}
+	ref, _ := g.GetRef(ls, ls.Hash())
+	return ref == 0
 }
 
 // badExemplars returns the indexes of the exemplars of series ls that err,

@@ -69,6 +69,11 @@ type Options struct {
 	// rather than slowing ingestion further; RecoverExemplars re-indexes it
 	// at the next start. Default 1024.
 	ExemplarQueueSize int
+	// MaxSeries, when positive, refuses samples of new series once the
+	// head holds this many (Mimir's max_global_series_per_user): they are
+	// reported as rejected, naming the limit. A request may pass the limit
+	// by the new series it brings once. Default 0: no limit.
+	MaxSeries int
 	// MaxAheadTime rejects samples further in the future than this, as
 	// Prometheus's OTLP receiver does. Default 10 minutes.
 	MaxAheadTime time.Duration
@@ -397,6 +402,8 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 	app := &appender{
 		AppenderV2: s.db.AppenderV2(ctx),
 		maxTime:    time.Now().Add(s.opts.MaxAheadTime).UnixMilli(),
+		maxSeries:  uint64(max(s.opts.MaxSeries, 0)),
+		numSeries:  s.db.Head().NumSeries,
 		collect:    s.opts.ExemplarWriter != nil,
 	}
 	keys := s.exKeys.Get().(*[]exemplarKey)
