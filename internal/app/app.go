@@ -571,6 +571,7 @@ func (c Config) flagMap() map[string]string {
 		"otlp.max-label-value-bytes":       strconv.Itoa(c.IngestLimits.MaxLabelValueBytes),
 		"otlp.max-buckets":                 strconv.Itoa(c.IngestLimits.MaxBuckets),
 		"otlp.max-span-string-bytes":       strconv.Itoa(c.IngestLimits.MaxSpanStringBytes),
+		"otlp.max-event-link-attributes":   strconv.Itoa(c.IngestLimits.MaxEventLinkAttributes),
 		"otlp.grpc-listen":                 c.OTLPGRPCListen,
 		"otlp.http-listen":                 c.OTLPHTTPListen,
 		"prometheus.listen":                c.PrometheusListen,

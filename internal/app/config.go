@@ -183,6 +183,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxLabelNameBytes, "otlp.max-label-name-bytes", l.MaxLabelNameBytes, "longest metric attribute (label) name, in bytes; a point with a longer one is refused (0: no limit)")
 	fs.IntVar(&l.MaxLabelValueBytes, "otlp.max-label-value-bytes", l.MaxLabelValueBytes, "longest metric attribute (label) value, in bytes; a point with a longer one is refused (0: no limit)")
 	fs.IntVar(&l.MaxBuckets, "otlp.max-buckets", l.MaxBuckets, "most bucket bounds of one explicit histogram point (each becomes a series), or buckets of an exponential one (0: no limit)")
+	fs.IntVar(&l.MaxEventLinkAttributes, "otlp.max-event-link-attributes", l.MaxEventLinkAttributes, "most attributes a span's events and links may carry together; a span with more is refused in the partial success (0: no limit)")
 	fs.IntVar(&l.MaxSpanStringBytes, "otlp.max-span-string-bytes", l.MaxSpanStringBytes, "longest span attribute value, span or event name or status message, in bytes; longer ones are cut, as Tempo's max_attribute_bytes (0: no limit)")
 	fs.Func("memory.limit", fmt.Sprintf("memory to stay under, e.g. 2GiB: above 90%% of it OTLP requests are refused with 429 / RESOURCE_EXHAUSTED, an eighth of it bounds request bytes in flight, and GOMEMLIMIT is set from it unless set in the environment; 0 disables (default %s: 80%% of the cgroup limit, else a quarter of the machine's memory)", units.Base2Bytes(c.MemoryLimit)), func(s string) error {
 		n, err := parseBytes(s)
@@ -278,7 +279,7 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must not be empty"))
 	}
-	if l := c.IngestLimits; l.MaxPointAttributes < 0 || l.MaxResourceAttributes < 0 || l.MaxLabelNameBytes < 0 || l.MaxLabelValueBytes < 0 || l.MaxBuckets < 0 || l.MaxSpanStringBytes < 0 {
+	if l := c.IngestLimits; l.MaxPointAttributes < 0 || l.MaxResourceAttributes < 0 || l.MaxLabelNameBytes < 0 || l.MaxLabelValueBytes < 0 || l.MaxBuckets < 0 || l.MaxSpanStringBytes < 0 || l.MaxEventLinkAttributes < 0 {
 		errs = append(errs, errors.New("--otlp.max-* limits must not be negative (0: no limit)"))
 	}
 	if c.MaxSeries < 0 {

@@ -32,6 +32,10 @@ type Limits struct {
 	// MaxBuckets bounds an explicit histogram point's bounds and an
 	// exponential one's buckets: each bound becomes a series. Default 512.
 	MaxBuckets int
+	// MaxEventLinkAttributes bounds the attributes a span's events and
+	// links carry together; a span with more is refused. Default 2048, the
+	// trace store's cap on a span's own attributes.
+	MaxEventLinkAttributes int
 	// MaxSpanStringBytes cuts span, event and link attribute values, span
 	// and event names and status messages longer than this, as Tempo's
 	// max_attribute_bytes does. Default 65536.
@@ -41,12 +45,13 @@ type Limits struct {
 // DefaultLimits returns the documented defaults.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxPointAttributes:    128,
-		MaxResourceAttributes: 1024,
-		MaxLabelNameBytes:     1024,
-		MaxLabelValueBytes:    2048,
-		MaxBuckets:            512,
-		MaxSpanStringBytes:    64 << 10,
+		MaxPointAttributes:     128,
+		MaxResourceAttributes:  1024,
+		MaxLabelNameBytes:      1024,
+		MaxLabelValueBytes:     2048,
+		MaxBuckets:             512,
+		MaxEventLinkAttributes: 2048,
+		MaxSpanStringBytes:     64 << 10,
 	}
 }
 
@@ -190,7 +195,23 @@ func (l Limits) checkTraces(td ptrace.Traces) (dropped, cut int64, reason string
 		for _, ss := range rs.ScopeSpans().All() {
 			ss.Scope().SetName(repair(ss.Scope().Name()))
 			attrs(ss.Scope().Attributes())
-			for _, sp := range ss.Spans().All() {
+			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
+				if l.MaxEventLinkAttributes > 0 {
+					n := 0
+					for _, e := range sp.Events().All() {
+						n += e.Attributes().Len()
+					}
+					for _, lk := range sp.Links().All() {
+						n += lk.Attributes().Len()
+					}
+					if n > l.MaxEventLinkAttributes {
+						dropped++
+						if reason == "" {
+							reason = fmt.Sprintf("a span's events and links carry %d attributes, more than the limit of %d", n, l.MaxEventLinkAttributes)
+						}
+						return true
+					}
+				}
 				sp.SetName(str(sp.Name()))
 				sp.Status().SetMessage(str(sp.Status().Message()))
 				sp.TraceState().FromRaw(repair(sp.TraceState().AsRaw()))
@@ -202,7 +223,8 @@ func (l Limits) checkTraces(td ptrace.Traces) (dropped, cut int64, reason string
 				for _, lk := range sp.Links().All() {
 					attrs(lk.Attributes())
 				}
-			}
+				return false
+			})
 		}
 		return false
 	})

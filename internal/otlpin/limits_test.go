@@ -131,6 +131,32 @@ func TestCheckTraces(t *testing.T) {
 	}
 }
 
+// TestEventAttributes: a span whose 100 events carry 1,000 attributes each
+// is refused; a span with a few events is kept.
+func TestEventAttributes(t *testing.T) {
+	td := ptrace.NewTraces()
+	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()
+	heavy := spans.AppendEmpty()
+	heavy.SetName("heavy")
+	for range 100 {
+		e := heavy.Events().AppendEmpty()
+		for j := range 1000 {
+			e.Attributes().PutInt(strings.Repeat("k", j%40+1)+string(rune('a'+j%26))+string(rune('a'+j/26%26)), 1)
+		}
+	}
+	light := spans.AppendEmpty()
+	light.SetName("light")
+	light.Events().AppendEmpty().Attributes().PutStr("exception.type", "E")
+	light.Links().AppendEmpty().Attributes().PutStr("k", "v")
+	dropped, _, reason := DefaultLimits().checkTraces(td)
+	if dropped != 1 || !strings.HasPrefix(reason, "a span's events and links carry ") || !strings.HasSuffix(reason, "more than the limit of 2048") {
+		t.Errorf("dropped %d (%q)", dropped, reason)
+	}
+	if td.SpanCount() != 1 || spans.At(0).Name() != "light" {
+		t.Errorf("%d spans left", td.SpanCount())
+	}
+}
+
 // TestLimitsPartialSuccess: a point over a limit is answered as a partial
 // success naming the limit; the rest is stored.
 func TestLimitsPartialSuccess(t *testing.T) {
