@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -51,12 +49,12 @@ func (rawCodec) Name() string { return "proto" }
 // messages.
 var (
 	metricsServiceDesc = serviceDesc("opentelemetry.proto.collector.metrics.v1.MetricsService",
-		"opentelemetry/proto/collector/metrics/v1/metrics_service.proto", (*Receiver).exportMetrics)
+		"opentelemetry/proto/collector/metrics/v1/metrics_service.proto", metricsSignal)
 	tracesServiceDesc = serviceDesc("opentelemetry.proto.collector.trace.v1.TraceService",
-		"opentelemetry/proto/collector/trace/v1/trace_service.proto", (*Receiver).exportTraces)
+		"opentelemetry/proto/collector/trace/v1/trace_service.proto", tracesSignal)
 )
 
-func serviceDesc(name, file string, export func(*Receiver, context.Context, *rawMessage) (*rawMessage, error)) grpc.ServiceDesc {
+func serviceDesc(name, file string, sig otlpSignal) grpc.ServiceDesc {
 	method := "/" + name + "/Export"
 	return grpc.ServiceDesc{
 		ServiceName: name,
@@ -69,7 +67,7 @@ func serviceDesc(name, file string, export func(*Receiver, context.Context, *raw
 					return nil, err
 				}
 				h := func(ctx context.Context, req any) (any, error) {
-					return export(srv.(*Receiver), ctx, req.(*rawMessage))
+					return srv.(*Receiver).exportGRPC(ctx, sig, req.(*rawMessage))
 				}
 				if interceptor == nil {
 					return h(ctx, in)
@@ -90,50 +88,11 @@ func (r *Receiver) tapAdmit(ctx context.Context, _ *tap.Info) (context.Context, 
 	return ctx, nil
 }
 
-func (r *Receiver) exportMetrics(ctx context.Context, in *rawMessage) (*rawMessage, error) {
-	return r.exportGRPC(ctx, "metrics", in, func(b []byte) (int64, consumeFunc, func(ingest.Result) ([]byte, error), error) {
-		er := pmetricotlp.NewExportRequest()
-		if err := er.UnmarshalProto(b); err != nil {
-			return 0, nil, nil, err
-		}
-		n, consume := r.metricsConsumer(er.Metrics())
-		return n, consume,
-			func(res ingest.Result) ([]byte, error) {
-				resp := pmetricotlp.NewExportResponse()
-				if res.Rejected > 0 {
-					resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
-					resp.PartialSuccess().SetErrorMessage(res.Message)
-				}
-				return resp.MarshalProto()
-			}, nil
-	})
-}
-
-func (r *Receiver) exportTraces(ctx context.Context, in *rawMessage) (*rawMessage, error) {
-	return r.exportGRPC(ctx, "traces", in, func(b []byte) (int64, consumeFunc, func(ingest.Result) ([]byte, error), error) {
-		er := ptraceotlp.NewExportRequest()
-		if err := er.UnmarshalProto(b); err != nil {
-			return 0, nil, nil, err
-		}
-		n, consume := r.tracesConsumer(er.Traces())
-		return n, consume,
-			func(res ingest.Result) ([]byte, error) {
-				resp := ptraceotlp.NewExportResponse()
-				if res.Rejected > 0 {
-					resp.PartialSuccess().SetRejectedSpans(res.Rejected)
-					resp.PartialSuccess().SetErrorMessage(res.Message)
-				}
-				return resp.MarshalProto()
-			}, nil
-	})
-}
-
 // exportGRPC is the OTLP/gRPC exchange shared by every signal: admit the
-// message's bytes, decode it, store it and answer with the response respond
-// builds, carrying a partial success when items were rejected.
-func (r *Receiver) exportGRPC(ctx context.Context, signal string, in *rawMessage,
-	decode func([]byte) (int64, consumeFunc, func(ingest.Result) ([]byte, error), error),
-) (*rawMessage, error) {
+// message's bytes, decode it, store it and answer with the signal's
+// response, carrying a partial success when items were rejected.
+func (r *Receiver) exportGRPC(ctx context.Context, sig otlpSignal, in *rawMessage) (*rawMessage, error) {
+	signal := sig.name
 	start := time.Now()
 	size := int64(len(in.b))
 	if err := r.admit.acquire(size); err != nil {
@@ -141,7 +100,7 @@ func (r *Receiver) exportGRPC(ctx context.Context, signal string, in *rawMessage
 		return nil, r.grpcError(err)
 	}
 	defer r.admit.release(size)
-	n, consume, respond, err := decode(in.b)
+	n, consume, err := sig.decode(r, contentTypeProto, in.b)
 	if err != nil {
 		r.m.requests.WithLabelValues(signal, "grpc", "bad_data").Inc()
 		return nil, status.Error(codes.InvalidArgument, "decode OTLP "+signal+": "+err.Error())
@@ -151,7 +110,8 @@ func (r *Receiver) exportGRPC(ctx context.Context, signal string, in *rawMessage
 	if err != nil {
 		return nil, r.grpcError(err)
 	}
-	b, err := respond(res)
+	toProto, _ := sig.respond(res)
+	b, err := toProto()
 	if err != nil {
 		return nil, status.Error(codes.Internal, "encode response: "+err.Error())
 	}

@@ -37,8 +37,9 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // Handler returns the OTLP/HTTP handler: POST /v1/metrics and /v1/traces.
 func (r *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/metrics", r.serveMetrics)
-	mux.HandleFunc("/v1/traces", r.serveTraces)
+	for path, sig := range map[string]otlpSignal{"/v1/metrics": metricsSignal, "/v1/traces": tracesSignal} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, req *http.Request) { r.serveSignal(w, req, sig) })
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeStatus(w, contentTypeOf(req), http.StatusNotFound, codes.NotFound,
 			fmt.Sprintf("unknown path %q: OTLP/HTTP serves /v1/metrics and /v1/traces", req.URL.Path))
@@ -170,53 +171,63 @@ func readBody(buf *bytes.Buffer, body io.Reader, encoding string, limit int64, a
 	return nil
 }
 
-func (r *Receiver) serveMetrics(w http.ResponseWriter, req *http.Request) {
-	r.serveSignal(w, req, "metrics", func(ct string, body []byte) (int64, consumeFunc, error) {
-		er := pmetricotlp.NewExportRequest()
-		if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
-			return 0, nil, err
-		}
-		n, consume := r.metricsConsumer(er.Metrics())
-		return n, consume, nil
-	}, func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
-		resp := pmetricotlp.NewExportResponse()
-		if res.Rejected > 0 {
-			resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
-			resp.PartialSuccess().SetErrorMessage(res.Message)
-		}
-		return resp.MarshalProto, resp.MarshalJSON
-	})
+// otlpSignal is what both transports know of one signal: how a request
+// becomes the sink call (with its item count) and how its answer is built.
+type otlpSignal struct {
+	name    string
+	decode  func(r *Receiver, ct string, body []byte) (int64, consumeFunc, error)
+	respond func(res ingest.Result) (toProto, toJSON func() ([]byte, error))
 }
 
-func (r *Receiver) serveTraces(w http.ResponseWriter, req *http.Request) {
-	r.serveSignal(w, req, "traces", func(ct string, body []byte) (int64, consumeFunc, error) {
-		er := ptraceotlp.NewExportRequest()
-		if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
-			return 0, nil, err
-		}
-		n, consume := r.tracesConsumer(er.Traces())
-		return n, consume, nil
-	}, func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
-		resp := ptraceotlp.NewExportResponse()
-		if res.Rejected > 0 {
-			resp.PartialSuccess().SetRejectedSpans(res.Rejected)
-			resp.PartialSuccess().SetErrorMessage(res.Message)
-		}
-		return resp.MarshalProto, resp.MarshalJSON
-	})
-}
+var (
+	metricsSignal = otlpSignal{
+		name: "metrics",
+		decode: func(r *Receiver, ct string, body []byte) (int64, consumeFunc, error) {
+			er := pmetricotlp.NewExportRequest()
+			if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
+				return 0, nil, err
+			}
+			n, consume := r.metricsConsumer(er.Metrics())
+			return n, consume, nil
+		},
+		respond: func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
+			resp := pmetricotlp.NewExportResponse()
+			if res.Rejected > 0 {
+				resp.PartialSuccess().SetRejectedDataPoints(res.Rejected)
+				resp.PartialSuccess().SetErrorMessage(res.Message)
+			}
+			return resp.MarshalProto, resp.MarshalJSON
+		},
+	}
+	tracesSignal = otlpSignal{
+		name: "traces",
+		decode: func(r *Receiver, ct string, body []byte) (int64, consumeFunc, error) {
+			er := ptraceotlp.NewExportRequest()
+			if err := unmarshal(ct, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
+				return 0, nil, err
+			}
+			n, consume := r.tracesConsumer(er.Traces())
+			return n, consume, nil
+		},
+		respond: func(res ingest.Result) (toProto, toJSON func() ([]byte, error)) {
+			resp := ptraceotlp.NewExportResponse()
+			if res.Rejected > 0 {
+				resp.PartialSuccess().SetRejectedSpans(res.Rejected)
+				resp.PartialSuccess().SetErrorMessage(res.Message)
+			}
+			return resp.MarshalProto, resp.MarshalJSON
+		},
+	}
+)
 
 // consumeFunc hands one decoded request to its sink.
 type consumeFunc func(ctx context.Context) (ingest.Result, error)
 
 // serveSignal is the OTLP/HTTP exchange shared by every signal: read the
-// body within the size limit, decode it (decode returns the item count and
-// the sink call), store it, and answer with the signal's response built by
-// respond, carrying a partial success when items were rejected.
-func (r *Receiver) serveSignal(w http.ResponseWriter, req *http.Request, signal string,
-	decode func(ct string, body []byte) (int64, consumeFunc, error),
-	respond func(ingest.Result) (toProto, toJSON func() ([]byte, error)),
-) {
+// body within the size limit, decode it, store it, and answer with the
+// signal's response, carrying a partial success when items were rejected.
+func (r *Receiver) serveSignal(w http.ResponseWriter, req *http.Request, sig otlpSignal) {
+	signal := sig.name
 	start := time.Now()
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
@@ -227,7 +238,7 @@ func (r *Receiver) serveSignal(w http.ResponseWriter, req *http.Request, signal 
 		return
 	}
 	defer r.admit.release(held)
-	n, consume, err := decode(ct, buf.Bytes())
+	n, consume, err := sig.decode(r, ct, buf.Bytes())
 	if err != nil {
 		r.m.requests.WithLabelValues(signal, "http", "bad_data").Inc()
 		writeStatus(w, ct, http.StatusBadRequest, codes.InvalidArgument, "decode OTLP "+signal+": "+err.Error())
@@ -239,7 +250,7 @@ func (r *Receiver) serveSignal(w http.ResponseWriter, req *http.Request, signal 
 		r.writeSinkError(w, ct, err)
 		return
 	}
-	toProto, toJSON := respond(res)
+	toProto, toJSON := sig.respond(res)
 	writeResponse(w, ct, toProto, toJSON)
 }
 

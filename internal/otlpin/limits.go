@@ -56,10 +56,9 @@ func DefaultLimits() Limits {
 }
 
 // checkMetrics repairs invalid UTF-8 in md and drops the data points over
-// a limit, returning how many it dropped and why (the first reason).
-func (l Limits) checkMetrics(md pmetric.Metrics) (dropped int64, reason string) {
+// a limit, returning why (the first limit broken), or "".
+func (l Limits) checkMetrics(md pmetric.Metrics) (reason string) {
 	reject := func(r string) bool {
-		dropped++
 		if reason == "" {
 			reason = r
 		}
@@ -68,11 +67,7 @@ func (l Limits) checkMetrics(md pmetric.Metrics) (dropped int64, reason string) 
 	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
 		res := rm.Resource().Attributes()
 		if l.MaxResourceAttributes > 0 && res.Len() > l.MaxResourceAttributes {
-			dropped += int64(countPoints(rm))
-			if reason == "" {
-				reason = fmt.Sprintf("a resource has %d attributes, more than the limit of %d", res.Len(), l.MaxResourceAttributes)
-			}
-			return true
+			return reject(fmt.Sprintf("a resource has %d attributes, more than the limit of %d", res.Len(), l.MaxResourceAttributes))
 		}
 		repairMap(res)
 		for _, sm := range rm.ScopeMetrics().All() {
@@ -114,7 +109,7 @@ func (l Limits) checkMetrics(md pmetric.Metrics) (dropped int64, reason string) 
 		}
 		return false
 	})
-	return dropped, reason
+	return reason
 }
 
 // pointAttributes repairs a data point's attributes and names the limit
@@ -135,31 +130,16 @@ func (l Limits) pointAttributes(a pcommon.Map) string {
 	return ""
 }
 
-func countPoints(rm pmetric.ResourceMetrics) int {
-	n := 0
-	for _, sm := range rm.ScopeMetrics().All() {
-		for _, m := range sm.Metrics().All() {
-			switch m.Type() {
-			case pmetric.MetricTypeGauge:
-				n += m.Gauge().DataPoints().Len()
-			case pmetric.MetricTypeSum:
-				n += m.Sum().DataPoints().Len()
-			case pmetric.MetricTypeHistogram:
-				n += m.Histogram().DataPoints().Len()
-			case pmetric.MetricTypeExponentialHistogram:
-				n += m.ExponentialHistogram().DataPoints().Len()
-			case pmetric.MetricTypeSummary:
-				n += m.Summary().DataPoints().Len()
-			}
-		}
-	}
-	return n
-}
-
 // checkTraces repairs invalid UTF-8 in td and cuts its over-long strings,
-// returning how many strings it cut; a resource over the attribute limit
-// drops its spans, counted in dropped.
-func (l Limits) checkTraces(td ptrace.Traces) (dropped, cut int64, reason string) {
+// returning how many strings it cut, and drops the spans over a limit,
+// returning why (the first limit broken), or "".
+func (l Limits) checkTraces(td ptrace.Traces) (cut int64, reason string) {
+	reject := func(r string) bool {
+		if reason == "" {
+			reason = r
+		}
+		return true
+	}
 	str := func(s string) string {
 		s = repair(s)
 		if l.MaxSpanStringBytes > 0 && len(s) > l.MaxSpanStringBytes {
@@ -183,13 +163,7 @@ func (l Limits) checkTraces(td ptrace.Traces) (dropped, cut int64, reason string
 	td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
 		res := rs.Resource().Attributes()
 		if l.MaxResourceAttributes > 0 && res.Len() > l.MaxResourceAttributes {
-			for _, ss := range rs.ScopeSpans().All() {
-				dropped += int64(ss.Spans().Len())
-			}
-			if reason == "" {
-				reason = fmt.Sprintf("a resource has %d attributes, more than the limit of %d", res.Len(), l.MaxResourceAttributes)
-			}
-			return true
+			return reject(fmt.Sprintf("a resource has %d attributes, more than the limit of %d", res.Len(), l.MaxResourceAttributes))
 		}
 		attrs(res)
 		for _, ss := range rs.ScopeSpans().All() {
@@ -205,11 +179,7 @@ func (l Limits) checkTraces(td ptrace.Traces) (dropped, cut int64, reason string
 						n += lk.Attributes().Len()
 					}
 					if n > l.MaxEventLinkAttributes {
-						dropped++
-						if reason == "" {
-							reason = fmt.Sprintf("a span's events and links carry %d attributes, more than the limit of %d", n, l.MaxEventLinkAttributes)
-						}
-						return true
+						return reject(fmt.Sprintf("a span's events and links carry %d attributes, more than the limit of %d", n, l.MaxEventLinkAttributes))
 					}
 				}
 				sp.SetName(str(sp.Name()))
@@ -228,7 +198,7 @@ func (l Limits) checkTraces(td ptrace.Traces) (dropped, cut int64, reason string
 		}
 		return false
 	})
-	return dropped, cut, reason
+	return cut, reason
 }
 
 // repair replaces each run of invalid UTF-8 bytes with U+FFFD.
@@ -289,7 +259,8 @@ func truncateBytes(s string, n int) string {
 // and the sink call, whose answer reports the dropped points as rejected.
 func (r *Receiver) metricsConsumer(md pmetric.Metrics) (int64, consumeFunc) {
 	n := int64(md.DataPointCount())
-	dropped, reason := r.opts.Limits.checkMetrics(md)
+	reason := r.opts.Limits.checkMetrics(md)
+	dropped := n - int64(md.DataPointCount())
 	return n, func(ctx context.Context) (ingest.Result, error) {
 		res, err := r.metrics.ConsumeMetrics(ctx, md)
 		return withDropped(res, dropped, "data points", reason), err
@@ -299,7 +270,8 @@ func (r *Receiver) metricsConsumer(md pmetric.Metrics) (int64, consumeFunc) {
 // tracesConsumer is metricsConsumer for spans; cut strings are counted.
 func (r *Receiver) tracesConsumer(td ptrace.Traces) (int64, consumeFunc) {
 	n := int64(td.SpanCount())
-	dropped, cut, reason := r.opts.Limits.checkTraces(td)
+	cut, reason := r.opts.Limits.checkTraces(td)
+	dropped := n - int64(td.SpanCount())
 	if cut > 0 {
 		r.m.truncated.Add(float64(cut))
 	}
