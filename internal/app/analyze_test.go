@@ -86,19 +86,6 @@ func paymentHistogram(ts time.Time, count uint64, exs []pmetric.Exemplar) pmetri
 	return md
 }
 
-func postOTLP(t *testing.T, u string, body []byte) {
-	t.Helper()
-	resp, err := http.Post(u, "application/x-protobuf", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("POST %s: %d %s", u, resp.StatusCode, b)
-	}
-}
-
 // TestAnalyzeRemote: a second Lookout whose UI reads the first one through
 // --prometheus.url and --tempo.url answers /prometheus/api/lookout/analyze
 // from those remote APIs exactly as the first answers from its own stores.
@@ -116,7 +103,7 @@ func TestAnalyzeRemote(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", b)
+		post(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", b)
 	}
 	for _, md := range []pmetric.Metrics{
 		paymentHistogram(now.Add(-10*time.Minute), 40, normalEx),
@@ -126,7 +113,7 @@ func TestAnalyzeRemote(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", b)
+		post(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", b)
 	}
 
 	cfg := testConfig(t)

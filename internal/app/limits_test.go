@@ -1,10 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -68,15 +66,10 @@ func TestIngestLimitsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	resp, err := http.Post("http://"+a.OTLPHTTPAddr()+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	code, rb := postProto(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", body)
 	er := pmetricotlp.NewExportResponse()
-	if err := er.UnmarshalProto(rb); resp.StatusCode != 200 || err != nil {
-		t.Fatalf("%d %v %q", resp.StatusCode, err, rb)
+	if err := er.UnmarshalProto([]byte(rb)); code != 200 || err != nil {
+		t.Fatalf("%d %v %q", code, err, rb)
 	}
 	ps := er.PartialSuccess()
 	if ps.RejectedDataPoints() != 2 || !strings.Contains(ps.ErrorMessage(), "100000 attributes, more than the limit of 128") {
@@ -99,22 +92,21 @@ func TestIngestLimitsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", tb)
+	post(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", tb)
 
-	for _, u := range []string{
-		"http://" + a.PrometheusAddr() + "/api/v1/query?" + url.Values{"query": {"utf"}}.Encode(),
-		"http://" + a.PrometheusAddr() + "/api/v1/label/k/values",
-		"http://" + a.TempoAddr() + "/api/traces/" + hex.EncodeToString(tid[:]),
-		"http://" + a.TempoAddr() + "/api/search?" + url.Values{"q": {"{}"}}.Encode(),
+	for _, q := range []struct {
+		u      string
+		params url.Values
+	}{
+		{"http://" + a.PrometheusAddr() + "/api/v1/query", url.Values{"query": {"utf"}}},
+		{"http://" + a.PrometheusAddr() + "/api/v1/label/k/values", nil},
+		{"http://" + a.TempoAddr() + "/api/traces/" + hex.EncodeToString(tid[:]), nil},
+		{"http://" + a.TempoAddr() + "/api/search", url.Values{"q": {"{}"}}},
 	} {
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !json.Valid(b) || !utf8.Valid(b) {
-			t.Errorf("GET %s: %d, valid JSON %v, valid UTF-8 %v: %.300s", u, resp.StatusCode, json.Valid(b), utf8.Valid(b), b)
+		u := q.u
+		code, b := call(t, http.MethodGet, u, q.params)
+		if code != 200 || !json.Valid(b) || !utf8.Valid(b) {
+			t.Errorf("GET %s: %d, valid JSON %v, valid UTF-8 %v: %.300s", u, code, json.Valid(b), utf8.Valid(b), b)
 		}
 		if !strings.Contains(string(b), "\uFFFD") && !strings.Contains(string(b), `\ufffd`) {
 			t.Errorf("GET %s: the repaired value is missing: %.300s", u, b)

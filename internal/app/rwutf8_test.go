@@ -2,7 +2,6 @@ package app
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -26,12 +25,7 @@ func TestRemoteWriteInvalidUTF8(t *testing.T) {
 	if code/100 != 2 {
 		t.Errorf("invalid UTF-8 label value: %d %s, want Prometheus's 204", code, body)
 	}
-	resp, err := http.Get("http://" + a.PrometheusAddr() + "/api/v1/query?" + url.Values{"query": {"rw_bad"}}.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, b := call(t, http.MethodGet, "http://"+a.PrometheusAddr()+"/api/v1/query", url.Values{"query": {"rw_bad"}})
 	var out struct {
 		Data struct {
 			Result []any `json:"result"`

@@ -1,17 +1,16 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	prommodel "github.com/prometheus/common/model"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -135,7 +134,7 @@ func TestOlderAndStableHTTPConventions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", b)
+			post(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", b)
 		}
 	}
 
@@ -163,7 +162,7 @@ func TestOlderAndStableHTTPConventions(t *testing.T) {
 		t.Fatal("no http-metrics dashboard")
 	}
 	vars := strings.NewReplacer("$__rate_interval", "1m", "$job", ".*", "$route", ".*")
-	prom := "http://" + a.PrometheusAddr()
+	api := queryAPI(t, a.PrometheusAddr())
 	for _, p := range model.Panels {
 		if strings.HasPrefix(p.Title, "Client") {
 			continue // neither app sends client histograms
@@ -171,11 +170,15 @@ func TestOlderAndStableHTTPConventions(t *testing.T) {
 		jobs := map[string]float64{}
 		total := 0
 		for _, tg := range p.Targets {
-			res := instantQuery(t, prom, vars.Replace(tg.Expr), now)
+			v, _, _, err := api.Query(context.Background(), vars.Replace(tg.Expr), now)
+			if err != nil {
+				t.Fatalf("panel %q: %v", p.Title, err)
+			}
+			res, _ := v.(prommodel.Vector)
 			total += len(res)
 			for _, s := range res {
 				if j := s.Metric["job"]; j != "" {
-					jobs[j] = s.value(t)
+					jobs[string(j)] = float64(s.Value)
 				}
 			}
 		}
@@ -201,75 +204,8 @@ func TestOlderAndStableHTTPConventions(t *testing.T) {
 		}
 	}
 
-	waitFor(t, 30*time.Second, "HighErrorRate for both apps", func() bool {
-		var alerts struct {
-			Data struct {
-				Alerts []struct {
-					Labels map[string]string `json:"labels"`
-					State  string            `json:"state"`
-				} `json:"alerts"`
-			} `json:"data"`
-		}
-		getJSONAt(t, prom+"/api/v1/alerts", &alerts)
-		firing := map[string]bool{}
-		for _, al := range alerts.Data.Alerts {
-			if al.Labels["alertname"] == "HighErrorRate" && al.State == "firing" {
-				firing[al.Labels["job"]] = true
-			}
-		}
-		return firing[fastAPI.service] && firing[stableHTTP.service]
-	})
-}
-
-type sample struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-}
-
-func (s sample) value(t *testing.T) float64 {
-	t.Helper()
-	v, err := strconv.ParseFloat(fmt.Sprint(s.Value[1]), 64)
-	if err != nil {
-		t.Fatalf("value %v: %v", s.Value, err)
-	}
-	return v
-}
-
-func instantQuery(t *testing.T, prom, expr string, at time.Time) []sample {
-	t.Helper()
-	var out struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []sample `json:"result"`
-		} `json:"data"`
-	}
-	getJSONAt(t, prom+"/api/v1/query?"+url.Values{"query": {expr}, "time": {strconv.FormatInt(at.Unix(), 10)}}.Encode(), &out)
-	if out.Status != "success" {
-		t.Fatalf("query %s: %s", expr, out.Error)
-	}
-	return out.Data.Result
-}
-
-func getJSONAt(t *testing.T, u string, v any) {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(200 * time.Millisecond)
+	firing := `count by (job) (ALERTS{alertname="HighErrorRate", alertstate="firing", job=~"fastapi-app|stable-app"})`
+	if v, ok := awaitQuery(t, api, firing, func(v prommodel.Value) bool { return len(v.(prommodel.Vector)) == 2 }); !ok {
+		t.Errorf("HighErrorRate firing for both apps: got %v", v)
 	}
 }

@@ -80,7 +80,7 @@ func TestSpanMetricsEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", body)
+			post(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", body)
 
 			// Calls: reported as 0 at the first flush, 20 from the second.
 			total := fmt.Sprintf(`sum(%s{job="checkout"})`, tc.calls)
@@ -171,7 +171,7 @@ func TestSpanMetricsDisabled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", body)
+	post(t, "http://"+a.OTLPHTTPAddr()+"/v1/traces", body)
 	for id := range sent {
 		resp, err := http.Get("http://" + a.TempoAddr() + "/api/traces/" + id)
 		if err != nil {

@@ -263,7 +263,7 @@ func TestQueryLimitFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		postOTLP(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", b)
+		post(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", b)
 	}
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + a.PrometheusAddr() + path)
