@@ -11,7 +11,7 @@ import { HeatmapChart } from "../components/heatmap";
 import { TablePanel } from "../components/table";
 import { TimeSeriesChart } from "../components/timeseries";
 import { compareWindow } from "../lib/analyze";
-import { ALL, autoValue, customOptions, defaultValues, flattenPanels, interpolate, MAX_PANELS, parseLabelValues, variableQuery, type Dashboard, type Panel, type Variable } from "../lib/dashboard";
+import { ALL, autoValue, customOptions, defaultValues, flattenPanels, interpolate, MAX_PANELS, parseLabelValues, variableQuery, type Dashboard, type Panel, type Target, type Variable } from "../lib/dashboard";
 import { h, replace } from "../lib/dom";
 import { formatUnit } from "../lib/format";
 import { getJSON } from "../lib/http";
@@ -157,6 +157,16 @@ export class DashboardView implements View {
     return interpolate(expr, { values: this.values, variables: this.dash?.templating?.list ?? [], stepSeconds: step, rangeSeconds: (range.end - range.start) / 1000 });
   }
 
+  /**
+   * instant runs each target as an instant query at the range's end (what
+   * stat, table and bar gauge panels show): much cheaper for the server than
+   * a range query.
+   */
+  private instant(targets: Target[], range: ResolvedRange, signal: AbortSignal) {
+    const step = stepFor(range, 100, 1);
+    return Promise.all(targets.map(async (t) => (await query(this.interp(t.expr!, range, step), range.end, signal)).result));
+  }
+
   private makePanel(panel: Panel): PanelRuntime {
     const gp = panel.gridPos ?? { x: 0, y: 0, w: 12, h: 8 };
     const el = h("section", {
@@ -288,13 +298,10 @@ export class DashboardView implements View {
         el,
         refresh: async (range) => {
           const signal = begin();
-          // A stat shows the value at the end of the range: one instant query, much
-          // cheaper for the server than a range query (the first render waits for it).
-          const step = stepFor(range, 100, 1);
+          // A stat shows the value at the end of the range (the first render waits for it).
           try {
-            const t0 = targets[0];
-            const res = t0 ? await query(this.interp(t0.expr!, range, step), range.end, signal) : null;
-            const v = res ? instantValue(res.result) : null;
+            const [res] = await this.instant(targets.slice(0, 1), range, signal);
+            const v = res ? instantValue(res) : null;
             value.textContent = v === null ? "No data" : formatUnit(v, unit ?? "short", decimals);
             value.style.color = v === null ? "" : thresholdColor(panel, v);
             done();
@@ -338,9 +345,9 @@ export class DashboardView implements View {
         refresh: async (range) => {
           const signal = begin();
           // A table shows each target's instant answer at the end of the range.
-          const step = stepFor(range, 100, 1);
           try {
-            const results = await Promise.all(targets.map(async (t, i) => ({ refId: t.refId ?? String.fromCharCode(65 + i), result: (await query(this.interp(t.expr!, range, step), range.end, signal)).result })));
+            const answers = await this.instant(targets, range, signal);
+            const results = answers.map((result, i) => ({ refId: targets[i]!.refId ?? String.fromCharCode(65 + i), result }));
             const data = tableFromVectors(results);
             table.setData(data);
             el.dataset.rows = String(data.rows.length);
@@ -361,11 +368,9 @@ export class DashboardView implements View {
         el,
         refresh: async (range) => {
           const signal = begin();
-          const step = stepFor(range, 100, 1);
           try {
-            const sources = await Promise.all(
-              targets.map(async (t) => ({ samples: samplesOf((await query(this.interp(t.expr!, range, step), range.end, signal)).result), legendFormat: t.legendFormat })),
-            );
+            const answers = await this.instant(targets, range, signal);
+            const sources = answers.map((result, i) => ({ samples: samplesOf(result), legendFormat: targets[i]!.legendFormat }));
             const d = panel.fieldConfig?.defaults;
             const data = barGauge(sources, { min: d?.min, max: d?.max });
             bars.setData(data);
