@@ -77,6 +77,7 @@ type Options struct {
 
 type api struct {
 	opts     Options
+	build    buildinfo.Info
 	logger   *slog.Logger
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -106,6 +107,7 @@ func NewHandler(opts Options) http.Handler {
 	opts.PathPrefix = strings.TrimSuffix(opts.PathPrefix, "/")
 	a := &api{
 		opts:   opts,
+		build:  buildinfo.Get(),
 		logger: opts.Logger,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lookout_tempo_api_requests_total", Help: "Tempo API requests by route and status code.",
@@ -336,7 +338,7 @@ const TempoVersion = "2.5.0"
 
 // buildinfo answers as Tempo does; the revision and date are Lookout's build.
 func (a *api) buildinfo(w http.ResponseWriter, _ *http.Request) error {
-	b := buildinfo.Get()
+	b := a.build
 	return writeJSON(w, map[string]string{
 		"version":   a.opts.Version,
 		"revision":  b.Revision,
