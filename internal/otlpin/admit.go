@@ -48,11 +48,15 @@ func newAdmission(maxBytes int64, limit uint64) *admission {
 // limit allows new requests to take: 90% of it, leaving room for the
 // requests already admitted.
 func (a *admission) check() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.checkLocked()
+}
+
+func (a *admission) checkLocked() error {
 	if a.limit == 0 {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if now := time.Now(); now.Sub(a.sampled) >= memorySampleEvery {
 		a.sampled = now
 		metrics.Read(a.samples)
@@ -68,11 +72,11 @@ func (a *admission) check() error {
 // acquire reserves n bytes of the in-flight budget, or reports why not. A
 // request larger than the whole budget is admitted alone.
 func (a *admission) acquire(n int64) error {
-	if err := a.check(); err != nil {
-		return err
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err := a.checkLocked(); err != nil {
+		return err
+	}
 	if a.inFlight > 0 && a.inFlight+n > a.maxBytes {
 		return fmt.Errorf("%w (%d of %d bytes)", errBytesInFlight, a.inFlight, a.maxBytes)
 	}
