@@ -48,12 +48,12 @@ type proc struct {
 var readyLine = regexp.MustCompile(`msg="lookout ready" otlp_grpc=(\S+) otlp_http=(\S+) prometheus=(\S+)`)
 
 // startLookout runs the binary on free loopback ports and waits until its
-// log says it is ready.
-func startLookout(t *testing.T, bin, dataDir string) *proc {
+// log says it is ready; flags are added to the command line.
+func startLookout(t *testing.T, bin, dataDir string, flags ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "--data-dir", dataDir,
+	cmd := exec.Command(bin, append([]string{"--data-dir", dataDir,
 		"--otlp.grpc-listen", "127.0.0.1:0", "--otlp.http-listen", "127.0.0.1:0",
-		"--prometheus.listen", "127.0.0.1:0", "--tempo.listen", "127.0.0.1:0", "--ui.listen", "127.0.0.1:0")
+		"--prometheus.listen", "127.0.0.1:0", "--tempo.listen", "127.0.0.1:0", "--ui.listen", "127.0.0.1:0"}, flags...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -177,7 +177,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	ro.Limits = cfg.IngestLimits
 	if cfg.MemoryLimit > 0 {
 		ro.MemoryLimit = uint64(cfg.MemoryLimit)
-		ro.MaxInFlightBytes = cfg.MemoryLimit / 8
+		ro.MaxInFlightBytes = cfg.MemoryLimit / 16
 	}
 	ro.WebConfigFile = cfg.WebConfigFile
 	a.receiver, err = otlpin.New(ro, a.store, opts.TracesSink, logger.With("component", "otlp"), reg)

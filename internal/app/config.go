@@ -72,7 +72,7 @@ type Config struct {
 	MaxSeries int
 	// MemoryLimit is the memory Lookout aims to stay under: above 90% of
 	// it the OTLP receivers refuse new requests (429 / RESOURCE_EXHAUSTED
-	// with a retry hint), an eighth of it bounds request bytes in flight,
+	// with a retry hint), a sixteenth of it bounds request bytes in flight,
 	// and the binary sets GOMEMLIMIT from it unless the environment does.
 	// 0 disables all three. Default memlimit.Default().
 	MemoryLimit int64
@@ -185,7 +185,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxBuckets, "otlp.max-buckets", l.MaxBuckets, "most bucket bounds of one explicit histogram point (each becomes a series), or buckets of an exponential one (0: no limit)")
 	fs.IntVar(&l.MaxEventLinkAttributes, "otlp.max-event-link-attributes", l.MaxEventLinkAttributes, "most attributes a span's events and links may carry together; a span with more is refused in the partial success (0: no limit)")
 	fs.IntVar(&l.MaxSpanStringBytes, "otlp.max-span-string-bytes", l.MaxSpanStringBytes, "longest span attribute value, span or event name or status message, in bytes; longer ones are cut, as Tempo's max_attribute_bytes (0: no limit)")
-	fs.Func("memory.limit", fmt.Sprintf("memory to stay under, e.g. 2GiB: above 90%% of it OTLP requests are refused with 429 / RESOURCE_EXHAUSTED, an eighth of it bounds request bytes in flight, and GOMEMLIMIT is set from it unless set in the environment; 0 disables (default %s: 80%% of the cgroup limit, else a quarter of the machine's memory)", units.Base2Bytes(c.MemoryLimit)), func(s string) error {
+	fs.Func("memory.limit", fmt.Sprintf("memory to stay under, e.g. 2GiB: above 90%% of it OTLP requests are refused with 429 / RESOURCE_EXHAUSTED, a sixteenth of it bounds request bytes in flight, and GOMEMLIMIT is set from it unless set in the environment; 0 disables (default %s: 80%% of the cgroup limit, else a quarter of the machine's memory)", units.Base2Bytes(c.MemoryLimit)), func(s string) error {
 		n, err := parseBytes(s)
 		if err != nil {
 			return err

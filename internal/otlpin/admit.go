@@ -3,8 +3,10 @@ package otlpin
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lookout-dev/lookout/internal/ingest"
@@ -23,10 +25,16 @@ type admission struct {
 	sampled  time.Time
 	over     bool
 	samples  []metrics.Sample
+	lastGC   time.Time
+	gcActive atomic.Bool
 }
 
 // memorySampleEvery bounds how often the runtime's memory is read.
 const memorySampleEvery = 50 * time.Millisecond
+
+// forcedGCEvery bounds how often a collection is forced while memory is over
+// the limit.
+const forcedGCEvery = time.Second
 
 var (
 	errBytesInFlight = errors.Join(ingest.ErrOverloaded, errors.New("too many request bytes in flight"))
@@ -40,13 +48,19 @@ func newAdmission(maxBytes int64, limit uint64) *admission {
 		samples: []metrics.Sample{
 			{Name: "/memory/classes/total:bytes"},
 			{Name: "/memory/classes/heap/released:bytes"},
+			{Name: "/memory/classes/heap/free:bytes"},
 		},
 	}
 }
 
 // check reports errMemoryLimit when the process holds more memory than the
 // limit allows new requests to take: 90% of it, leaving room for the
-// requests already admitted.
+// requests already admitted. Memory counts what the Go runtime has mapped,
+// less what it returned to the system and its free heap pages (reused
+// before any more is mapped). While over, a collection is forced now and
+// then, as the Collector's memory_limiter does: after a flood nothing else
+// may allocate enough to start one, and the garbage of the refused and
+// finished requests would keep new ones out.
 func (a *admission) check() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -60,8 +74,15 @@ func (a *admission) checkLocked() error {
 	if now := time.Now(); now.Sub(a.sampled) >= memorySampleEvery {
 		a.sampled = now
 		metrics.Read(a.samples)
-		used := a.samples[0].Value.Uint64() - a.samples[1].Value.Uint64()
+		used := a.samples[0].Value.Uint64() - a.samples[1].Value.Uint64() - a.samples[2].Value.Uint64()
 		a.over = used > a.limit/10*9
+		if a.over && now.Sub(a.lastGC) >= forcedGCEvery && a.gcActive.CompareAndSwap(false, true) {
+			a.lastGC = now
+			go func() {
+				defer a.gcActive.Store(false)
+				runtime.GC()
+			}()
+		}
 	}
 	if a.over {
 		return errMemoryLimit

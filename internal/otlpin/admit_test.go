@@ -151,12 +151,14 @@ func TestGRPCAdmissionAndBadProtobuf(t *testing.T) {
 		{name: "malformed protobuf", body: []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}, wantCode: codes.InvalidArgument},
 		{name: "valid", body: protoBody(t, 3), wantCode: codes.OK},
 		{name: "memory over the limit", limit: 1, body: protoBody(t, 3), wantCode: codes.ResourceExhausted, wantRetry: true},
+		{name: "over the size limit", body: bigMetrics(t, 2<<20), wantCode: codes.ResourceExhausted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &sink{}
 			opts := DefaultOptions()
 			opts.GRPCListen, opts.HTTPListen = "127.0.0.1:0", ""
 			opts.MemoryLimit = tc.limit
+			opts.MaxRequestBytes = 1 << 20
 			r, err := New(opts, s, s, nil, prometheus.NewRegistry())
 			if err != nil {
 				t.Fatal(err)
@@ -187,6 +189,13 @@ func TestGRPCAdmissionAndBadProtobuf(t *testing.T) {
 				}
 			} else if s.points != 0 {
 				t.Errorf("stored %d points", s.points)
+			}
+			// The call's reservation, taken before its message was read,
+			// is back in the budget however the call ended.
+			r.admit.mu.Lock()
+			defer r.admit.mu.Unlock()
+			if r.admit.inFlight != 0 {
+				t.Errorf("%d bytes still in flight after the call", r.admit.inFlight)
 			}
 		})
 	}

@@ -48,6 +48,8 @@ func (rawCodec) Name() string { return "proto" }
 // The OTLP/gRPC services, as opentelemetry-proto defines them, over raw
 // messages.
 var (
+	metricsExport      = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+	tracesExport       = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 	metricsServiceDesc = serviceDesc("opentelemetry.proto.collector.metrics.v1.MetricsService",
 		"opentelemetry/proto/collector/metrics/v1/metrics_service.proto", metricsSignal)
 	tracesServiceDesc = serviceDesc("opentelemetry.proto.collector.trace.v1.TraceService",
@@ -62,10 +64,14 @@ func serviceDesc(name, file string, sig otlpSignal) grpc.ServiceDesc {
 		Methods: []grpc.MethodDesc{{
 			MethodName: "Export",
 			Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+				// tapAdmit admitted the call and reserved its budget.
+				res := ctx.Value(reservationKey{}).(*reservation)
+				defer res.release()
 				in := new(rawMessage)
 				if err := dec(in); err != nil {
 					return nil, err
 				}
+				res.resize(int64(len(in.b)))
 				h := func(ctx context.Context, req any) (any, error) {
 					return srv.(*Receiver).exportGRPC(ctx, sig, req.(*rawMessage))
 				}
@@ -79,27 +85,59 @@ func serviceDesc(name, file string, sig otlpSignal) grpc.ServiceDesc {
 	}
 }
 
-// tapAdmit refuses a new OTLP/gRPC call before its message is read while
-// memory is over the limit.
-func (r *Receiver) tapAdmit(ctx context.Context, _ *tap.Info) (context.Context, error) {
-	if err := r.admit.check(); err != nil {
+// tapAdmit admits a new OTLP/gRPC call before its message is read: it
+// refuses the call while memory is over the limit, and reserves the largest
+// message the call may carry from the in-flight budget, as gRPC reads the
+// whole message before the handler learns its size. The handler shrinks the
+// reservation to the message's size once read, and releases it when done.
+func (r *Receiver) tapAdmit(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != metricsExport && info.FullMethodName != tracesExport {
+		// Not an OTLP Export: gRPC answers Unimplemented without reading it.
+		return ctx, nil
+	}
+	if err := r.admit.acquire(r.opts.MaxRequestBytes); err != nil {
+		r.observe(methodSignal(info.FullMethodName), "grpc", 0, ingest.Result{}, err, time.Now())
 		return ctx, r.grpcError(err)
 	}
-	return ctx, nil
+	return context.WithValue(ctx, reservationKey{}, &reservation{a: r.admit, n: r.opts.MaxRequestBytes}), nil
 }
 
-// exportGRPC is the OTLP/gRPC exchange shared by every signal: admit the
-// message's bytes, decode it, store it and answer with the signal's
-// response, carrying a partial success when items were rejected.
+// reservationKey is the context key of a gRPC call's *reservation.
+type reservationKey struct{}
+
+// reservation is the part of the in-flight budget one gRPC call holds.
+type reservation struct {
+	a *admission
+	n int64
+}
+
+// resize gives back what the call holds beyond n bytes.
+func (res *reservation) resize(n int64) {
+	if n < res.n {
+		res.a.release(res.n - n)
+		res.n = n
+	}
+}
+
+func (res *reservation) release() {
+	res.a.release(res.n)
+	res.n = 0
+}
+
+func methodSignal(fullMethod string) string {
+	if fullMethod == tracesExport {
+		return tracesSignal.name
+	}
+	return metricsSignal.name
+}
+
+// exportGRPC is the OTLP/gRPC exchange shared by every signal, once
+// tapAdmit admitted the call: decode the message, store it and answer with
+// the signal's response, carrying a partial success when items were
+// rejected.
 func (r *Receiver) exportGRPC(ctx context.Context, sig otlpSignal, in *rawMessage) (*rawMessage, error) {
 	signal := sig.name
 	start := time.Now()
-	size := int64(len(in.b))
-	if err := r.admit.acquire(size); err != nil {
-		r.observe(signal, "grpc", 0, ingest.Result{}, err, start)
-		return nil, r.grpcError(err)
-	}
-	defer r.admit.release(size)
 	n, consume, err := sig.decode(r, contentTypeProto, in.b)
 	if err != nil {
 		r.m.requests.WithLabelValues(signal, "grpc", "bad_data").Inc()
