@@ -109,6 +109,28 @@ describe("exemplars on the service-health dashboard", () => {
     await page.close();
   });
 
+  it("Payment Duration P95 shows the P95-or-worse dots by default, and the rest on demand", async () => {
+    const page = await newPage();
+    await page.goto(`${lk.ui}/d/service-health?from=now-15m&to=now`);
+    const panel = page.locator('[data-panel-title="Payment Duration P95"]');
+    const tail = panel.locator(".ex-tail-toggle");
+    await check.visible(tail);
+    expect(await tail.isChecked()).toBe(true);
+    await check.text(panel.locator(".panel-tools"), "p95+ only");
+    await expect.poll(async () => panel.locator(".exemplar-dot").count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    const layer = panel.locator(".ex-layer");
+    const total = Number(await layer.getAttribute("data-total"));
+    const below = Number(await layer.getAttribute("data-below-quantile"));
+    expect(below).toBeGreaterThanOrEqual(0);
+    expect(below).toBeLessThan(total);
+    // With the toggle off every exemplar may show: none is held back.
+    await tail.uncheck();
+    await expect.poll(async () => layer.getAttribute("data-below-quantile")).toBe("0");
+    // Other panels (not a histogram_quantile) have no such toggle.
+    await check.count(page.locator('[data-panel-title="Checkout Rate by Country"] .ex-tail-toggle'), 0);
+    await page.close();
+  });
+
   it("zooms by dragging, sets ranges with the picker, and keeps them in the URL", async () => {
     const page = await newPage();
     await page.goto(`${lk.ui}/d/service-health?from=now-15m&to=now`);

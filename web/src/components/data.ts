@@ -15,11 +15,12 @@ export interface QueryTarget {
 /** fetchSeries runs query_range for each target; errors name the target's query. */
 export async function fetchSeries(targets: QueryTarget[], range: ResolvedRange, step: number, signal?: AbortSignal): Promise<Series[]> {
   const results = await Promise.all(
-    targets.map(async (t) => {
+    targets.map(async (t, target) => {
       const data = await queryRange(t.expr, range.start, range.end, step, signal);
       return data.result.map((r) => ({
         label: legend(t.legendFormat, r.metric),
         labels: r.metric,
+        target,
         points: r.values.map(([ts, v]) => [ts, parseValue(v)] as [number, number | null]),
       }));
     }),

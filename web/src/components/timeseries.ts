@@ -10,6 +10,7 @@ import { h, replace } from "../lib/dom";
 import { formatUnit } from "../lib/format";
 import { seriesColor } from "../lib/palette";
 import type { Labels } from "../lib/prom";
+import { inQuantileTail } from "../lib/quantile";
 import { thin } from "../lib/thin";
 import { formatTime } from "../lib/time";
 
@@ -33,6 +34,7 @@ const TIME_TICKS: (string | number | null)[][] = [
 export interface Series {
   label: string;
   labels: Labels;
+  target?: number; // index of the panel query it came from
   points: [number, number | null][]; // [epoch seconds, value]
 }
 
@@ -99,7 +101,11 @@ export class TimeSeriesChart {
   private pinned: ExemplarDot | null = null;
   private plot: uPlot | null = null;
   private series: Series[] = [];
+  /** The exemplars given, and those shown (all, or the quantile's tail). */
+  private allExemplars: ExemplarDot[] = [];
   private exemplars: ExemplarDot[] = [];
+  private tailOnly = false;
+  private tailTarget = 0;
   private exMax = -Infinity;
   private exMin = Infinity;
   private range: [number, number] = [0, 1];
@@ -125,19 +131,38 @@ export class TimeSeriesChart {
   setData(range: [number, number], series: Series[], exemplars: ExemplarDot[]): void {
     this.range = [range[0] / 1000, range[1] / 1000];
     this.series = series;
-    this.exemplars = exemplars;
-    this.exMax = exemplars.reduce((m, e) => Math.max(m, e.value), -Infinity);
-    this.exMin = exemplars.reduce((m, e) => Math.min(m, e.value), Infinity);
+    this.allExemplars = exemplars;
+    this.applyExemplars();
     this.build();
     this.renderLegend();
   }
 
   /** setExemplars replaces only the dots (e.g. after the exemplar toggle). */
   setExemplars(exemplars: ExemplarDot[]): void {
-    this.exemplars = exemplars;
-    this.exMax = exemplars.reduce((m, e) => Math.max(m, e.value), -Infinity);
-    this.exMin = exemplars.reduce((m, e) => Math.min(m, e.value), Infinity);
+    this.allExemplars = exemplars;
+    this.applyExemplars();
     if (this.plot) this.build();
+  }
+
+  /**
+   * setTailOnly shows only the exemplars at or above their step's quantile
+   * bucket (inQuantileTail), judged against the series of panel query
+   * `target` (a histogram_quantile); off shows them all.
+   */
+  setTailOnly(on: boolean, target = 0): void {
+    this.tailOnly = on;
+    this.tailTarget = target;
+    this.applyExemplars();
+    if (this.plot) this.build();
+  }
+
+  private applyExemplars(): void {
+    const all = this.allExemplars;
+    const quantiles = this.series.filter((s) => s.target === undefined || s.target === this.tailTarget);
+    const ex = this.tailOnly ? all.filter((e) => inQuantileTail(e, quantiles)) : all;
+    this.exemplars = ex;
+    this.exMax = ex.reduce((m, e) => Math.max(m, e.value), -Infinity);
+    this.exMin = ex.reduce((m, e) => Math.min(m, e.value), Infinity);
   }
 
   /** redrawDots re-places the dots after their found flags changed. */
@@ -336,7 +361,8 @@ export class TimeSeriesChart {
       return b;
     });
     replace(this.dotLayer, ...dots);
-    this.dotLayer.dataset.total = String(this.exemplars.length);
+    this.dotLayer.dataset.total = String(this.allExemplars.length);
+    this.dotLayer.dataset.belowQuantile = String(this.allExemplars.length - this.exemplars.length);
     this.dotLayer.dataset.shown = String(dots.length);
     // A redraw (resize, new data) moves the dots: the pinned popup follows its
     // dot, or closes when the dot is gone.

@@ -17,6 +17,7 @@ import { formatUnit } from "../lib/format";
 import { getJSON } from "../lib/http";
 import { barGauge, heatmapGrid, samplesOf, tableFromVectors } from "../lib/panels";
 import { labelValues, query, queryRange, type VectorSample } from "../lib/prom";
+import { quantileName, quantileOf } from "../lib/quantile";
 import { stepFor, type ResolvedRange } from "../lib/time";
 import { state } from "../state";
 import type { AppContext, View } from "./view";
@@ -216,7 +217,19 @@ export class DashboardView implements View {
       };
       explore.addEventListener("mousedown", fillExplore);
       explore.addEventListener("focus", fillExplore);
-      header.appendChild(h("span", { class: "panel-tools" }, explore, h("label", { class: "toggle", title: "Show exemplars as dots" }, exToggle, " Exemplars")));
+      // On a histogram_quantile panel the dots default to the quantile's
+      // tail: a P95 panel shows P95-or-worse requests, the rest on demand.
+      const q = targets[0]?.expr ? quantileOf(targets[0].expr) : null;
+      const tailToggle = q === null ? null : h("input", { type: "checkbox", checked: true, class: "ex-tail-toggle" });
+      header.appendChild(
+        h(
+          "span",
+          { class: "panel-tools" },
+          explore,
+          h("label", { class: "toggle", title: "Show exemplars as dots" }, exToggle, " Exemplars"),
+          tailToggle && q !== null ? h("label", { class: "toggle", title: `Show only exemplars at or above the ${quantileName(q)}'s bucket at their time` }, tailToggle, ` ${quantileName(q)}+ only`) : null,
+        ),
+      );
       let lastRange: ResolvedRange | null = null;
       let lastStep = 15;
       // "Why?" asks about the first query as the panel last ran it: variables
@@ -243,6 +256,10 @@ export class DashboardView implements View {
           : undefined,
       });
       body.appendChild(chart.el);
+      if (tailToggle) {
+        chart.setTailOnly(true);
+        tailToggle.addEventListener("change", () => chart.setTailOnly(tailToggle.checked));
+      }
       const loadExemplars = async (range: ResolvedRange, step: number, signal: AbortSignal) => {
         if (!exToggle.checked) return [];
         const exprs = targets.filter((t) => t.exemplar || !wantEx).map((t) => this.interp(t.expr!, range, step));

@@ -9,6 +9,7 @@ import { durationLiteral } from "../lib/dashboard";
 import { h, replace } from "../lib/dom";
 import { exampleQuery } from "../lib/examples";
 import { labelValues, query, seriesName, type VectorSample } from "../lib/prom";
+import { quantileName, quantileOf } from "../lib/quantile";
 import { formatTime, stepFor } from "../lib/time";
 import { state } from "../state";
 import type { AppContext, View } from "./view";
@@ -17,6 +18,9 @@ export class ExploreView implements View {
   readonly el = h("div", { class: "explore" });
   private input = h("textarea", { class: "promql mono", rows: 3, spellcheck: "false", "aria-label": "PromQL query", placeholder: "histogram_quantile(0.95, sum by (le) (rate(webstore_payment_duration_bucket[5m])))" });
   private exToggle = h("input", { type: "checkbox", checked: true, class: "ex-toggle" });
+  /** Shown for a histogram_quantile query: only the dots at or above the quantile's bucket. */
+  private tailToggle = h("input", { type: "checkbox", checked: true, class: "ex-tail-toggle" });
+  private tailLabel = h("label", { class: "toggle", hidden: true }, this.tailToggle, h("span", { class: "tail-name" }));
   private error = h("div", { class: "inline-error query-error", role: "alert" });
   private table = h("div", { class: "result-table" });
   private chart: TimeSeriesChart;
@@ -46,6 +50,7 @@ export class ExploreView implements View {
       }
     });
     this.exToggle.addEventListener("change", () => this.run(false));
+    this.tailToggle.addEventListener("change", () => this.chart.setTailOnly(this.tailToggle.checked));
     replace(
       this.el,
       h("h1", null, "Explore"),
@@ -53,7 +58,7 @@ export class ExploreView implements View {
         "form",
         { class: "query-row", on: { submit: (e) => (e.preventDefault(), this.run(true)) } },
         this.input,
-        h("div", { class: "query-actions" }, h("button", { type: "submit", class: "btn primary run-query" }, "Run query"), h("label", { class: "toggle" }, this.exToggle, " Exemplars"), h("span", { class: "muted small" }, "Enter runs, Shift+Enter adds a line")),
+        h("div", { class: "query-actions" }, h("button", { type: "submit", class: "btn primary run-query" }, "Run query"), h("label", { class: "toggle" }, this.exToggle, " Exemplars"), this.tailLabel, h("span", { class: "muted small" }, "Enter runs, Shift+Enter adds a line")),
       ),
       this.error,
       h("section", { class: "panel explore-graph" }, h("div", { class: "panel-body" }, this.chart.el)),
@@ -108,6 +113,13 @@ export class ExploreView implements View {
         this.exToggle.checked ? fetchExemplars([e2], range, signal) : Promise.resolve([]),
         query(e2, range.end, signal),
       ]);
+      const q = quantileOf(e2);
+      this.tailLabel.hidden = q === null;
+      if (q !== null) {
+        this.tailLabel.title = `Show only exemplars at or above the ${quantileName(q)}'s bucket at their time`;
+        this.tailLabel.querySelector(".tail-name")!.textContent = ` ${quantileName(q)}+ only`;
+      }
+      this.chart.setTailOnly(q !== null && this.tailToggle.checked);
       this.chart.setData([range.start, range.end], series, ex);
       this.shown = e2;
       this.el.dataset.exemplars = String(ex.length);
