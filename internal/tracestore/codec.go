@@ -87,6 +87,10 @@ type summary struct {
 	RootName         string
 	RootService      string
 	Chunks           []chunkRef
+	// RootEnd is the root span's end; Errors counts spans with an error
+	// status. Both are 0 in summaries written before they existed.
+	RootEnd uint64
+	Errors  uint64
 }
 
 func (s *summary) info() traceql.TraceInfo {
@@ -105,8 +109,9 @@ func (s *summary) merge(o *summary) {
 		s.MaxEnd = o.MaxEnd
 	}
 	s.Spans += o.Spans
+	s.Errors += o.Errors
 	if o.HasRoot && (!s.HasRoot || o.RootStart < s.RootStart) {
-		s.HasRoot, s.RootStart, s.RootName, s.RootService = true, o.RootStart, o.RootName, o.RootService
+		s.HasRoot, s.RootStart, s.RootEnd, s.RootName, s.RootService = true, o.RootStart, o.RootEnd, o.RootName, o.RootService
 	}
 	for _, c := range o.Chunks {
 		if !slices.Contains(s.Chunks, c) {
@@ -133,7 +138,9 @@ func (s *summary) encode() []byte {
 		b = binary.BigEndian.AppendUint64(b, c.MinStart)
 		b = binary.BigEndian.AppendUint64(b, c.Seq)
 	}
-	return b
+	// Fields added later follow the chunks; older summaries end here.
+	b = binary.AppendUvarint(b, s.RootEnd)
+	return binary.AppendUvarint(b, s.Errors)
 }
 
 func decodeSummary(b []byte) (summary, error) {
@@ -154,6 +161,10 @@ func decodeSummary(b []byte) (summary, error) {
 	}
 	for range n {
 		s.Chunks = append(s.Chunks, chunkRef{MinStart: d.u64(), Seq: d.u64()})
+	}
+	if d.err == nil && len(d.b) > 0 {
+		s.RootEnd = d.uvarint()
+		s.Errors = d.uvarint()
 	}
 	return s, d.err
 }

@@ -12,6 +12,13 @@ func (s *Store) retentionLoop() {
 	defer close(s.done)
 	t := time.NewTicker(s.opts.RetentionInterval)
 	defer t.Stop()
+	// The sampling pass, when a policy is set, runs on its own tick.
+	var sampling <-chan time.Time
+	if s.sampler != nil {
+		st := time.NewTicker(samplingInterval)
+		defer st.Stop()
+		sampling = st.C
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -25,6 +32,10 @@ func (s *Store) retentionLoop() {
 		case <-t.C:
 			if err := s.RunRetention(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Warn("trace retention failed", "err", err)
+			}
+		case <-sampling:
+			if err := s.RunSampling(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Warn("trace sampling failed", "err", err)
 			}
 		}
 	}

@@ -60,6 +60,9 @@ type Options struct {
 	// MaxConcurrentWrites bounds requests committing at once; callers beyond
 	// it wait until their context ends and then get ErrOverloaded. Default 64.
 	MaxConcurrentWrites int
+	// Sampling, when not nil, is the exemplar-aware sampling policy
+	// (sampling.go). Default nil: every trace is kept.
+	Sampling *SamplingPolicy
 	// Now is the clock; tests set it. Default time.Now.
 	Now func() time.Time
 }
@@ -138,6 +141,8 @@ type Store struct {
 	seq    atomic.Uint64
 	sem    chan struct{}
 	tags   tagCache
+	// sampler is the sampling pass's state; nil without a policy.
+	sampler *sampler
 
 	// searchRows makes Search read search records only, never column
 	// blocks; tests compare the two.
@@ -219,11 +224,18 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 			Name: "lookout_tracestore_retention_runs_total", Help: "Retention passes run.",
 		}),
 	}
+	if opts.Sampling != nil {
+		s.sampler = newSampler(*opts.Sampling, opts.Now())
+	}
 	if reg != nil {
 		diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lookout_tracestore_disk_bytes", Help: "Disk space used by the trace store.",
 		}, func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
-		for _, c := range []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage} {
+		cs := []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage}
+		if s.sampler != nil {
+			cs = append(cs, s.sampler.collectors()...)
+		}
+		for _, c := range cs {
 			if err := reg.Register(c); err != nil {
 				_ = db.Close()
 				cache.Unref()
@@ -506,9 +518,13 @@ func appendUvarint(b []byte, v uint64) []byte {
 
 func spanSummary(sp ptrace.Span, res pcommon.Resource) *summary {
 	s := &summary{MinStart: uint64(sp.StartTimestamp()), MaxEnd: uint64(sp.EndTimestamp()), Spans: 1}
+	if sp.Status().Code() == ptrace.StatusCodeError {
+		s.Errors = 1
+	}
 	if sp.ParentSpanID().IsEmpty() {
 		s.HasRoot = true
 		s.RootStart = s.MinStart
+		s.RootEnd = s.MaxEnd
 		s.RootName = sp.Name()
 		if v, ok := res.Attributes().Get("service.name"); ok {
 			s.RootService = v.AsString()

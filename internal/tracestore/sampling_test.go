@@ -1,0 +1,234 @@
+package tracestore
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/sdk/trace"
+	oteltrace "go.opentelemetry.io/otel/trace"
+
+	"github.com/lookout-dev/lookout/internal/exemplars"
+)
+
+func TestParseSamplingPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want SamplingPolicy
+	}{
+		{"share=10%", SamplingPolicy{Share: 0.1, Window: 2 * time.Minute}},
+		{"share=0.25,window=5m", SamplingPolicy{Share: 0.25, Window: 5 * time.Minute}},
+		{" share = 1 , window = 30s ", SamplingPolicy{Share: 1, Window: 30 * time.Second}},
+		{"share=0", SamplingPolicy{Share: 0, Window: 2 * time.Minute}},
+		{"window=1m,share=100%", SamplingPolicy{Share: 1, Window: time.Minute}},
+	} {
+		got, err := ParseSamplingPolicy(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseSamplingPolicy(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+		if again, err := ParseSamplingPolicy(got.String()); err != nil || again != got {
+			t.Errorf("%q: String() %q reads back as %+v, %v", tc.in, got.String(), again, err)
+		}
+	}
+	for _, in := range []string{"", "share", "share=", "share=1.5", "share=-0.1", "share=150%", "share=NaN", "share=abc",
+		"window=2m", "share=0.1,window=0", "share=0.1,window=-1m", "share=0.1,window=soon", "share=0.1,rate=3"} {
+		if _, err := ParseSamplingPolicy(in); err == nil {
+			t.Errorf("ParseSamplingPolicy(%q) accepted", in)
+		}
+	}
+}
+
+// TestShareAgreesWithTraceIDRatioBased: the share keeps exactly the trace
+// IDs OpenTelemetry's TraceIDRatioBased sampler keeps at the same ratio, so
+// a trace's services, and an app's head sampler, agree with Lookout.
+func TestShareAgreesWithTraceIDRatioBased(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, share := range []float64{0, 0.01, 0.1, 0.5, 0.999, 1} {
+		p := SamplingPolicy{Share: share}
+		sdk := trace.TraceIDRatioBased(share)
+		kept := 0
+		for range 20000 {
+			var id pcommon.TraceID
+			for i := range id {
+				id[i] = byte(r.Uint32())
+			}
+			want := sdk.ShouldSample(trace.SamplingParameters{TraceID: oteltrace.TraceID(id)}).Decision == trace.RecordAndSample
+			if got := p.keepsShare(id); got != want {
+				t.Fatalf("share %v, trace %s: kept %v, TraceIDRatioBased %v", share, id, got, want)
+			}
+			if want {
+				kept++
+			}
+		}
+		if got := float64(kept) / 20000; got < share-0.02 || got > share+0.02 {
+			t.Errorf("share %v kept %.3f of random traces", share, got)
+		}
+	}
+}
+
+// sampledID is a trace ID whose lower 8 bytes put it outside any share
+// below 0.99 (high) or inside any share above 0.01 (low).
+func sampledID(n byte, high bool) pcommon.TraceID {
+	id := pcommon.TraceID{0x5a, 1: n}
+	if high {
+		id[8] = 0xff
+	}
+	id[15] = n
+	return id
+}
+
+func withTraceID(td ptrace.Traces, id pcommon.TraceID) ptrace.Traces {
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				sp.SetTraceID(id)
+			}
+		}
+	}
+	return td
+}
+
+// TestSampling runs the sampling pass on a clock: after the window, traces
+// referenced by an exemplar (even one arriving just inside the window),
+// with an error, slower than their root operation's p99, or in the share
+// stay; the rest go. A trace referenced just after the window is gone and
+// counted as late-referenced.
+func TestSampling(t *testing.T) {
+	now := base
+	clock := func() time.Time { return now }
+	idx, err := exemplars.Open(t.TempDir(), exemplars.Options{Retention: 48 * time.Hour, Now: clock}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	window := 2 * time.Minute
+	s := openTest(t, t.TempDir(), Options{Pinner: idx, Now: clock, Sampling: &SamplingPolicy{Share: 0.1, Window: window}})
+	defer s.Close()
+	ctx := context.Background()
+
+	const (
+		plain       = 1 // dropped
+		errored     = 2 // an error on a child span
+		pinnedEarly = 3 // an exemplar arrives just inside the window
+		pinnedLate  = 4 // an exemplar arrives just after the window
+		inShare     = 5 // a low trace ID
+		slow        = 6 // its root took far longer than the operation's p99
+	)
+	ids := map[int]pcommon.TraceID{
+		plain: sampledID(plain, true), errored: sampledID(errored, true), pinnedEarly: sampledID(pinnedEarly, true),
+		pinnedLate: sampledID(pinnedLate, true), inShare: sampledID(inShare, false), slow: sampledID(slow, true),
+	}
+	now = base.Add(time.Minute)
+	// 200 ordinary requests of the operation the slow trace belongs to,
+	// started before it: they make its p99 (and are dropped).
+	for i := range 200 {
+		id := sampledID(byte(100+i%100), true)
+		id[2] = byte(i / 100)
+		consume(t, s, withTraceID(makeTraces(spanSpec{span: 1, service: "shop", name: "GET /cart", dur: 10 * time.Millisecond}), id))
+	}
+	for n, id := range ids {
+		sp := []spanSpec{{span: 1, service: "shop", name: "GET /cart", start: time.Second, dur: 10 * time.Millisecond}}
+		switch n {
+		case errored:
+			sp = append(sp, spanSpec{span: 2, parent: 1, service: "db", name: "query", start: time.Second, dur: time.Millisecond, status: ptrace.StatusCodeError})
+		case slow:
+			sp[0].dur = 3 * time.Second
+		}
+		consume(t, s, withTraceID(makeTraces(sp...), id))
+	}
+	pin := func(id pcommon.TraceID) {
+		t.Helper()
+		err := idx.WriteExemplars(ctx, []exemplars.Record{{
+			Series:   labels.FromStrings("__name__", "latency_bucket", "le", "1"),
+			Exemplar: exemplar.Exemplar{Labels: labels.FromStrings("trace_id", id.String()), Value: 0.5, Ts: now.UnixMilli(), HasTs: true},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	has := func() []int {
+		var out []int
+		for n, id := range ids {
+			if ok, _ := s.HasTrace(ctx, id); ok {
+				out = append(out, n)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+
+	// Inside the window nothing is decided.
+	now = base.Add(time.Second + window - time.Second)
+	pin(ids[pinnedEarly])
+	if err := s.RunSampling(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := has(); len(got) != len(ids) {
+		t.Fatalf("inside the window: traces %v, want all", got)
+	}
+	// Just after it, the pass decides.
+	now = base.Add(time.Second + window + time.Second)
+	if err := s.RunSampling(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{errored, pinnedEarly, inShare, slow}
+	if got := has(); !slices.Equal(got, want) {
+		t.Errorf("after the window: traces %v, want %v", got, want)
+	}
+	for reason, n := range map[string]float64{keptExemplar: 1, keptError: 1, keptShare: 1, keptSlow: 1} {
+		if got := testutil.ToFloat64(s.sampler.kept.WithLabelValues(reason)); got != n {
+			t.Errorf("kept for %s: %v, want %v", reason, got, n)
+		}
+	}
+	// 200 ordinary + plain + pinnedLate; the first 100 ordinary ones were
+	// too few to judge slowness by, but none was slow either.
+	if got := testutil.ToFloat64(s.sampler.dropped); got != 202 {
+		t.Errorf("dropped %v traces, want 202", got)
+	}
+
+	// An exemplar for a dropped trace arrives after the window: counted
+	// once the late check runs, a window after the drop.
+	pin(ids[pinnedLate])
+	now = now.Add(window + time.Second)
+	if err := s.RunSampling(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(s.sampler.lateRef); got != 1 {
+		t.Errorf("late-referenced traces: %v, want 1", got)
+	}
+	if ok, _ := s.HasTrace(ctx, ids[pinnedLate]); ok {
+		t.Error("the late-referenced trace is back")
+	}
+	// Search forgets the dropped traces.
+	res, err := s.Search(ctx, SearchRequest{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Traces) != len(want) {
+		t.Errorf("search after sampling: %d traces, want %d", len(res.Traces), len(want))
+	}
+}
+
+// TestSummaryReadsOldEncoding: summaries written before RootEnd and Errors
+// existed decode with both zero.
+func TestSummaryReadsOldEncoding(t *testing.T) {
+	s := summary{MinStart: 5, MaxEnd: 9, Spans: 2, HasRoot: true, RootStart: 5, RootEnd: 8, RootName: "op", RootService: "svc", Errors: 1,
+		Chunks: []chunkRef{{MinStart: 5, Seq: 1}}}
+	b := s.encode()
+	got, err := decodeSummary(b)
+	if err != nil || got.RootEnd != 8 || got.Errors != 1 || got.RootName != "op" || len(got.Chunks) != 1 {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	old := b[:len(b)-2] // without the two trailing uvarints
+	got, err = decodeSummary(old)
+	if err != nil || got.RootEnd != 0 || got.Errors != 0 || got.RootName != "op" || got.Chunks[0].Seq != 1 {
+		t.Fatalf("old encoding: %+v, %v", got, err)
+	}
+}
