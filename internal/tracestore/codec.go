@@ -28,6 +28,7 @@ import (
 //
 //	b | minute(8)                            → block summary (blocks.go)
 //	c | minute(8) | seq(8)                   → column block (columns.go)
+//	m | name                                 → the store's own state (sampling.go)
 //	a | minute(8) | seq(8) | key             → attribute column of that block
 //	k | hour(4) | scope(1) | key             → tag name seen in that hour
 //	v | hour(4) | scope(1) | key 0 type value → tag value seen in that hour
@@ -37,6 +38,7 @@ const (
 	pSummary = 't'
 	pTagKey  = 'k'
 	pTagVal  = 'v'
+	pMeta    = 'm'
 )
 
 // Tag scopes in the k and v tables.

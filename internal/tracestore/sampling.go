@@ -171,16 +171,32 @@ func (r *ring) p99() uint64 {
 	return r.cached
 }
 
-func newSampler(p SamplingPolicy, now time.Time) *sampler {
+// samplingKey holds how far the sampling pass has decided (start time in
+// ns, 8 bytes), so a restart neither decides a trace twice nor skips one.
+var samplingKey = []byte{pMeta, 's', 'a', 'm', 'p', 'l', 'e', 'd'}
+
+// newSampler resumes where the last pass stopped; on a store that never
+// sampled, at the start of the provisional window: traces stored before
+// sampling was turned on are kept.
+func newSampler(db *pebble.DB, p SamplingPolicy, now time.Time) (*sampler, error) {
 	if p.Window <= 0 {
 		p.Window = DefaultSamplingWindow
 	}
+	upTo := uint64(max(now.Add(-p.Window).UnixNano(), 0))
+	v, closer, err := db.Get(samplingKey)
+	switch {
+	case err == nil:
+		if len(v) == 8 {
+			upTo = binary.BigEndian.Uint64(v)
+		}
+		_ = closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return nil, fmt.Errorf("read sampling state: %w", err)
+	}
 	return &sampler{
 		policy: p,
-		// Traces from before this start are kept: their decision may have
-		// been lost with the process.
-		upTo:  uint64(max(now.Add(-p.Window).UnixNano(), 0)),
-		roots: map[rootOp]*ring{},
+		upTo:   upTo,
+		roots:  map[rootOp]*ring{},
 		kept: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lookout_tracestore_sampling_kept_traces_total",
 			Help: "Traces the sampling policy kept, by reason: exemplar (an exemplar references it), error, slow (root slower than its operation's recent p99), share.",
@@ -193,7 +209,7 @@ func newSampler(p SamplingPolicy, now time.Time) *sampler {
 			Name: "lookout_tracestore_sampling_late_referenced_traces_total",
 			Help: "Dropped traces that an exemplar referenced after their provisional window (their exemplars are dangling).",
 		}),
-	}
+	}, nil
 }
 
 func (sm *sampler) collectors() []prometheus.Collector {
@@ -316,6 +332,7 @@ func (s *Store) RunSampling(ctx context.Context) error {
 	if err := it.Error(); err != nil {
 		return err
 	}
+	_ = b.Set(samplingKey, binary.BigEndian.AppendUint64(nil, cutoff), nil)
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}

@@ -232,3 +232,43 @@ func TestSummaryReadsOldEncoding(t *testing.T) {
 		t.Fatalf("old encoding: %+v, %v", got, err)
 	}
 }
+
+// TestSamplingResumes: a reopened store resumes the sampling pass where it
+// stopped; a store that never sampled starts at the provisional window, so
+// the traces it held before sampling was turned on stay.
+func TestSamplingResumes(t *testing.T) {
+	dir := t.TempDir()
+	now := base.Add(time.Hour)
+	clock := func() time.Time { return now }
+	policy := &SamplingPolicy{Share: 0, Window: time.Minute}
+	s := openTest(t, dir, Options{Now: clock})
+	old := sampledID(1, true)
+	consume(t, s, withTraceID(makeTraces(spanSpec{span: 1, service: "svc", name: "op", start: 10 * time.Minute, dur: time.Millisecond}), old))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTest(t, dir, Options{Now: clock, Sampling: policy})
+	young := sampledID(2, true)
+	consume(t, s, withTraceID(makeTraces(spanSpec{span: 1, service: "svc", name: "op", start: time.Hour, dur: time.Millisecond}), young))
+	now = now.Add(2 * time.Minute)
+	if err := s.RunSampling(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	upTo := s.sampler.upTo
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{Now: clock, Sampling: policy})
+	defer s.Close()
+	if s.sampler.upTo != upTo {
+		t.Errorf("reopened at %d, want %d", s.sampler.upTo, upTo)
+	}
+	ctx := context.Background()
+	if ok, _ := s.HasTrace(ctx, old); !ok {
+		t.Error("a trace stored before sampling was turned on was dropped")
+	}
+	if ok, _ := s.HasTrace(ctx, young); ok {
+		t.Error("a trace stored with sampling on, outside the share, was kept")
+	}
+}

@@ -225,7 +225,11 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		}),
 	}
 	if opts.Sampling != nil {
-		s.sampler = newSampler(*opts.Sampling, opts.Now())
+		if s.sampler, err = newSampler(db, *opts.Sampling, opts.Now()); err != nil {
+			_ = db.Close()
+			cache.Unref()
+			return nil, err
+		}
 	}
 	if reg != nil {
 		diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
