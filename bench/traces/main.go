@@ -54,6 +54,7 @@ func main() {
 	cacheMiB := flag.Int64("cache-mib", 0, "Pebble block cache in MiB (0: the store's default)")
 	settle := flag.Duration("settle", 0, "wait this long after ingest (background compactions) before measuring reads")
 	spanMetrics := flag.Bool("spanmetrics", false, "derive span metrics from the ingested spans, as lookout does by default (flushed every 15 s into a counting sink)")
+	sampling := flag.String("sampling", "", "a --traces.sampling policy (e.g. share=10%): after ingest one sampling pass, timed, decides every trace (no exemplars pin any), before the reads and the disk figure")
 	flag.Parse()
 
 	if *dir == "" {
@@ -68,9 +69,20 @@ func main() {
 	if *cacheMiB > 0 {
 		opts.CacheSize = *cacheMiB << 20
 	}
+	var shift atomic.Int64 // the store's clock offset, ns
+	if *sampling != "" {
+		p, err := tracestore.ParseSamplingPolicy(*sampling)
+		check(err)
+		opts.Sampling = &p
+		// Open as if sampling had been on since before the first span, so
+		// that the pass decides every ingested trace.
+		shift.Store(-int64(time.Duration(*hours*float64(time.Hour)) + p.Window + time.Minute))
+		opts.Now = func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
+	}
 	store, err := tracestore.Open(*dir, opts, logger, nil)
 	check(err)
 	defer store.Close()
+	shift.Store(0)
 
 	now := time.Now()
 	span0 := now.Add(-time.Duration(*hours * float64(time.Hour)))
@@ -110,6 +122,19 @@ func main() {
 		}
 	}
 	printMem("after ingest")
+	if opts.Sampling != nil {
+		cpu0, t0 := cpuTime(), time.Now()
+		check(store.RunSampling(context.Background()))
+		fmt.Printf("sampling pass (%s): %s, %.2f CPU-s\n", opts.Sampling, time.Since(t0).Round(time.Millisecond), (cpuTime() - cpu0).Seconds())
+		var kept []pcommon.TraceID
+		for _, id := range sample {
+			if ok, err := store.HasTrace(context.Background(), id); err == nil && ok {
+				kept = append(kept, id)
+			}
+		}
+		fmt.Printf("sampling kept %d of %d sampled trace IDs\n", len(kept), len(sample))
+		sample = kept
+	}
 	time.Sleep(*settle)
 
 	srv := httptest.NewServer(tempoapi.NewHandler(tempoapi.Options{Traces: store, QueryTimeout: time.Minute}))
@@ -222,8 +247,10 @@ func ingestSpans(store ingest.TracesSink, total, perTrace, batch, workers int, f
 				if r >= int64(requests) {
 					return
 				}
-				// Decode like a receiver, then give every trace a unique ID
-				// and a start time spread evenly over [from, to].
+				// Decode like a receiver, then give every trace a unique ID,
+				// whose lower 8 bytes look random as real IDs' do (samplers
+				// decide on them), and a start time spread evenly over
+				// [from, to].
 				td, err := un.UnmarshalTraces(templates[r%int64(len(templates))])
 				check(err)
 				base := uint64(from.UnixNano()) + uint64(float64(span)*float64(r)/float64(requests))
@@ -232,7 +259,7 @@ func ingestSpans(store ingest.TracesSink, total, perTrace, batch, workers int, f
 					for _, ss := range rs.ScopeSpans().All() {
 						for _, sp := range ss.Spans().All() {
 							id := sp.TraceID()
-							binary.BigEndian.PutUint64(id[8:], uint64(r))
+							binary.BigEndian.PutUint64(id[8:], mix(uint64(r)))
 							id[2] = 0xbe
 							sp.SetTraceID(id)
 							d := sp.EndTimestamp() - sp.StartTimestamp()
@@ -376,4 +403,13 @@ func check(err error) {
 	if err != nil {
 		panic(err)
 	}
+}
+
+// mix is SplitMix64's finalizer, a bijection: distinct inputs stay distinct.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
