@@ -89,10 +89,11 @@ func request(spans ...span) ptrace.Traces {
 type fixture struct {
 	store *tracestore.Store
 	index *exemplars.Index
+	h     http.Handler
 	url   string
 }
 
-func newFixture(t *testing.T, opts Options) *fixture {
+func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
 	now := func() time.Time { return base.Add(time.Hour) }
 	store, err := tracestore.Open(t.TempDir(), tracestore.Options{Now: now, RetentionInterval: time.Hour}, nil, nil)
@@ -139,7 +140,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	h := NewHandler(opts)
 	srv := httptest.NewServer(h) // listens on 127.0.0.1:0
 	t.Cleanup(srv.Close)
-	return &fixture{store: store, index: idx, url: srv.URL}
+	return &fixture{store: store, index: idx, h: h, url: srv.URL}
 }
 
 func get(t *testing.T, u string, header ...string) (int, string, []byte) {
