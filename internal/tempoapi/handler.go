@@ -13,16 +13,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lookout-dev/lookout/internal/buildinfo"
-
-	"github.com/lookout-dev/lookout/internal/traceid"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/lookout-dev/lookout/internal/buildinfo"
+	"github.com/lookout-dev/lookout/internal/traceid"
 	"github.com/lookout-dev/lookout/internal/traceql"
 	"github.com/lookout-dev/lookout/internal/tracestore"
 )
@@ -191,7 +189,8 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 // wrap is the one place errors become responses: plain-text bodies with
-// Tempo's status codes, timeouts as 400s naming the limit.
+// Tempo's status codes, invalid trace IDs (traceid.Parse's errors) and
+// timeouts as 400s naming what was wrong.
 func (a *api) wrap(route string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -203,6 +202,8 @@ func (a *api) wrap(route string, h func(http.ResponseWriter, *http.Request) erro
 			switch {
 			case errors.As(err, &he):
 				code, msg = he.code, he.msg
+			case errors.Is(err, traceid.ErrInvalid):
+				code = http.StatusBadRequest
 			case errors.Is(err, context.DeadlineExceeded):
 				code, msg = http.StatusBadRequest, fmt.Sprintf("query timed out after %s: narrow the time range or make the query more selective", a.opts.QueryTimeout)
 			case errors.Is(err, context.Canceled):
@@ -222,16 +223,6 @@ func writeJSON(w http.ResponseWriter, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// ParseTraceID reads a trace ID from a URL by traceid.Parse's rule; an
-// invalid one is a 400 naming what is wrong.
-func ParseTraceID(s string) (pcommon.TraceID, error) {
-	id, err := traceid.Parse(s)
-	if err != nil {
-		return id, badRequest("%s", err)
-	}
-	return id, nil
-}
-
 func truncate(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "…"
@@ -244,7 +235,7 @@ func wantsProto(r *http.Request) bool {
 }
 
 func (a *api) getTrace(r *http.Request) (ptrace.Traces, error) {
-	id, err := ParseTraceID(r.PathValue("id"))
+	id, err := traceid.Parse(r.PathValue("id"))
 	if err != nil {
 		return ptrace.Traces{}, err
 	}
@@ -386,7 +377,7 @@ func (a *api) timeRange(r *http.Request) (time.Time, time.Time, error) {
 }
 
 func (a *api) exemplarsByTrace(w http.ResponseWriter, r *http.Request) error {
-	id, err := ParseTraceID(r.URL.Query().Get("traceID"))
+	id, err := traceid.Parse(r.URL.Query().Get("traceID"))
 	if err != nil {
 		return err
 	}
@@ -447,7 +438,7 @@ func (a *api) tracesFound(w http.ResponseWriter, r *http.Request) error {
 	found := make(map[string]bool, len(parts))
 	for _, p := range parts {
 		p = strings.TrimSpace(p)
-		id, err := ParseTraceID(p)
+		id, err := traceid.Parse(p)
 		if err != nil {
 			return err
 		}

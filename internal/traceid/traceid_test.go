@@ -52,9 +52,9 @@ func TestFromLabels(t *testing.T) {
 // FuzzParse: IDs are outside input; what parses is at most 32 hex digits,
 // not all zero, and formats back to itself left-padded.
 func FuzzParse(f *testing.F) {
-	f.Add("4bf92f3577b34da6a3ce929d0e0e4736")
-	f.Add("")
-	f.Add("0")
+	for _, s := range []string{"4bf92f3577b34da6a3ce929d0e0e4736", "", "0", "c0ffee", "zz", strings.Repeat("f", 33)} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := Parse(s)
 		if err != nil {
