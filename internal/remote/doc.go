@@ -8,6 +8,6 @@
 // /api/v1/query_exemplars through client_golang's API client, and Tempo's
 // /api/traces/{id} (protobuf, or Tempo's JSON when a proxy answers with it)
 // and /api/search. Every answer is read with a size bound, every request
-// honours its context, and trace IDs are parsed as Tempo writes them: hex in
-// any case, leading zeros optional.
+// honours its context, and trace IDs are parsed by traceid.Parse, which reads
+// them as Tempo writes them: hex in any case, leading zeros optional.
 package remote

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
@@ -21,9 +22,9 @@ func hexIDOracle(s string, size int) (string, bool) {
 	return v, v != ""
 }
 
-// FuzzExemplarIDs checks the trace and span IDs taken from exemplar labels
-// against the oracle: exactly the valid hex IDs are accepted, with their
-// value left-padded.
+// FuzzExemplarIDs checks the trace and span IDs that exemplarsFromAPI takes
+// from exemplar labels against the oracle: exactly the valid hex IDs are
+// accepted, with their value left-padded.
 func FuzzExemplarIDs(f *testing.F) {
 	for _, s := range [][2]string{
 		{"4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"},
@@ -39,16 +40,24 @@ func FuzzExemplarIDs(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, traceID, spanID string) {
 		for _, names := range [][2]model.LabelName{{"trace_id", "span_id"}, {"traceID", "spanID"}} {
-			ls := model.LabelSet{names[0]: model.LabelValue(traceID), names[1]: model.LabelValue(spanID)}
-			id, ok := traceIDFromLabels(ls)
+			// The first exemplar tests the trace ID; the second, with a valid
+			// trace ID, the span ID.
+			got := exemplarsFromAPI([]promv1.ExemplarQueryResult{{Exemplars: []promv1.Exemplar{
+				{Labels: model.LabelSet{names[0]: model.LabelValue(traceID), names[1]: model.LabelValue(spanID)}},
+				{Labels: model.LabelSet{names[0]: "1", names[1]: model.LabelValue(spanID)}},
+			}}})
+			ok := len(got) == 2
+			if !ok && len(got) != 1 {
+				t.Fatalf("%d exemplars, want 1 or 2", len(got))
+			}
 			want, wantOK := hexIDOracle(traceID, 16)
 			if ok != wantOK {
 				t.Fatalf("trace ID %q: ok %v, want %v", traceID, ok, wantOK)
 			}
-			if ok && strings.TrimLeft(hex.EncodeToString(id[:]), "0") != want {
+			if id := got[0].TraceID; ok && strings.TrimLeft(hex.EncodeToString(id[:]), "0") != want {
 				t.Fatalf("trace ID %q parsed as %s", traceID, id)
 			}
-			sid := spanIDFromLabels(ls)
+			sid := got[len(got)-1].SpanID
 			want, wantOK = hexIDOracle(spanID, 8)
 			if !wantOK && !sid.IsEmpty() || wantOK && strings.TrimLeft(hex.EncodeToString(sid[:]), "0") != want {
 				t.Fatalf("span ID %q parsed as %s", spanID, sid)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 
 	"github.com/lookout-dev/lookout/internal/analysis"
 )
@@ -46,9 +47,10 @@ func newPrometheus(baseURL string, client *http.Client, maxBody int64) (*Prometh
 }
 
 // QueryExemplars asks /api/v1/query_exemplars for the exemplars of the
-// series query selects between start and end. Exemplars without a parseable
-// trace ID in a trace_id or traceID label are left out; the span ID comes
-// from span_id or spanID (zero when absent or invalid). The exemplars of
+// series query selects between start and end, their IDs read by
+// analysis.NewExemplar: exemplars without a valid trace ID under one of
+// traceid.TraceLabels are left out; the span ID is zero when absent or
+// invalid. The exemplars of
 // one series share one Series map, which callers must not modify. An error
 // the server answered is client_golang's *v1.Error (use errors.As).
 func (p *Prometheus) QueryExemplars(ctx context.Context, query string, start, end time.Time) ([]analysis.Exemplar, error) {
@@ -76,7 +78,8 @@ func exemplarsFromAPI(res []promv1.ExemplarQueryResult) []analysis.Exemplar {
 	for _, r := range res {
 		var series map[string]string
 		for _, e := range r.Exemplars {
-			traceID, ok := traceIDFromLabels(e.Labels)
+			label := func(name string) string { return string(e.Labels[model.LabelName(name)]) }
+			ex, ok := analysis.NewExemplar(label, float64(e.Value), e.Timestamp.Time())
 			if !ok {
 				continue
 			}
@@ -86,13 +89,8 @@ func exemplarsFromAPI(res []promv1.ExemplarQueryResult) []analysis.Exemplar {
 					series[string(k)] = string(v)
 				}
 			}
-			out = append(out, analysis.Exemplar{
-				TraceID: traceID,
-				SpanID:  spanIDFromLabels(e.Labels),
-				Value:   float64(e.Value),
-				Time:    e.Timestamp.Time(),
-				Series:  series,
-			})
+			ex.Series = series
+			out = append(out, ex)
 		}
 	}
 	return out

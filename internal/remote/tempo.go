@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/lookout-dev/lookout/internal/analysis"
+	"github.com/lookout-dev/lookout/internal/traceid"
 )
 
 var (
@@ -193,8 +194,8 @@ func decodeSearch(body []byte, limit int) ([]pcommon.TraceID, error) {
 		if len(ids) == n {
 			break
 		}
-		id, ok := parseTraceID(tr.TraceID)
-		if !ok {
+		id, err := traceid.Parse(tr.TraceID)
+		if err != nil {
 			return nil, fmt.Errorf("search answer has an invalid trace ID %q: want up to 32 hex digits, not all zeros", quotable([]byte(tr.TraceID)))
 		}
 		if _, dup := seen[id]; dup {

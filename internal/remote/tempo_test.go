@@ -19,14 +19,15 @@ import (
 
 	"github.com/lookout-dev/lookout/internal/analysis"
 	"github.com/lookout-dev/lookout/internal/tempoapi"
+	"github.com/lookout-dev/lookout/internal/traceid"
 	"github.com/lookout-dev/lookout/internal/tracestore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func mustTraceID(s string) pcommon.TraceID {
-	id, ok := parseTraceID(s)
-	if !ok {
+	id, err := traceid.Parse(s)
+	if err != nil {
 		panic("bad trace ID " + s)
 	}
 	return id
