@@ -2,6 +2,7 @@ package tempoapi
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -296,7 +297,7 @@ func (a *api) traceV2(w http.ResponseWriter, r *http.Request) error {
 		}
 		// TraceByIDResponse{trace = 1}: the Trace message has the same wire
 		// format as TracesData. status COMPLETE is the zero value and omitted.
-		out := append([]byte{0x0a}, appendVarint(nil, uint64(len(b)))...)
+		out := append([]byte{0x0a}, binary.AppendUvarint(nil, uint64(len(b)))...)
 		out = append(out, b...)
 		w.Header().Set("Content-Type", "application/protobuf")
 		_, err = w.Write(out)
@@ -311,14 +312,6 @@ func (a *api) traceV2(w http.ResponseWriter, r *http.Request) error {
 	out = append(out, `,"status":"COMPLETE"}`...)
 	_, err = w.Write(out)
 	return err
-}
-
-func appendVarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
 }
 
 // TempoVersion is the Tempo release whose HTTP API this package answers as

@@ -3,6 +3,7 @@ package tempoapi
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -319,16 +320,9 @@ func TestTraceProtobuf(t *testing.T) {
 		t.Fatalf("v2 protobuf: %d %s % x", code, ctype, body[:min(len(body), 4)])
 	}
 	// Field 1, length-delimited: the trace.
-	n, k := uint64(0), 1
-	for shift := 0; ; shift += 7 {
-		b := body[k]
-		k++
-		n |= uint64(b&0x7f) << shift
-		if b < 0x80 {
-			break
-		}
-	}
-	if int(n) != len(body)-k {
+	n, w := binary.Uvarint(body[1:])
+	k := 1 + w
+	if w <= 0 || int(n) != len(body)-k {
 		t.Fatalf("v2 protobuf: field 1 length %d, %d bytes follow", n, len(body)-k)
 	}
 	td, err = (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body[k:])

@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ func TestSearchRecordRoundTrip(t *testing.T) {
 	for _, rs := range td.ResourceSpans().All() {
 		spans := rs.ScopeSpans().At(0).Spans()
 		rec = appendResource(rec, rs.Resource())
-		rec = appendUvarint(rec, uint64(spans.Len()))
+		rec = binary.AppendUvarint(rec, uint64(spans.Len()))
 		for _, sp := range spans.All() {
 			rec = appendSpan(rec, sp)
 		}
@@ -59,7 +60,7 @@ func FuzzDecodeSearch(f *testing.F) {
 	td := makeTraces(spanSpec{trace: 1, span: 1, service: "a", name: "root", dur: time.Second, attrs: map[string]any{"s": "x", "i": 3}})
 	rs := td.ResourceSpans().At(0)
 	rec := appendResource(nil, rs.Resource())
-	rec = appendUvarint(rec, 1)
+	rec = binary.AppendUvarint(rec, 1)
 	rec = appendSpan(rec, rs.ScopeSpans().At(0).Spans().At(0))
 	f.Add(rec)
 	f.Add((&summary{MinStart: 1, MaxEnd: 2, Spans: 3, HasRoot: true, RootName: "r", Chunks: []chunkRef{{1, 2}}}).encode())

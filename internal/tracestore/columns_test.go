@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -187,7 +188,7 @@ func buildBoth(td ptrace.Traces, cb *columnBuilder) (records [][]byte, block []b
 				continue
 			}
 			rec = appendResource(rec, rs.Resource())
-			rec = appendUvarint(rec, uint64(len(spans)))
+			rec = binary.AppendUvarint(rec, uint64(len(spans)))
 			for _, sp := range spans {
 				rec = appendSpan(rec, sp)
 				cb.addSpan(ri, rs.Resource(), sp)

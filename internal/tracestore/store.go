@@ -3,6 +3,7 @@ package tracestore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -411,7 +412,7 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Res
 			spans := rs.ScopeSpans().At(p.ss).Spans()
 			rec = appendResource(rec, rs.Resource())
 			blk.addAttrs(rs.Resource().Attributes())
-			rec = appendUvarint(rec, uint64(len(p.spans)))
+			rec = binary.AppendUvarint(rec, uint64(len(p.spans)))
 			for _, i := range p.spans {
 				sp := spans.At(i)
 				rec = appendSpan(rec, sp)
@@ -510,14 +511,6 @@ func tooDeep(m pcommon.Map, depth int) bool {
 		}
 	}
 	return false
-}
-
-func appendUvarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
 }
 
 func spanSummary(sp ptrace.Span, res pcommon.Resource) *summary {
