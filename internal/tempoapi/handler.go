@@ -138,8 +138,8 @@ func NewHandler(opts Options) http.Handler {
 	route := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		mux.Handle("GET "+opts.PathPrefix+pattern, a.wrap(pattern, h))
 	}
-	route("/api/traces/{id}", a.traceV1)
-	route("/api/v2/traces/{id}", a.traceV2)
+	route("/api/traces/{id}", a.traceByID(traceV1))
+	route("/api/v2/traces/{id}", a.traceByID(traceV2))
 	route("/api/search", a.search)
 	route("/api/search/tags", a.tagsV1)
 	route("/api/v2/search/tags", a.tagsV2)
@@ -235,44 +235,70 @@ func wantsProto(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/protobuf")
 }
 
-func (a *api) getTrace(r *http.Request) (ptrace.Traces, error) {
-	id, err := traceid.Parse(r.PathValue("id"))
-	if err != nil {
-		return ptrace.Traces{}, err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
-	defer cancel()
-	td, ok, err := a.opts.Traces.GetTrace(ctx, id)
-	if err != nil {
-		return ptrace.Traces{}, err
-	}
-	if !ok {
-		return ptrace.Traces{}, httpError{http.StatusNotFound, "trace not found"}
-	}
-	return td, nil
+// A traceShape is the body of one of Tempo's by-ID endpoints, made from a
+// trace marshaled as OTLP TracesData.
+type traceShape struct {
+	json  func(tracesData []byte) []byte // from OTLP/JSON
+	proto func(tracesData []byte) []byte // from OTLP protobuf
 }
 
-func (a *api) traceV1(w http.ResponseWriter, r *http.Request) error {
-	td, err := a.getTrace(r)
-	if err != nil {
-		return err
-	}
-	if wantsProto(r) {
-		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+// traceV1 is GET /api/traces/<id>: TracesData itself, with its
+// resourceSpans named "batches" in JSON.
+var traceV1 = traceShape{
+	json:  func(b []byte) []byte { return renameResourceSpans(b, "batches") },
+	proto: func(b []byte) []byte { return b },
+}
+
+// traceV2 is GET /api/v2/traces/<id>: a TraceByIDResponse.
+var traceV2 = traceShape{
+	json: func(b []byte) []byte {
+		const head, tail = `{"trace":`, `,"status":"COMPLETE"}`
+		out := make([]byte, 0, len(head)+len(b)+len(tail))
+		out = append(out, head...)
+		out = append(out, b...)
+		return append(out, tail...)
+	},
+	proto: func(b []byte) []byte {
+		// TraceByIDResponse{trace = 1}: the Trace message has the same wire
+		// format as TracesData. status COMPLETE is the zero value and omitted.
+		out := make([]byte, 0, 1+binary.MaxVarintLen64+len(b))
+		out = binary.AppendUvarint(append(out, 0x0a), uint64(len(b)))
+		return append(out, b...)
+	},
+}
+
+// traceByID serves a by-ID endpoint: the stored trace in the given shape,
+// as protobuf when the Accept header asks for it, else as JSON.
+func (a *api) traceByID(shape traceShape) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := traceid.Parse(r.PathValue("id"))
 		if err != nil {
 			return err
 		}
-		w.Header().Set("Content-Type", "application/protobuf")
-		_, err = w.Write(b)
+		ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
+		defer cancel()
+		td, ok, err := a.opts.Traces.GetTrace(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return httpError{http.StatusNotFound, "trace not found"}
+		}
+		var b []byte
+		ctype, frame := "application/json", shape.json
+		if wantsProto(r) {
+			ctype, frame = "application/protobuf", shape.proto
+			b, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		} else {
+			b, err = (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+		}
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", ctype)
+		_, err = w.Write(frame(b))
 		return err
 	}
-	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, err = w.Write(renameResourceSpans(b, "batches"))
-	return err
 }
 
 // renameResourceSpans turns OTLP/JSON's {"resourceSpans":[...]} into
@@ -283,35 +309,6 @@ func renameResourceSpans(b []byte, name string) []byte {
 		return []byte(`{"` + name + `":[]}`)
 	}
 	return append([]byte(`{"`+name+`":`), b[len(key):]...)
-}
-
-func (a *api) traceV2(w http.ResponseWriter, r *http.Request) error {
-	td, err := a.getTrace(r)
-	if err != nil {
-		return err
-	}
-	if wantsProto(r) {
-		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		if err != nil {
-			return err
-		}
-		// TraceByIDResponse{trace = 1}: the Trace message has the same wire
-		// format as TracesData. status COMPLETE is the zero value and omitted.
-		out := append([]byte{0x0a}, binary.AppendUvarint(nil, uint64(len(b)))...)
-		out = append(out, b...)
-		w.Header().Set("Content-Type", "application/protobuf")
-		_, err = w.Write(out)
-		return err
-	}
-	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	out := append([]byte(`{"trace":`), b...)
-	out = append(out, `,"status":"COMPLETE"}`...)
-	_, err = w.Write(out)
-	return err
 }
 
 // TempoVersion is the Tempo release whose HTTP API this package answers as
