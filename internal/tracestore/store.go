@@ -282,6 +282,41 @@ type part struct {
 	spans  []int
 }
 
+// accepted is what validate leaves for write: a request's valid spans,
+// grouped by trace in the order the traces first appear, and the count of
+// the others with the first one's reason.
+type accepted struct {
+	groups   map[pcommon.TraceID]*traceGroup
+	order    []pcommon.TraceID
+	total    int64 // spans in the request
+	rejected int64
+	reason   string
+}
+
+func (a *accepted) reject(why string) {
+	a.rejected++
+	if a.reason == "" {
+		a.reason = why
+	}
+}
+
+// add files span i of scope spans si of resource spans ri under its trace.
+func (a *accepted) add(ri, si, i int, sp ptrace.Span, res pcommon.Resource) {
+	tid := sp.TraceID()
+	g := a.groups[tid]
+	if g == nil {
+		g = &traceGroup{}
+		a.groups[tid] = g
+		a.order = append(a.order, tid)
+	}
+	if n := len(g.parts); n == 0 || g.parts[n-1].rs != ri || g.parts[n-1].ss != si {
+		g.parts = append(g.parts, part{rs: ri, ss: si})
+	}
+	p := &g.parts[len(g.parts)-1]
+	p.spans = append(p.spans, i)
+	g.sum.merge(spanSummary(sp, res))
+}
+
 // ConsumeTraces stores td durably: when it returns without error every
 // accepted span is in Pebble's synced WAL. Invalid spans are counted in the
 // result (OTLP partial success); a request with no valid span is ErrBadData.
@@ -290,71 +325,14 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Res
 		return ingest.Result{}, ErrClosed
 	}
 	now := s.opts.Now()
-	maxStart := uint64(now.Add(s.opts.MaxFutureSkew).UnixNano())
-	groups := map[pcommon.TraceID]*traceGroup{}
-	var order []pcommon.TraceID
-	var rejected int64
-	var reason string
-	reject := func(why string) {
-		rejected++
-		if reason == "" {
-			reason = why
-		}
+	acc := s.validate(td, now)
+	res := ingest.Result{Rejected: acc.rejected}
+	if acc.rejected > 0 {
+		res.Message = fmt.Sprintf("%d of %d spans rejected: %s", acc.rejected, acc.total, acc.reason)
+		s.m.spansRejected.Add(float64(acc.rejected))
 	}
-	total := 0
-	depth := s.opts.MaxAttributeDepth
-	for ri, rs := range td.ResourceSpans().All() {
-		resTooDeep := tooDeep(rs.Resource().Attributes(), depth)
-		for si, ss := range rs.ScopeSpans().All() {
-			scopeTooDeep := resTooDeep || tooDeep(ss.Scope().Attributes(), depth)
-			for i, sp := range ss.Spans().All() {
-				total++
-				tid := sp.TraceID()
-				switch {
-				case scopeTooDeep || spanTooDeep(sp, depth):
-					reject(fmt.Sprintf("attribute values nested more than %d levels deep", depth))
-					continue
-				case tid.IsEmpty():
-					reject("span with an empty trace ID")
-					continue
-				case sp.SpanID().IsEmpty():
-					reject("span with an empty span ID")
-					continue
-				case sp.StartTimestamp() == 0:
-					reject("span without a start time")
-					continue
-				case uint64(sp.StartTimestamp()) > maxStart:
-					reject(fmt.Sprintf("span starts more than %s in the future", s.opts.MaxFutureSkew))
-					continue
-				case sp.EndTimestamp() < sp.StartTimestamp():
-					reject("span ends before it starts")
-					continue
-				case sp.Attributes().Len() > s.opts.MaxAttributes:
-					reject(fmt.Sprintf("span has %d attributes, more than the limit of %d", sp.Attributes().Len(), s.opts.MaxAttributes))
-					continue
-				}
-				g := groups[tid]
-				if g == nil {
-					g = &traceGroup{}
-					groups[tid] = g
-					order = append(order, tid)
-				}
-				if n := len(g.parts); n == 0 || g.parts[n-1].rs != ri || g.parts[n-1].ss != si {
-					g.parts = append(g.parts, part{rs: ri, ss: si})
-				}
-				p := &g.parts[len(g.parts)-1]
-				p.spans = append(p.spans, i)
-				g.sum.merge(spanSummary(sp, rs.Resource()))
-			}
-		}
-	}
-	res := ingest.Result{Rejected: rejected}
-	if rejected > 0 {
-		res.Message = fmt.Sprintf("%d of %d spans rejected: %s", rejected, total, reason)
-		s.m.spansRejected.Add(float64(rejected))
-	}
-	if len(order) == 0 {
-		if rejected > 0 {
+	if len(acc.order) == 0 {
+		if acc.rejected > 0 {
 			return res, fmt.Errorf("%w: %s", ingest.ErrBadData, res.Message)
 		}
 		return res, nil
@@ -371,7 +349,58 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Res
 	if s.closed.Load() {
 		return ingest.Result{}, ErrClosed
 	}
+	stored, err := s.write(td, &acc, now)
+	if err != nil {
+		return ingest.Result{}, err
+	}
+	s.m.spansStored.Add(float64(stored))
+	return res, nil
+}
 
+// validate sorts td's spans into those the store accepts, grouped by trace,
+// and those it rejects: spans without IDs or a start time, ending before
+// they start, starting too far past now, or beyond the attribute count and
+// nesting limits (a resource's or scope's too-deep attributes reject all
+// its spans).
+func (s *Store) validate(td ptrace.Traces, now time.Time) accepted {
+	acc := accepted{groups: map[pcommon.TraceID]*traceGroup{}}
+	maxStart := uint64(now.Add(s.opts.MaxFutureSkew).UnixNano())
+	depth := s.opts.MaxAttributeDepth
+	for ri, rs := range td.ResourceSpans().All() {
+		resTooDeep := tooDeep(rs.Resource().Attributes(), depth)
+		for si, ss := range rs.ScopeSpans().All() {
+			scopeTooDeep := resTooDeep || tooDeep(ss.Scope().Attributes(), depth)
+			for i, sp := range ss.Spans().All() {
+				acc.total++
+				switch {
+				case scopeTooDeep || spanTooDeep(sp, depth):
+					acc.reject(fmt.Sprintf("attribute values nested more than %d levels deep", depth))
+				case sp.TraceID().IsEmpty():
+					acc.reject("span with an empty trace ID")
+				case sp.SpanID().IsEmpty():
+					acc.reject("span with an empty span ID")
+				case sp.StartTimestamp() == 0:
+					acc.reject("span without a start time")
+				case uint64(sp.StartTimestamp()) > maxStart:
+					acc.reject(fmt.Sprintf("span starts more than %s in the future", s.opts.MaxFutureSkew))
+				case sp.EndTimestamp() < sp.StartTimestamp():
+					acc.reject("span ends before it starts")
+				case sp.Attributes().Len() > s.opts.MaxAttributes:
+					acc.reject(fmt.Sprintf("span has %d attributes, more than the limit of %d", sp.Attributes().Len(), s.opts.MaxAttributes))
+				default:
+					acc.add(ri, si, i, sp, rs.Resource())
+				}
+			}
+		}
+	}
+	return acc
+}
+
+// write commits the accepted spans of td in one synced Pebble batch: per
+// trace its spans (protobuf), search record, summary and tag values; per
+// minute its block summary and column blocks. It returns the number of
+// spans stored.
+func (s *Store) write(td ptrace.Traces, acc *accepted, now time.Time) (int, error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	marshaler := ptrace.ProtoMarshaler{}
@@ -386,15 +415,15 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Res
 			columnBuilders.Put(cb)
 		}
 	}()
-	for _, tid := range order {
-		g := groups[tid]
+	for _, tid := range acc.order {
+		g := acc.groups[tid]
 		one := td
-		if len(order) > 1 || rejected > 0 {
+		if len(acc.order) > 1 || acc.rejected > 0 {
 			one = extract(td, g.parts)
 		}
 		data, err := marshaler.MarshalTraces(one)
 		if err != nil {
-			return ingest.Result{}, fmt.Errorf("encode spans: %w", err)
+			return 0, fmt.Errorf("encode spans: %w", err)
 		}
 		seq := s.seq.Add(1)
 		rec = rec[:0]
@@ -427,33 +456,40 @@ func (s *Store) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Res
 			b.Set(indexKey(g.sum.MinStart, tid, seq), rec, nil),
 			b.Merge(summaryKey(tid), g.sum.encode(), nil),
 		); err != nil {
-			return ingest.Result{}, fmt.Errorf("stage spans: %w", err)
+			return 0, fmt.Errorf("stage spans: %w", err)
 		}
 		s.tags.add(b, hour, td, g.parts)
 	}
-	// A minute's column blocks go in the same batch as its block summary:
-	// search trusts a minute's column blocks exactly when it has a summary.
+	if err := s.stageMinutes(b, blocks, columns); err != nil {
+		return 0, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, fmt.Errorf("commit spans: %w", err)
+	}
+	return stored, nil
+}
+
+// stageMinutes adds to b each minute's block summary and its column blocks.
+// They go in the same batch as the spans: search trusts a minute's column
+// blocks exactly when it has a summary.
+func (s *Store) stageMinutes(b *pebble.Batch, blocks map[uint64]*blockSummary, columns map[uint64]*columnBuilder) error {
 	for minute, blk := range blocks {
 		if err := b.Merge(blockKey(minute), blk.encode(), nil); err != nil {
-			return ingest.Result{}, fmt.Errorf("stage block summary: %w", err)
+			return fmt.Errorf("stage block summary: %w", err)
 		}
 		cols, seq := columns[minute], s.seq.Add(1)
 		if err := b.Set(columnKey(minute, seq), cols.encode(), nil); err != nil {
-			return ingest.Result{}, fmt.Errorf("stage column block: %w", err)
+			return fmt.Errorf("stage column block: %w", err)
 		}
 		var key []byte
 		for _, k := range cols.attrKeys {
 			key = attrColumnKey(key[:0], minute, seq, k)
 			if err := b.Set(key, cols.encodeAttr(k), nil); err != nil {
-				return ingest.Result{}, fmt.Errorf("stage attribute column: %w", err)
+				return fmt.Errorf("stage attribute column: %w", err)
 			}
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return ingest.Result{}, fmt.Errorf("commit spans: %w", err)
-	}
-	s.m.spansStored.Add(float64(stored))
-	return res, nil
+	return nil
 }
 
 // spanTooDeep reports whether sp's attributes, or its events' or links',
