@@ -9,7 +9,7 @@ import "uplot/dist/uPlot.min.css";
 import { h, replace } from "../lib/dom";
 import { formatUnit } from "../lib/format";
 import { seriesColor } from "../lib/palette";
-import type { Labels } from "../lib/prom";
+import { isExemplarIdLabel, type Labels } from "../lib/prom";
 import { inQuantileTail } from "../lib/quantile";
 import { thin } from "../lib/thin";
 import { formatTime } from "../lib/time";
@@ -388,7 +388,7 @@ export class TimeSeriesChart {
     // Hovering another dot replaces a pinned popup.
     if (this.pinned && !sameDot(this.pinned, e)) this.pinned = null;
     const pinned = this.pinned !== null;
-    const labels = Object.entries(e.labels).filter(([k]) => !["trace_id", "span_id", "traceID", "spanID", "traceId", "spanId"].includes(k));
+    const labels = Object.entries(e.labels).filter(([k]) => !isExemplarIdLabel(k));
     const series = Object.entries(e.seriesLabels).filter(([k]) => k !== "__name__" && k !== "le");
     replace(
       this.exTip,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ALL, autoInterval, customOptions, defaultValues, escapeRegex, flattenPanels, interpolate, parseLabelValues, type Dashboard, type Variable } from "./dashboard";
-import { exemplarIds, legend, parseEvidenceIds, seriesName } from "./prom";
+import { exemplarIds, isExemplarIdLabel, legend, parseEvidenceIds, seriesName } from "./prom";
 import { buildTraceQL } from "./tempo";
 
 const vars: Variable[] = [
@@ -96,6 +96,12 @@ describe("helpers", () => {
   it("reads exemplar ids in every spelling", () => {
     expect(exemplarIds({ trace_id: "AB", span_id: "CD" })).toEqual({ traceId: "ab", spanId: "cd" });
     expect(exemplarIds({ traceID: "ab" })).toEqual({ traceId: "ab", spanId: "" });
+  });
+  it("reads exemplar ids under the server's label names only", () => {
+    // internal/traceid's TraceLabels and SpanLabels: the server finds no trace under other spellings.
+    expect(exemplarIds({ traceId: "ab", TraceID: "cd", spanId: "ef", SpanID: "01" })).toEqual({ traceId: "", spanId: "" });
+    expect(exemplarIds({ traceID: "AB", trace_id: "CD", spanID: "01" })).toEqual({ traceId: "cd", spanId: "01" });
+    expect(["trace_id", "traceID", "span_id", "spanID", "traceId", "le"].filter(isExemplarIdLabel)).toEqual(["trace_id", "traceID", "span_id", "spanID"]);
   });
   it("formats legends and series names", () => {
     expect(legend("{{job}} {{ http_route }}", { job: "main", http_route: "/checkout" })).toBe("main /checkout");

@@ -102,11 +102,29 @@ export function rules(signal?: AbortSignal) {
   return call<{ groups: RuleGroup[] }>("/rules", {}, signal);
 }
 
-/** exemplarIds reads the trace and span id of an exemplar, whichever label spelling the backend used. */
+// The label names under which exemplars carry trace and span ids, in the
+// order they are read: Prometheus's OTLP translation writes trace_id and
+// span_id, Grafana's older convention traceID and spanID. The server reads
+// the same names (TraceLabels and SpanLabels in internal/traceid).
+const TRACE_ID_LABELS: readonly string[] = ["trace_id", "traceID"];
+const SPAN_ID_LABELS: readonly string[] = ["span_id", "spanID"];
+
+/** exemplarIds reads the trace and span id of an exemplar from the first of its id labels present, lower-cased; "" when none is. */
 export function exemplarIds(l: Labels): { traceId: string; spanId: string } {
-  const traceId = (l.trace_id ?? l.traceID ?? l.traceId ?? l.TraceID ?? "").toLowerCase();
-  const spanId = (l.span_id ?? l.spanID ?? l.spanId ?? l.SpanID ?? "").toLowerCase();
-  return { traceId, spanId };
+  return { traceId: firstLabel(l, TRACE_ID_LABELS).toLowerCase(), spanId: firstLabel(l, SPAN_ID_LABELS).toLowerCase() };
+}
+
+function firstLabel(l: Labels, names: readonly string[]): string {
+  for (const n of names) {
+    const v = l[n];
+    if (v !== undefined) return v;
+  }
+  return "";
+}
+
+/** isExemplarIdLabel says whether exemplarIds reads a label of this name. */
+export function isExemplarIdLabel(name: string): boolean {
+  return TRACE_ID_LABELS.includes(name) || SPAN_ID_LABELS.includes(name);
 }
 
 /** seriesName renders a label set as name{k="v", ...}. */
