@@ -57,7 +57,7 @@ type Options struct {
 	WebConfigFile string
 }
 
-// DefaultOptions returns the receiver defaults of DESIGN.md.
+// DefaultOptions returns the defaults described on Options.
 func DefaultOptions() Options {
 	return Options{
 		GRPCListen:            "127.0.0.1:4317",
