@@ -44,9 +44,8 @@ func (e *StockError) Unwrap() error { return ErrInsufficientStock }
 
 // DB is the WebStore database.
 type DB struct {
-	sql  *sql.DB // writes and transactions: one connection
-	ro   *sql.DB // reads
-	path string
+	sql *sql.DB // writes and transactions: one connection
+	ro  *sql.DB // reads
 }
 
 // now is the clock; tests may replace it.
@@ -83,7 +82,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	}
 	ro.SetMaxOpenConns(4)
 	ro.SetMaxIdleConns(4)
-	s := &DB{sql: db, ro: ro, path: path}
+	s := &DB{sql: db, ro: ro}
 	if err := s.migrate(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -94,9 +93,6 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	}
 	return s, nil
 }
-
-// Path returns the database file's path.
-func (s *DB) Path() string { return s.path }
 
 // Close closes the database.
 func (s *DB) Close() error { return errors.Join(s.sql.Close(), s.ro.Close()) }
