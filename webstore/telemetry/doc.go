@@ -11,8 +11,12 @@
 // the four services keep their own service.name), OTEL_TRACES_SAMPLER and
 // OTEL_TRACES_SAMPLER_ARG, OTEL_METRICS_EXEMPLAR_FILTER, OTEL_METRIC_EXPORT_INTERVAL
 // (default here 10s) and OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER ("none"
-// turns a signal off). WEBSTORE_EXEMPLAR_RESERVOIR=aligned|fixed selects the
-// exemplar reservoir of webstore.payment.duration through a View.
+// turns a signal off). WEBSTORE_EXEMPLAR_RESERVOIR selects exemplar
+// reservoirs through Views: tail (the default) keeps each bucket's largest
+// measurement per export interval of webstore.payment.duration and
+// webstore.checkout.amount (package tailexemplar); sdk leaves the SDK's
+// default; aligned and fixed set webstore.payment.duration's to the SDK's
+// aligned-histogram or a fixed-size sample of 4.
 // otelhttp's body-size histograms are dropped through Views unless
 // WEBSTORE_HTTP_BODY_SIZE_METRICS=true; its duration histograms are kept.
 //

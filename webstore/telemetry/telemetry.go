@@ -26,6 +26,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/lookout-dev/lookout/tailexemplar"
 )
 
 // Protocols accepted in Config.Protocol and OTEL_EXPORTER_OTLP_PROTOCOL.
@@ -36,16 +38,32 @@ const (
 
 // Exemplar reservoirs accepted in Config.ExemplarReservoir and WEBSTORE_EXEMPLAR_RESERVOIR.
 const (
-	// ReservoirDefault leaves the SDK's choice (aligned-histogram for explicit histograms).
+	// ReservoirDefault defers to WEBSTORE_EXEMPLAR_RESERVOIR, else ReservoirTail.
 	ReservoirDefault = ""
-	// ReservoirAligned keeps one exemplar per histogram bucket.
+	// ReservoirTail keeps, per histogram bucket and export interval, the
+	// largest measurement of webstore.payment.duration and
+	// webstore.checkout.amount (the tailexemplar package): the slowest
+	// payment and the largest order of each bucket become exemplars.
+	ReservoirTail = "tail"
+	// ReservoirSDK leaves both instruments the SDK's default reservoir
+	// (aligned-histogram: a random measurement per bucket).
+	ReservoirSDK = "sdk"
+	// ReservoirAligned keeps one random exemplar per bucket of
+	// webstore.payment.duration (the SDK's aligned-histogram reservoir).
 	ReservoirAligned = "aligned"
-	// ReservoirFixed keeps a fixed-size uniform sample (SimpleFixedSizeExemplarReservoir).
+	// ReservoirFixed keeps a uniform sample of 4 measurements of
+	// webstore.payment.duration (SimpleFixedSizeExemplarReservoir).
 	ReservoirFixed = "fixed"
 )
 
-// PaymentDurationMetric is the instrument whose exemplar reservoir the View selects.
-const PaymentDurationMetric = "webstore.payment.duration"
+// Instruments whose exemplar reservoir Config.ExemplarReservoir selects
+// through Views: ReservoirTail applies to both, ReservoirAligned and
+// ReservoirFixed to PaymentDurationMetric alone (CheckoutAmountMetric then
+// keeps the SDK's default).
+const (
+	PaymentDurationMetric = "webstore.payment.duration"
+	CheckoutAmountMetric  = "webstore.checkout.amount"
+)
 
 // HTTPBodySizeMetrics are the otelhttp histograms dropped unless
 // Config.HTTPBodySizeMetrics or WEBSTORE_HTTP_BODY_SIZE_METRICS keeps them.
@@ -74,7 +92,9 @@ type Config struct {
 	// MetricInterval is the metric export interval. Default:
 	// OTEL_METRIC_EXPORT_INTERVAL, else 10s.
 	MetricInterval time.Duration
-	// ExemplarReservoir is "", "aligned" or "fixed". Default: WEBSTORE_EXEMPLAR_RESERVOIR, else the SDK's.
+	// ExemplarReservoir is "tail", "sdk", "aligned" or "fixed" (the
+	// Reservoir constants say what each keeps). Default:
+	// WEBSTORE_EXEMPLAR_RESERVOIR, else "tail".
 	ExemplarReservoir string
 	// HTTPBodySizeMetrics keeps otelhttp's body-size histograms
 	// (HTTPBodySizeMetrics lists them). Default: WEBSTORE_HTTP_BODY_SIZE_METRICS
@@ -102,9 +122,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("telemetry protocol %q: want grpc or http/protobuf", c.Protocol))
 	}
 	switch c.ExemplarReservoir {
-	case ReservoirDefault, ReservoirAligned, ReservoirFixed:
+	case ReservoirDefault, ReservoirTail, ReservoirSDK, ReservoirAligned, ReservoirFixed:
 	default:
-		errs = append(errs, fmt.Errorf("exemplar reservoir %q: want aligned or fixed", c.ExemplarReservoir))
+		errs = append(errs, fmt.Errorf("exemplar reservoir %q: want tail, sdk, aligned or fixed", c.ExemplarReservoir))
 	}
 	if c.MetricInterval < 0 {
 		errs = append(errs, fmt.Errorf("metric interval must not be negative, got %s", c.MetricInterval))
@@ -194,17 +214,15 @@ func New(ctx context.Context, service string, cfg Config, logger *slog.Logger) (
 
 	// Metrics.
 	reservoir := cfg.ExemplarReservoir
-	if reservoir == "" {
+	if reservoir == ReservoirDefault {
 		reservoir = strings.ToLower(strings.TrimSpace(os.Getenv("WEBSTORE_EXEMPLAR_RESERVOIR")))
 	}
-	view, err := reservoirView(reservoir)
+	views, err := reservoirViews(reservoir)
 	if err != nil {
+		_ = tp.Shutdown(ctx)
 		return nil, err
 	}
-	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
-	if view != nil {
-		mopts = append(mopts, sdkmetric.WithView(view))
-	}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithView(views...)}
 	keepBodySizes, err := keepHTTPBodySizeMetrics(cfg)
 	if err != nil {
 		_ = tp.Shutdown(ctx)
@@ -262,10 +280,14 @@ func newResource(ctx context.Context, service string) (*resource.Resource, error
 	return res, nil
 }
 
-func reservoirView(kind string) (sdkmetric.View, error) {
+// reservoirViews returns the Views giving the instruments the exemplar
+// reservoir kind names; "" is ReservoirTail.
+func reservoirViews(kind string) ([]sdkmetric.View, error) {
 	var sel sdkmetric.ExemplarReservoirProviderSelector
 	switch kind {
-	case ReservoirDefault:
+	case ReservoirDefault, ReservoirTail:
+		return []sdkmetric.View{tailexemplar.View(PaymentDurationMetric), tailexemplar.View(CheckoutAmountMetric)}, nil
+	case ReservoirSDK:
 		return nil, nil
 	case ReservoirAligned:
 		sel = func(agg sdkmetric.Aggregation) exemplar.ReservoirProvider {
@@ -279,12 +301,12 @@ func reservoirView(kind string) (sdkmetric.View, error) {
 			return exemplar.FixedSizeReservoirProvider(4)
 		}
 	default:
-		return nil, fmt.Errorf("WEBSTORE_EXEMPLAR_RESERVOIR %q: want aligned or fixed", kind)
+		return nil, fmt.Errorf("WEBSTORE_EXEMPLAR_RESERVOIR %q: want tail, sdk, aligned or fixed", kind)
 	}
-	return sdkmetric.NewView(
+	return []sdkmetric.View{sdkmetric.NewView(
 		sdkmetric.Instrument{Name: PaymentDurationMetric},
 		sdkmetric.Stream{ExemplarReservoirProviderSelector: sel},
-	), nil
+	)}, nil
 }
 
 // keepHTTPBodySizeMetrics resolves Config.HTTPBodySizeMetrics and

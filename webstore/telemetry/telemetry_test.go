@@ -155,57 +155,83 @@ func (s *safeBuffer) String() string {
 	return s.b.String()
 }
 
-// TestExemplarReservoirView records three payments in one bucket, each in
-// its own sampled span, and counts the exemplars each reservoir keeps.
+// TestExemplarReservoirView records 200 rising values into one bucket of
+// an instrument, each in its own sampled span, in each of three export
+// intervals, and checks how many exemplars each setting keeps and whether
+// they are the interval's largest value every time: always with tail (the
+// default), which a random reservoir does with probability (1/200)^3.
 func TestExemplarReservoirView(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	t.Setenv("OTEL_METRICS_EXPORTER", "none")
 	for _, tc := range []struct {
-		reservoir, filter string
-		want              int
+		env, cfg, filter, instrument string
+		want                         int  // exemplars per interval
+		largest                      bool // the largest value is one of them in every interval
 	}{
-		{ReservoirAligned, "", 1},           // one per bucket
-		{ReservoirFixed, "", 3},             // up to 4, uniformly
-		{ReservoirAligned, "always_off", 0}, // OTEL_METRICS_EXEMPLAR_FILTER honoured
+		{"", "", "", PaymentDurationMetric, 1, true}, // tail by default
+		{"", "", "", CheckoutAmountMetric, 1, true},
+		{ReservoirTail, "", "", PaymentDurationMetric, 1, true},
+		{ReservoirTail, "", "", CheckoutAmountMetric, 1, true},
+		{ReservoirSDK, "", "", PaymentDurationMetric, 1, false},
+		{ReservoirSDK, "", "", CheckoutAmountMetric, 1, false},
+		{ReservoirAligned, "", "", PaymentDurationMetric, 1, false}, // one per bucket
+		{ReservoirAligned, "", "", CheckoutAmountMetric, 1, false},
+		{ReservoirFixed, "", "", PaymentDurationMetric, 4, false},             // 4, uniformly
+		{ReservoirFixed, "", "", CheckoutAmountMetric, 1, false},              // the SDK's, as before
+		{ReservoirTail, ReservoirSDK, "", PaymentDurationMetric, 1, false},    // Config wins over the variable
+		{ReservoirAligned, "", "always_off", PaymentDurationMetric, 0, false}, // OTEL_METRICS_EXEMPLAR_FILTER honoured
+		{"", "", "always_off", PaymentDurationMetric, 0, false},
 	} {
-		t.Run(tc.reservoir+"/"+tc.filter, func(t *testing.T) {
-			t.Setenv("WEBSTORE_EXEMPLAR_RESERVOIR", tc.reservoir)
+		t.Run(tc.env+"/"+tc.cfg+"/"+tc.filter+"/"+tc.instrument, func(t *testing.T) {
+			t.Setenv("WEBSTORE_EXEMPLAR_RESERVOIR", tc.env)
 			t.Setenv("OTEL_METRICS_EXEMPLAR_FILTER", tc.filter)
 			reader := sdkmetric.NewManualReader()
 			p, err := New(context.Background(), "main-service", Config{
-				MetricReader: func(string) sdkmetric.Reader { return reader },
+				ExemplarReservoir: tc.cfg,
+				MetricReader:      func(string) sdkmetric.Reader { return reader },
 			}, discard())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer p.Shutdown(context.Background())
-			h, err := p.MeterProvider.Meter("t").Float64Histogram(PaymentDurationMetric,
-				metric.WithExplicitBucketBoundaries(0.1, 1, 10))
+			h, err := p.MeterProvider.Meter("t").Float64Histogram(tc.instrument,
+				metric.WithExplicitBucketBoundaries(0.1, 1, 1000))
 			if err != nil {
 				t.Fatal(err)
 			}
 			attrs := metric.WithAttributes(attribute.String("country", "US"), attribute.String("payment_method", "card"))
-			for _, v := range []float64{2, 3, 4} {
-				ctx, span := p.TracerProvider.Tracer("t").Start(context.Background(), "process_payment")
-				h.Record(ctx, v, attrs)
-				span.End()
-			}
-			var rm metricdata.ResourceMetrics
-			if err := reader.Collect(context.Background(), &rm); err != nil {
-				t.Fatal(err)
-			}
-			dps := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Histogram[float64]).DataPoints
-			if got := len(dps[0].Exemplars); got != tc.want {
-				t.Errorf("%d exemplars, want %d", got, tc.want)
-			}
-			for _, ex := range dps[0].Exemplars {
-				if len(ex.TraceID) != 16 || len(ex.SpanID) != 8 {
-					t.Errorf("exemplar without trace context: %+v", ex)
+			largestEveryTime := true
+			for interval := range 3 {
+				v := 1.0
+				for range 200 {
+					v += 0.01
+					ctx, span := p.TracerProvider.Tracer("t").Start(context.Background(), "process_payment")
+					h.Record(ctx, v, attrs)
+					span.End()
 				}
+				var rm metricdata.ResourceMetrics
+				if err := reader.Collect(context.Background(), &rm); err != nil {
+					t.Fatal(err)
+				}
+				dps := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Histogram[float64]).DataPoints
+				if got := len(dps[0].Exemplars); got != tc.want {
+					t.Errorf("interval %d: %d exemplars, want %d", interval, got, tc.want)
+				}
+				largest := false
+				for _, ex := range dps[0].Exemplars {
+					if len(ex.TraceID) != 16 || len(ex.SpanID) != 8 {
+						t.Errorf("exemplar without trace context: %+v", ex)
+					}
+					largest = largest || ex.Value == v
+				}
+				largestEveryTime = largestEveryTime && largest
+			}
+			if tc.want > 0 && largestEveryTime != tc.largest {
+				t.Errorf("the largest value kept in every interval: %v, want %v", largestEveryTime, tc.largest)
 			}
 		})
 	}
-	if _, err := reservoirView("bogus"); err == nil {
+	if _, err := reservoirViews("bogus"); err == nil {
 		t.Error("bogus reservoir accepted")
 	}
 }
