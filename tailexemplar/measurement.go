@@ -36,21 +36,21 @@ func (m *measurement) store(ctx context.Context, t time.Time, v exemplar.Value, 
 	m.fresh = true
 }
 
-// exemplar writes m to dest. The IDs are copied: the exporter reads dest
-// after Collect returns, while Offer may already overwrite m.
+// exemplar writes m to dest. The IDs go to new arrays, as the SDK's
+// reservoirs do: the exporter reads dest after Collect returns, and a caller
+// may still hold the slices of an earlier Collect into the same dest.
 func (m *measurement) exemplar(dest *exemplar.Exemplar) {
 	dest.FilteredAttributes = m.attrs
 	dest.Time = m.time
 	dest.Value = m.value
-	dest.TraceID = dest.TraceID[:0]
+	dest.TraceID, dest.SpanID = nil, nil
 	if m.span.HasTraceID() {
 		id := m.span.TraceID()
-		dest.TraceID = append(dest.TraceID, id[:]...)
+		dest.TraceID = id[:]
 	}
-	dest.SpanID = dest.SpanID[:0]
 	if m.span.HasSpanID() {
 		id := m.span.SpanID()
-		dest.SpanID = append(dest.SpanID, id[:]...)
+		dest.SpanID = id[:]
 	}
 }
 

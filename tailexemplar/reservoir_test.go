@@ -230,3 +230,19 @@ func TestConcurrentOffersAndCollects(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectKeepsEarlierIDs: a second Collect into the same slice must not
+// write into the ID slices the first one handed out.
+func TestCollectKeepsEarlierIDs(t *testing.T) {
+	for _, r := range []exemplar.Reservoir{newHistogramReservoir([]float64{1}), newLargestReservoir(1)} {
+		var dest []exemplar.Exemplar
+		r.Offer(spanCtx(1), time.Now(), exemplar.NewValue(2.0), nil)
+		r.Collect(&dest)
+		first := dest[0].TraceID
+		r.Offer(spanCtx(2), time.Now(), exemplar.NewValue(3.0), nil)
+		r.Collect(&dest)
+		if traceNum(exemplar.Exemplar{TraceID: first}) != 1 || traceNum(dest[0]) != 2 {
+			t.Errorf("%T: first Collect's trace ID now %x, second's %x", r, first, dest[0].TraceID)
+		}
+	}
+}
