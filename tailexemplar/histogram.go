@@ -61,7 +61,9 @@ func (r *histogramReservoir) Offer(ctx context.Context, t time.Time, v exemplar.
 	b.mu.Unlock()
 }
 
-// Collect writes one exemplar for each bucket that ever had a measurement
+// Collect writes one exemplar for each bucket that ever had a measurement,
+// in bucket order (ascending by value, which Prometheus's OTLP translator
+// relies on to put each on its _bucket series),
 // and starts a new interval: the kept measurements stay (a bucket without
 // measurements in the next interval reports its last one again), but the
 // next measurement of each bucket replaces its measurement whatever its
