@@ -98,14 +98,6 @@ func BenchmarkRecord(b *testing.B) {
 	}{
 		{"sdk", nil},
 		{"tail", []sdkmetric.Option{sdkmetric.WithView(View("d"))}},
-		// The same reservoir hidden behind an interface, so the SDK does
-		// not see sdkConcurrentSafe and locks around it: what the marker
-		// saves.
-		{"tail-sdk-locked", []sdkmetric.Option{sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "d"},
-			sdkmetric.Stream{ExemplarReservoirProviderSelector: func(agg sdkmetric.Aggregation) exemplar.ReservoirProvider {
-				p := Selector(agg)
-				return func(attrs attribute.Set) exemplar.Reservoir { return unmarked{p(attrs)} }
-			}}))}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			reader := sdkmetric.NewManualReader()
@@ -135,6 +127,3 @@ func BenchmarkRecord(b *testing.B) {
 		})
 	}
 }
-
-// unmarked hides a reservoir's marker from the SDK.
-type unmarked struct{ exemplar.Reservoir }

@@ -28,7 +28,6 @@ func HistogramReservoirProvider(bounds []float64) exemplar.ReservoirProvider {
 // interval. Each bucket has its own lock, so Offers to different buckets
 // never wait for each other.
 type histogramReservoir struct {
-	sdkConcurrentSafe
 	// bounds are the buckets' upper bounds in ascending order, shared by
 	// every reservoir of one provider and never written.
 	bounds  []float64

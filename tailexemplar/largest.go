@@ -27,7 +27,6 @@ func FixedSizeReservoirProvider(k int) exemplar.ReservoirProvider {
 // interval; after that it replaces the lowest-ranked one if it ranks at or
 // above it.
 type largestReservoir struct {
-	sdkConcurrentSafe
 	mu     sync.Mutex
 	places []measurement
 	// fresh counts the places holding measurements of this interval.

@@ -88,16 +88,3 @@ func float(v exemplar.Value) float64 {
 func known(v exemplar.Value) bool {
 	return v.Type() == exemplar.Int64ValueType || v.Type() == exemplar.Float64ValueType
 }
-
-// sdkConcurrentSafe makes the SDK call a reservoir without its own lock.
-//
-// The SDK puts a mutex around every Offer and Collect of a reservoir unless
-// the reservoir implements its internal marker interface
-// reservoir.ConcurrentSafe, which only its built-in reservoirs embed. The
-// embedded (always nil) *exemplar.FixedSizeReservoir promotes that marker to
-// the reservoirs here, whose own Offer and Collect shadow the ones it would
-// promote. If a later SDK drops the marker, the SDK's lock comes back, which
-// costs time but not correctness; TestSDKSeesConcurrentSafe notices.
-type sdkConcurrentSafe struct {
-	*exemplar.FixedSizeReservoir
-}

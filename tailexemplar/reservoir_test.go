@@ -44,20 +44,6 @@ func collect(r exemplar.Reservoir) map[uint64]float64 {
 	return got
 }
 
-// TestSDKSeesConcurrentSafe checks that both reservoirs carry the SDK's
-// internal marker, so the SDK calls them without its per-series lock.
-func TestSDKSeesConcurrentSafe(t *testing.T) {
-	f, ok := reflect.TypeFor[exemplar.FixedSizeReservoir]().FieldByName("ConcurrentSafe")
-	if !ok || f.Type.Kind() != reflect.Interface {
-		t.Fatal("exemplar.FixedSizeReservoir no longer embeds the SDK's reservoir.ConcurrentSafe: see sdkConcurrentSafe")
-	}
-	for _, r := range []exemplar.Reservoir{newHistogramReservoir([]float64{1}), newLargestReservoir(1)} {
-		if !reflect.TypeOf(r).Implements(f.Type) {
-			t.Errorf("%T does not implement the SDK's reservoir.ConcurrentSafe", r)
-		}
-	}
-}
-
 // TestHistogramReservoir walks one reservoir through three intervals.
 func TestHistogramReservoir(t *testing.T) {
 	r := HistogramReservoirProvider([]float64{10, 1})(attribute.NewSet()) // unsorted on purpose
