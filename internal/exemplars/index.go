@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -18,16 +17,16 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/lookout-dev/lookout/internal/traceid"
-
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
-	"github.com/lookout-dev/lookout/internal/pebbleslog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/lookout-dev/lookout/internal/pebbledb"
+	"github.com/lookout-dev/lookout/internal/traceid"
 )
 
 // TraceChecker says whether a trace was received. The trace store implements it.
@@ -260,20 +259,17 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open exemplar index: %w", err)
-	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	po := &pebble.Options{Logger: pebbleslog.Logger{L: logger}, Cache: cache, MemTableSize: 8 << 20, L0CompactionThreshold: 8, L0StopWritesThreshold: 32, LBaseMaxBytes: 256 << 20}
+	po := &pebble.Options{Cache: cache, MemTableSize: 8 << 20, L0CompactionThreshold: 8, L0StopWritesThreshold: 32, LBaseMaxBytes: 256 << 20}
 	// Keys are mostly hashes and timestamps, values binary IDs: they
 	// compress poorly, and compressing them took a tenth of indexing CPU.
 	for i := range po.Levels {
 		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
-	db, err := pebble.Open(dir, po)
+	db, err := pebbledb.Open(dir, "exemplar index", po, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open exemplar index in %s: %w", dir, err)
+		return nil, err
 	}
 	x := &Index{
 		opts:     opts,
@@ -318,13 +314,9 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		defer x.pendMu.Unlock()
 		return float64(len(x.dangling))
 	})
-	if reg != nil {
-		for _, c := range []prometheus.Collector{x.m.written, x.m.danglingTotal, x.m.dangling, x.m.skipped, x.m.expired, x.m.collisions} {
-			if err := reg.Register(c); err != nil {
-				_ = db.Close()
-				return nil, fmt.Errorf("register exemplar index metrics: %w", err)
-			}
-		}
+	if err := pebbledb.Register(reg, "exemplar index", x.m.written, x.m.danglingTotal, x.m.dangling, x.m.skipped, x.m.expired, x.m.collisions); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	x.wg.Add(2)
 	go x.loop(opts.RetentionInterval, func(ctx context.Context) {

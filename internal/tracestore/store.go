@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,7 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/lookout-dev/lookout/internal/ingest"
-	"github.com/lookout-dev/lookout/internal/pebbleslog"
+	"github.com/lookout-dev/lookout/internal/pebbledb"
 )
 
 // Pinner says whether a trace must be kept past retention because something
@@ -178,19 +177,15 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open trace store: %w", err)
-	}
 	cache := pebble.NewCache(opts.CacheSize)
-	db, err := pebble.Open(dir, &pebble.Options{
+	db, err := pebbledb.Open(dir, "trace store", &pebble.Options{
 		Cache:        cache,
 		MemTableSize: opts.MemTableSize,
 		Merger:       storeMerger,
-		Logger:       pebbleslog.Logger{L: logger},
-	})
+	}, logger)
 	if err != nil {
 		cache.Unref()
-		return nil, fmt.Errorf("open trace store in %s: %w", dir, err)
+		return nil, err
 	}
 	s := &Store{
 		opts:   opts,
@@ -232,21 +227,17 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 			return nil, err
 		}
 	}
-	if reg != nil {
-		diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "lookout_tracestore_disk_bytes", Help: "Disk space used by the trace store.",
-		}, func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
-		cs := []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage}
-		if s.sampler != nil {
-			cs = append(cs, s.sampler.collectors()...)
-		}
-		for _, c := range cs {
-			if err := reg.Register(c); err != nil {
-				_ = db.Close()
-				cache.Unref()
-				return nil, fmt.Errorf("register trace store metrics: %w", err)
-			}
-		}
+	diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lookout_tracestore_disk_bytes", Help: "Disk space used by the trace store.",
+	}, func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
+	cs := []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage}
+	if s.sampler != nil {
+		cs = append(cs, s.sampler.collectors()...)
+	}
+	if err := pebbledb.Register(reg, "trace store", cs...); err != nil {
+		_ = db.Close()
+		cache.Unref()
+		return nil, err
 	}
 	go s.retentionLoop()
 	return s, nil

@@ -1,0 +1,7 @@
+// Package pebbledb opens the Pebble databases of Lookout's two durable
+// stores, the trace store (internal/tracestore) and the exemplar index
+// (internal/exemplars), one way: the directory created, Pebble's log
+// through slog (Logger), errors naming the store, and the store's own
+// metrics registered (Register). Each store still chooses its Pebble
+// options (cache, memtable, merger, compression).
+package pebbledb
