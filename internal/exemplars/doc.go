@@ -7,4 +7,9 @@
 //
 // Storage is a Pebble database with keys ordered so that one series' range
 // scan returns exemplars in Prometheus's order.
+//
+// The files follow the index's activities: options.go (Options), codec.go
+// (the key and value layouts), index.go (the Index, Open, Close), write.go
+// (WriteExemplars and the WAL mark), query.go (Select), traces.go (ByTrace,
+// pinning, dangling checks) and retention.go.
 package exemplars
