@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/lookout-dev/lookout/dashboards"
 	"github.com/lookout-dev/lookout/internal/alerting"
@@ -53,8 +54,10 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 
 	// The index and the store need each other: the store asks the index
 	// which traces are pinned, the index asks the store which traces exist.
+	traceChecker, tracesOpened := tracesWhenOpen()
 	xo := exemplars.DefaultOptions()
 	xo.Retention = cfg.MetricsRetention
+	xo.Traces = traceChecker
 	idx, err := exemplars.Open(filepath.Join(cfg.DataDir, "exemplars"), xo, logger.With("component", "exemplars"), reg)
 	if err != nil {
 		return Options{}, nil, err
@@ -69,7 +72,7 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 	if err != nil {
 		return Options{}, nil, errors.Join(err, idx.Close())
 	}
-	idx.SetTraces(traces)
+	tracesOpened(traces)
 	// Stop ingest (done by App), then close the trace store, then the index.
 	closeTraces, closeIdx := onceCloser(traces), onceCloser(idx)
 	closeStores := func() error { return errors.Join(closeTraces.Close(), closeIdx.Close()) }
@@ -187,6 +190,25 @@ func (c consistentExemplars) ExemplarQuerier(ctx context.Context) (storage.Exemp
 	// On timeout the index is merely behind: answer with what it has.
 	_ = c.store.WaitExemplars(wctx)
 	return c.idx.ExemplarQuerier(ctx)
+}
+
+// tracesWhenOpen breaks the cycle between the exemplar index and the trace
+// store: the store asks the index which traces are pinned, so the index
+// opens first, and it asks the store which traces arrived through checker,
+// whose calls wait until opened hands it the store (or their context ends:
+// the index's Close cancels it).
+func tracesWhenOpen() (checker exemplars.TraceChecker, opened func(*tracestore.Store)) {
+	ready := make(chan struct{})
+	var store *tracestore.Store
+	checker = exemplars.TraceCheckerFunc(func(ctx context.Context, id pcommon.TraceID) (bool, error) {
+		select {
+		case <-ready:
+			return store.HasTrace(ctx, id)
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	})
+	return checker, func(s *tracestore.Store) { store = s; close(ready) }
 }
 
 // onceCloser makes Close idempotent.

@@ -42,16 +42,16 @@ type Index struct {
 	// deleted yet.
 	expiredBelow uint32
 
-	traces atomic.Pointer[TraceChecker] // Options.Traces or SetTraces
-
 	pendMu   sync.Mutex
 	pending  []pendingCheck
 	dangling map[pcommon.TraceID]int64 // trace → newest exemplar ts (ms) pointing at it
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	// stop ends the background work (retention, dangling checks) and
+	// cancels a pass in progress.
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 
 	m indexMetrics
 }
@@ -100,10 +100,6 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		db:       db,
 		series:   map[uint64]*seriesEntry{},
 		dangling: map[pcommon.TraceID]int64{},
-		stop:     make(chan struct{}),
-	}
-	if opts.Traces != nil {
-		x.SetTraces(opts.Traces)
 	}
 	if err := x.loadSeries(); err != nil {
 		_ = db.Close()
@@ -141,25 +137,26 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		_ = db.Close()
 		return nil, err
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	x.stop = stop
 	x.wg.Add(2)
-	go x.loop(opts.RetentionInterval, func(ctx context.Context) {
+	go x.loop(ctx, opts.RetentionInterval, func(ctx context.Context) {
 		if err := x.RunRetention(ctx); err != nil && ctx.Err() == nil {
 			logger.Warn("exemplar retention failed", "err", err)
 		}
 	})
-	go x.loop(opts.CheckInterval, x.CheckDangling)
+	go x.loop(ctx, opts.CheckInterval, x.CheckDangling)
 	return x, nil
 }
 
-func (x *Index) loop(every time.Duration, f func(context.Context)) {
+// loop runs f every interval until ctx ends.
+func (x *Index) loop(ctx context.Context, every time.Duration, f func(context.Context)) {
 	defer x.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-x.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			f(ctx)
@@ -171,7 +168,7 @@ func (x *Index) loop(every time.Duration, f func(context.Context)) {
 func (x *Index) Close() error {
 	var err error
 	x.closeOnce.Do(func() {
-		close(x.stop)
+		x.stop()
 		x.wg.Wait()
 		x.mu.Lock()
 		x.closed.Store(true)

@@ -13,6 +13,16 @@ type TraceChecker interface {
 	HasTrace(ctx context.Context, traceID pcommon.TraceID) (bool, error)
 }
 
+// TraceCheckerFunc is a function as a TraceChecker, e.g. one that reaches a
+// trace store opened after the index (the store asks the index which
+// traces are pinned, so it opens second).
+type TraceCheckerFunc func(ctx context.Context, traceID pcommon.TraceID) (bool, error)
+
+// HasTrace implements TraceChecker.
+func (f TraceCheckerFunc) HasTrace(ctx context.Context, traceID pcommon.TraceID) (bool, error) {
+	return f(ctx, traceID)
+}
+
 // Options configure an Index. Zero fields take the DefaultOptions value.
 type Options struct {
 	// Retention is how long exemplars are kept; set it to the metrics
@@ -20,8 +30,10 @@ type Options struct {
 	Retention time.Duration
 	// RetentionInterval is how often expired exemplars are deleted. Default 5 minutes.
 	RetentionInterval time.Duration
-	// Traces, when set (here or later with SetTraces), is asked whether each exemplar's trace arrived, once
-	// DanglingGrace has passed since the exemplar was written.
+	// Traces, when set, is asked whether each exemplar's trace arrived,
+	// once DanglingGrace has passed since the exemplar was written, from
+	// the index's own goroutine (first after CheckInterval), with a context
+	// that Close cancels. Nil: no dangling checks.
 	Traces TraceChecker
 	// DanglingGrace is how long a trace has to arrive after its exemplar.
 	// Default 2 minutes.

@@ -26,24 +26,6 @@ type pendingCheck struct {
 	ts      int64
 }
 
-// SetTraces sets (or replaces) the trace checker used for dangling
-// detection. It exists because the trace store takes the index as its
-// Pinner, so one of the two must be connected after both are open.
-func (x *Index) SetTraces(t TraceChecker) {
-	if t == nil {
-		x.traces.Store(nil)
-		return
-	}
-	x.traces.Store(&t)
-}
-
-func (x *Index) traceChecker() TraceChecker {
-	if p := x.traces.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
 // restoreChecks schedules again the dangling checks that lived only in
 // memory: those of the exemplars written in the last two grace periods
 // before the index was opened, due a grace period after each exemplar.
@@ -216,7 +198,7 @@ func (x *Index) IsPinned(ctx context.Context, traceID pcommon.TraceID) (bool, er
 // already known to be dangling. It runs every CheckInterval; tests call it
 // directly.
 func (x *Index) CheckDangling(ctx context.Context) {
-	traces := x.traceChecker()
+	traces := x.opts.Traces
 	if traces == nil {
 		return
 	}

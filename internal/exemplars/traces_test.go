@@ -104,12 +104,11 @@ func TestDangling(t *testing.T) {
 	now := base
 	store, clock := clockedTraceStore(t, &now)
 	reg := prometheus.NewRegistry()
-	x, err := exemplars.Open(t.TempDir(), exemplars.Options{DanglingGrace: time.Minute, CheckInterval: time.Hour, Now: clock}, nil, reg)
+	x, err := exemplars.Open(t.TempDir(), exemplars.Options{Traces: store, DanglingGrace: time.Minute, CheckInterval: time.Hour, Now: clock}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	x.SetTraces(store) // connected after opening, as the app does (the store pins through the index)
 	ms := base.UnixMilli()
 	if err := x.WriteExemplars(ctx, []exemplars.Record{rec("a", traceHex(1), ms, 1), rec("a", traceHex(2), ms+1, 1)}); err != nil {
 		t.Fatal(err)
@@ -150,12 +149,11 @@ func TestDanglingChecksBounded(t *testing.T) {
 	now := base
 	store, clock := clockedTraceStore(t, &now)
 	reg := prometheus.NewRegistry()
-	x, err := exemplars.Open(t.TempDir(), exemplars.Options{DanglingGrace: time.Minute, CheckInterval: time.Hour, MaxPending: 3, Now: clock}, nil, reg)
+	x, err := exemplars.Open(t.TempDir(), exemplars.Options{Traces: store, DanglingGrace: time.Minute, CheckInterval: time.Hour, MaxPending: 3, Now: clock}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	x.SetTraces(store)
 	write := func(from, n int) {
 		t.Helper()
 		var recs []exemplars.Record
@@ -190,12 +188,11 @@ func TestDanglingChecksSurviveRestart(t *testing.T) {
 	now := base
 	store, clock := clockedTraceStore(t, &now)
 	dir := t.TempDir()
-	opts := exemplars.Options{DanglingGrace: time.Minute, CheckInterval: time.Hour, Now: clock}
+	opts := exemplars.Options{Traces: store, DanglingGrace: time.Minute, CheckInterval: time.Hour, Now: clock}
 	x, err := exemplars.Open(dir, opts, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	x.SetTraces(store)
 	ms := base.UnixMilli()
 	old := base.Add(-10 * time.Minute).UnixMilli() // checked before the restart
 	if err := x.WriteExemplars(ctx, []exemplars.Record{rec("a", traceHex(1), ms, 1), rec("a", traceHex(3), old, 1)}); err != nil {
@@ -210,7 +207,6 @@ func TestDanglingChecksSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	x.SetTraces(store)
 	now = base.Add(2 * time.Minute)
 	x.CheckDangling(ctx)
 	id1, _ := parseID(traceHex(1))

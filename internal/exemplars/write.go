@@ -47,7 +47,7 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 	}
 	var newSeries map[uint64]*seriesEntry
 	due := x.opts.Now().Add(x.opts.DanglingGrace).UnixMilli()
-	checking := x.traceChecker() != nil
+	checking := x.opts.Traces != nil
 	// Keys and values go to one scratch buffer and are applied in key
 	// order: Pebble's memtable inserts are cheaper when neighbouring keys
 	// arrive together.
@@ -134,7 +134,7 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 		x.mu.Unlock()
 		x.mu.RLock()
 	}
-	if x.traceChecker() != nil && len(checks) > 0 {
+	if checking && len(checks) > 0 {
 		x.pendMu.Lock()
 		room := x.opts.MaxPending - len(x.pending)
 		if room < len(checks) {
