@@ -275,6 +275,12 @@ func (w *recordingWriter) WriteExemplars(_ context.Context, recs []exemplars.Rec
 	return nil
 }
 
+// WALMark reports no mark: the recorder keeps nothing across restarts.
+func (w *recordingWriter) WALMark() (int, bool, error) { return 0, false, nil }
+
+// SetWALMark keeps nothing.
+func (w *recordingWriter) SetWALMark(int) error { return nil }
+
 func (w *recordingWriter) records() []exemplars.Record {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
 	"github.com/lookout-dev/lookout/dashboards"
@@ -101,15 +99,6 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 		Services:       []func(context.Context) error{library.Run},
 		Closers:        []io.Closer{closeTraces, closeIdx},
 		Extend: func(p Parts, o *Options) error {
-			// The metric store hands exemplars to the index after the
-			// TSDB has logged them, so a crash can lose the last ones from
-			// the index: re-index the WAL segments the index may lack.
-			start := time.Now()
-			if n, err := p.MetricStore.RecoverExemplars(context.Background()); err != nil {
-				logger.Warn("re-indexing exemplars from the metrics WAL failed", "err", err)
-			} else if n > 0 {
-				logger.Info("re-indexed exemplars from the metrics WAL", "exemplars", n, "took", time.Since(start).Round(time.Millisecond))
-			}
 			var files []string
 			if cfg.Rules != "" {
 				files = []string{cfg.Rules}
@@ -118,7 +107,7 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 			// evidence, reading the stores through the same interfaces a
 			// remote Prometheus and Tempo satisfy.
 			analyzer := &analysis.Analyzer{
-				Exemplars: analysis.StorageExemplars{Queryable: consistentExemplars{store: p.MetricStore, idx: idx}},
+				Exemplars: analysis.StorageExemplars{Queryable: p.MetricStore.ReadAfterWrite(idx)},
 				Traces:    traces,
 				Finder:    storeFinder{store: traces},
 				Logger:    logger.With("component", "analysis"),
@@ -138,7 +127,7 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 			if err != nil {
 				return err
 			}
-			o.ExemplarQueryable = consistentExemplars{store: p.MetricStore, idx: idx}
+			o.ExemplarQueryable = p.MetricStore.ReadAfterWrite(idx)
 			o.Analyzer = analyzer
 			o.RulesRetriever = m.RulesRetriever
 			o.APIMiddleware = m.Middleware
@@ -171,25 +160,6 @@ func spanMetricsOptions(cfg Config) spanmetrics.Options {
 	}
 	so.InstanceID = uuid.NewString()
 	return so
-}
-
-// consistentExemplars answers exemplar queries from the durable index once
-// the exemplars committed before the query have reached it, so an exemplar
-// is queryable as soon as its OTLP request was acknowledged, as with
-// Prometheus's in-memory exemplar storage.
-type consistentExemplars struct {
-	store interface {
-		WaitExemplars(ctx context.Context) error
-	}
-	idx storage.ExemplarQueryable
-}
-
-func (c consistentExemplars) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	// On timeout the index is merely behind: answer with what it has.
-	_ = c.store.WaitExemplars(wctx)
-	return c.idx.ExemplarQuerier(ctx)
 }
 
 // tracesWhenOpen breaks the cycle between the exemplar index and the trace

@@ -50,8 +50,8 @@ type Options struct {
 	// WAL. Off by default: exemplars reach the index after the TSDB has
 	// logged them in its own WAL, which is the source of truth for recent
 	// exemplars; SetWALMark (synced) records how much of that WAL the index
-	// durably holds, and the metric store re-indexes the rest at start
-	// (metricstore.Store.RecoverExemplars).
+	// durably holds, and the metric store re-indexes the rest when it
+	// opens (internal/metricstore/feed.go).
 	SyncWrites bool
 	// Now is the clock; tests set it. Default time.Now.
 	Now func() time.Time

@@ -154,7 +154,7 @@ func (x *Index) WriteExemplars(_ context.Context, recs []Record) error {
 }
 
 // walMarkKey holds the metrics TSDB WAL segment from which exemplars may
-// be missing here (metricstore.ExemplarMarker).
+// be missing here (Writer.WALMark).
 var walMarkKey = []byte{pMeta, 'w', 'a', 'l'}
 
 // WALMark returns the first segment of the metrics TSDB's WAL that may hold

@@ -22,7 +22,7 @@ type writeAppendable struct{ s *Store }
 func (w writeAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	return &writeAppender{s: w.s, app: &appender{
 		AppenderV2: w.s.db.AppenderV2(ctx),
-		collect:    w.s.opts.ExemplarWriter != nil,
+		collect:    w.s.feed.collects(),
 	}}
 }
 

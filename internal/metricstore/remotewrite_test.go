@@ -65,7 +65,7 @@ func TestWriteAppendable(t *testing.T) {
 			}
 		})
 	}
-	if err := s.WaitExemplars(ctx); err != nil {
+	if err := s.feed.wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	w.mu.Lock()

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
@@ -62,12 +61,14 @@ type Options struct {
 	// samples. Default 5 minutes.
 	LookbackDelta time.Duration
 	// ExemplarWriter, when not nil, receives every exemplar the TSDB
-	// accepted (deduplicated), in batches, after the samples are committed.
+	// accepted (deduplicated), in batches, after the samples are committed,
+	// and records how much of the WAL it holds; Open first hands it the
+	// exemplars of the WAL it may lack (feed.go).
 	ExemplarWriter exemplars.Writer
 	// ExemplarQueueSize bounds the batches waiting for ExemplarWriter. When
 	// the queue stays full for 5 seconds a batch is dropped and counted
-	// rather than slowing ingestion further; RecoverExemplars re-indexes it
-	// at the next start. Default 1024.
+	// rather than slowing ingestion further; the next Open re-indexes it
+	// from the WAL. Default 1024.
 	ExemplarQueueSize int
 	// MaxSeries, when positive, refuses samples of new series once the
 	// head holds this many (Mimir's max_global_series_per_user): they are
@@ -152,28 +153,13 @@ type Store struct {
 
 	converters sync.Pool
 	plans      sync.Pool // *resourcePlan
-	exKeys     sync.Pool // *[]exemplarKey, an appender's exemplar keys
-	// recBufs holds exemplar record slices the exemplar writer is done
-	// with, for the next requests' appenders.
-	recBufs sync.Pool // *[]exemplars.Record
-	streams *streamCache
+	streams    *streamCache
 	// noStreamCache sends everything through the translator (tests).
 	noStreamCache bool
 	d2c           processor.Metrics
 
-	exFilter *exemplarFilter
-	exq      chan []exemplars.Record
-	// exQueued and exWritten count batches handed to exq and batches the
-	// writer finished (or that were dropped), for WaitExemplars.
-	exQueued, exWritten atomic.Uint64
-	// exDropped counts batches dropped on a full queue or that the writer
-	// failed to write.
-	exDropped atomic.Uint64
-	exDone    chan struct{}
-	// commitMu is held for reading from a TSDB commit until its exemplars
-	// are counted in exQueued.
-	commitMu sync.RWMutex
-	marks    *walMarks // nil until RecoverExemplars
+	// feed carries the exemplars the TSDB accepted to ExemplarWriter.
+	feed *exemplarFeed
 
 	mu     sync.RWMutex // held for reading by writers, for writing by Close
 	closed bool
@@ -181,7 +167,8 @@ type Store struct {
 
 var _ ingest.MetricsSink = (*Store)(nil)
 
-// Open opens (or creates) the TSDB under dir and replays its WAL.
+// Open opens (or creates) the TSDB under dir and replays its WAL, then
+// hands opts.ExemplarWriter the exemplars of the WAL it may lack.
 func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -226,13 +213,11 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 			LabelNameUnderscoreSanitization:      opts.OTLP.LabelNameUnderscoreSanitization,
 			LabelNamePreserveMultipleUnderscores: opts.OTLP.LabelNamePreserveMultipleUnderscores,
 		},
-		metrics:  newStoreMetrics(reg),
-		exFilter: newExemplarFilter(1 << 22),
-		streams:  newStreamCache(1 << 22),
+		metrics: newStoreMetrics(reg),
+		streams: newStreamCache(1 << 22),
 	}
 	s.converters.New = func() any { return prw.NewPrometheusConverter(nil) }
 	s.plans.New = func() any { return &resourcePlan{} }
-	s.exKeys.New = func() any { return new([]exemplarKey) }
 	if opts.DeltaToCumulative {
 		fac := deltatocumulative.NewFactory()
 		set := processor.Settings{
@@ -261,15 +246,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		}
 		s.d2c = d2c
 	}
-	if opts.ExemplarWriter != nil {
-		size := opts.ExemplarQueueSize
-		if size <= 0 {
-			size = 1024
-		}
-		s.exq = make(chan []exemplars.Record, size)
-		s.exDone = make(chan struct{})
-		go s.forwardExemplars()
-	}
+	s.feed = openFeed(db, dir, opts.ExemplarWriter, opts.ExemplarQueueSize, logger, s.metrics)
 	return s, nil
 }
 
@@ -404,17 +381,9 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 		maxTime:    time.Now().Add(s.opts.MaxAheadTime).UnixMilli(),
 		maxSeries:  uint64(max(s.opts.MaxSeries, 0)),
 		numSeries:  s.db.Head().NumSeries,
-		collect:    s.opts.ExemplarWriter != nil,
 	}
-	keys := s.exKeys.Get().(*[]exemplarKey)
-	app.exKeys = (*keys)[:0]
-	if b, ok := s.recBufs.Get().(*[]exemplars.Record); ok {
-		app.recs = (*b)[:0]
-	}
-	defer func() {
-		*keys = app.exKeys[:0]
-		s.exKeys.Put(keys)
-	}()
+	keys := s.feed.buffers(app)
+	defer s.feed.releaseKeys(keys, app)
 	points := int64(md.DataPointCount())
 	terr := s.appendResources(ctx, app, md)
 	if err := ctx.Err(); err != nil {
@@ -440,114 +409,15 @@ func (s *Store) write(ctx context.Context, md pmetric.Metrics) (ingest.Result, e
 	return res, nil
 }
 
-// commit commits app and counts its new exemplars in exQueued under
-// commitMu, so the WAL marks see every commit's exemplars counted once its
-// WAL record is written (walmark.go).
-func (s *Store) commit(app *appender) ([]exemplars.Record, error) {
-	s.commitMu.RLock()
-	defer s.commitMu.RUnlock()
-	if err := app.Commit(); err != nil {
-		return nil, err
-	}
-	return s.afterCommit(app), nil
-}
-
 // commitAndQueue commits app, counts what it stored and hands its new
-// exemplars to the exemplar writer.
+// exemplars to the exemplar feed.
 func (s *Store) commitAndQueue(app *appender) error {
-	recs, err := s.commit(app)
-	if err != nil {
+	if err := s.feed.commit(app); err != nil {
 		return err
 	}
 	s.metrics.samplesAppended.Add(float64(app.appended))
 	s.metrics.exemplarsRejected.Add(float64(app.exRejected))
-	s.queueExemplars(recs)
 	return nil
-}
-
-// afterCommit counts the exemplars that were new and returns those for the
-// exemplar writer, counted in exQueued.
-func (s *Store) afterCommit(app *appender) []exemplars.Record {
-	if len(app.exKeys) == 0 {
-		return nil
-	}
-	fresh, ooo := s.exFilter.filter(app.exKeys)
-	s.metrics.exemplarsAppended.Add(float64(len(fresh)))
-	s.metrics.exemplarsRejected.Add(float64(ooo))
-	s.metrics.exemplarsDuplicate.Add(float64(len(app.exKeys) - len(fresh) - ooo))
-	if !app.collect || len(fresh) == 0 {
-		return nil
-	}
-	// fresh ascends, so the records are filtered in place; app is done
-	// with them.
-	recs := app.recs[:0]
-	for _, i := range fresh {
-		recs = append(recs, app.recs[i])
-	}
-	s.exQueued.Add(1)
-	return recs
-}
-
-// queueExemplars hands recs, already counted by afterCommit, to the
-// exemplar writer.
-func (s *Store) queueExemplars(recs []exemplars.Record) {
-	if recs == nil {
-		return
-	}
-	select {
-	case s.exq <- recs:
-		return
-	default:
-	}
-	// The index is behind: hold this request (backpressure) for a while
-	// rather than drop exemplars at once. Dropped exemplars stay in the
-	// WAL, and the WAL marks stop so that the next start re-indexes them.
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case s.exq <- recs:
-	case <-t.C:
-		s.exDropped.Add(1)
-		s.exWritten.Add(1)
-		s.metrics.exemplarWriterDropped.Add(float64(len(recs)))
-	}
-}
-
-// WaitExemplars returns once every exemplar committed before the call has
-// been handed to the exemplar writer and written, or when ctx ends. Readers
-// of the writer's index call it for read-after-write consistency.
-func (s *Store) WaitExemplars(ctx context.Context) error {
-	if s.exq == nil {
-		return nil
-	}
-	target := s.exQueued.Load()
-	for s.exWritten.Load() < target {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
-	return nil
-}
-
-func (s *Store) forwardExemplars() {
-	defer close(s.exDone)
-	for recs := range s.exq {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := s.opts.ExemplarWriter.WriteExemplars(ctx, recs); err != nil {
-			s.metrics.exemplarWriterErrors.Add(float64(len(recs)))
-			s.exDropped.Add(1)
-			s.logger.Warn("exemplar index write failed", "exemplars", len(recs), "err", err)
-		}
-		cancel()
-		s.exWritten.Add(1)
-		// The writer keeps no slice it was handed; the next request's
-		// appender can fill this one.
-		clear(recs[:cap(recs)])
-		recs = recs[:0]
-		s.recBufs.Put(&recs)
-	}
 }
 
 // DB returns the underlying TSDB.
@@ -560,6 +430,7 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Queryable() storage.SampleAndChunkQueryable { return s.db }
 
 // ExemplarQueryable returns the TSDB's own in-memory exemplar storage.
+// ReadAfterWrite answers from the exemplar writer's index instead.
 func (s *Store) ExemplarQueryable() storage.ExemplarQueryable { return s.db }
 
 // Appendable returns the TSDB appender, e.g. for recording rules.
@@ -579,13 +450,7 @@ func (s *Store) Close() error {
 	if s.d2c != nil {
 		errs = append(errs, s.d2c.Shutdown(context.Background()))
 	}
-	if s.exq != nil {
-		close(s.exq)
-		<-s.exDone
-	}
-	if s.marks != nil {
-		errs = append(errs, s.marks.close(s))
-	}
+	errs = append(errs, s.feed.close())
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close metrics TSDB: %w", err))
 	}

@@ -38,6 +38,12 @@ func (w *recordingWriter) WriteExemplars(_ context.Context, recs []exemplars.Rec
 	return nil
 }
 
+// WALMark reports no mark: the recorder keeps nothing across restarts.
+func (w *recordingWriter) WALMark() (int, bool, error) { return 0, false, nil }
+
+// SetWALMark keeps nothing.
+func (w *recordingWriter) SetWALMark(int) error { return nil }
+
 func openStore(t *testing.T, mod func(*Options)) *Store {
 	t.Helper()
 	opts := DefaultOptions()
@@ -421,41 +427,5 @@ func TestInvalidNames(t *testing.T) {
 		if !strings.Contains(k, "bad_label_") {
 			t.Errorf("series %s: want escaped names", k)
 		}
-	}
-}
-
-// gatedWriter blocks every write until gate is closed.
-type gatedWriter struct {
-	recordingWriter
-	gate chan struct{}
-}
-
-func (w *gatedWriter) WriteExemplars(ctx context.Context, recs []exemplars.Record) error {
-	<-w.gate
-	return w.recordingWriter.WriteExemplars(ctx, recs)
-}
-
-func TestWaitExemplars(t *testing.T) {
-	w := &gatedWriter{gate: make(chan struct{})}
-	s := openStore(t, func(o *Options) { o.ExemplarWriter = w })
-	md := pmetric.NewMetrics()
-	histogramWithExemplars(newScope(md), 0, 0.5, 7)
-	if _, err := s.ConsumeMetrics(context.Background(), md); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := s.WaitExemplars(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitExemplars with the writer blocked = %v, want deadline exceeded", err)
-	}
-	close(w.gate)
-	if err := s.WaitExemplars(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	n := len(w.recs)
-	w.mu.Unlock()
-	if n != 2 {
-		t.Fatalf("after WaitExemplars the writer holds %d exemplars, want 2", n)
 	}
 }

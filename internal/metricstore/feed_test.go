@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
@@ -101,7 +103,7 @@ func ingestTrace(t *testing.T, s *Store, n byte, at time.Duration) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.WaitExemplars(context.Background()); err != nil {
+	if err := s.feed.wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -134,12 +136,15 @@ func newCrashingIndex(t *testing.T) *crashingIndex {
 	return &crashingIndex{Index: idx}
 }
 
+// recovered is what the recovery at s's Open handed the index again, and
+// its error.
+func recovered(s *Store) (int, error) { return s.feed.recovered, s.feed.recoverErr }
+
 // crash stops s as a kill would: no final mark.
 func crash(t *testing.T, s *Store) {
 	t.Helper()
-	close(s.marks.stop)
-	<-s.marks.done
-	s.marks = nil
+	s.feed.marks.halt()
+	s.feed.marks = nil
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,19 +167,19 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 		return seg
 	}
 	s := open()
-	if n, err := s.RecoverExemplars(context.Background()); n != 0 || err != nil {
+	if n, err := recovered(s); n != 0 || err != nil {
 		t.Fatalf("recovering an empty WAL: %d, %v", n, err)
 	}
 	ingestTrace(t, s, 1, 0)
-	if err := s.marks.advance(s); err != nil { // snapshot
+	if err := s.feed.marks.advance(s.feed); err != nil { // snapshot
 		t.Fatal(err)
 	}
 	ingestTrace(t, s, 2, time.Second)
-	if err := s.marks.advance(s); err != nil { // mark: trace 1's segments are indexed
+	if err := s.feed.marks.advance(s.feed); err != nil { // mark: trace 1's segments are indexed
 		t.Fatal(err)
 	}
 	m1 := mark()
-	if _, last, _ := wlog.Segments(s.walDir()); m1 < 2 || m1 >= last {
+	if _, last, _ := wlog.Segments(s.feed.walDir); m1 < 2 || m1 >= last {
 		t.Fatalf("mark %d after several segments (last %d)", m1, last)
 	}
 	// Trace 3 is acknowledged, then lost by the index before it reached
@@ -188,7 +193,7 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 
 	w.set(false, false)
 	s = open()
-	n, err := s.RecoverExemplars(context.Background())
+	n, err := recovered(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,12 +211,12 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 	// at the next start even after a clean stop.
 	w.set(false, true)
 	ingestTrace(t, s, 4, 3*time.Second)
-	if err := s.marks.advance(s); err != nil {
+	if err := s.feed.marks.advance(s.feed); err != nil {
 		t.Fatal(err)
 	}
 	ingestTrace(t, s, 5, 4*time.Second)
 	m2 := mark()
-	if err := s.marks.advance(s); err != nil {
+	if err := s.feed.marks.advance(s.feed); err != nil {
 		t.Fatal(err)
 	}
 	if got := mark(); got != m2 {
@@ -222,7 +227,7 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 	}
 	w.set(false, false)
 	s = open()
-	if _, err := s.RecoverExemplars(context.Background()); err != nil {
+	if _, err := recovered(s); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []byte{4, 5} {
@@ -238,7 +243,7 @@ func TestRecoverExemplarsFromWAL(t *testing.T) {
 	w.set(false, false)
 	s = open()
 	defer s.Close()
-	if n, err := s.RecoverExemplars(context.Background()); n != 0 || err != nil {
+	if n, err := recovered(s); n != 0 || err != nil {
 		t.Fatalf("recovery after a clean stop handed %d exemplars (%v), want 0", n, err)
 	}
 }
@@ -255,7 +260,7 @@ func TestRecoverExemplarsAfterTSDBReset(t *testing.T) {
 	dir := t.TempDir()
 	open := func() *Store { t.Helper(); return openWithIndex(t, dir, w, nil) }
 	s := open()
-	if _, err := s.RecoverExemplars(context.Background()); err != nil {
+	if _, err := recovered(s); err != nil {
 		t.Fatal(err)
 	}
 	w.set(true, false) // lost on the way to the index
@@ -264,7 +269,7 @@ func TestRecoverExemplarsAfterTSDBReset(t *testing.T) {
 	w.set(false, false)
 	s = open()
 	defer s.Close()
-	if _, err := s.RecoverExemplars(context.Background()); err != nil {
+	if _, err := recovered(s); err != nil {
 		t.Fatal(err)
 	}
 	if !w.indexed(t, traceHex(7)) {
@@ -281,7 +286,7 @@ func TestRecoverSkipsRefusedExemplars(t *testing.T) {
 	open := func() *Store {
 		t.Helper()
 		s := openWithIndex(t, dir, w, func(o *Options) { o.MaxExemplars = 1 })
-		if _, err := s.RecoverExemplars(context.Background()); err != nil {
+		if _, err := recovered(s); err != nil {
 			t.Fatal(err)
 		}
 		return s
@@ -303,7 +308,7 @@ func TestRecoverSkipsRefusedExemplars(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.WaitExemplars(context.Background()); err != nil {
+	if err := s.feed.wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if w.handed(refused) != 0 {
@@ -319,5 +324,84 @@ func TestRecoverSkipsRefusedExemplars(t *testing.T) {
 	}
 	if w.handed(refused) != 0 || w.indexed(t, refused) {
 		t.Error("recovery indexed the out-of-order exemplar")
+	}
+}
+
+// gatedWriter blocks every write until gate is closed.
+type gatedWriter struct {
+	recordingWriter
+	gate chan struct{}
+}
+
+func (w *gatedWriter) WriteExemplars(ctx context.Context, recs []exemplars.Record) error {
+	<-w.gate
+	return w.recordingWriter.WriteExemplars(ctx, recs)
+}
+
+func TestWaitExemplars(t *testing.T) {
+	w := &gatedWriter{gate: make(chan struct{})}
+	s := openStore(t, func(o *Options) { o.ExemplarWriter = w })
+	md := pmetric.NewMetrics()
+	histogramWithExemplars(newScope(md), 0, 0.5, 7)
+	if _, err := s.ConsumeMetrics(context.Background(), md); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.feed.wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitExemplars with the writer blocked = %v, want deadline exceeded", err)
+	}
+	close(w.gate)
+	if err := s.feed.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	n := len(w.recs)
+	w.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("after WaitExemplars the writer holds %d exemplars, want 2", n)
+	}
+}
+
+// indexProbe is the exemplar index as ReadAfterWrite sees it: its querier
+// reports how many exemplars the writer held when the query reached it.
+type indexProbe struct{ w *gatedWriter }
+
+func (p indexProbe) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, error) {
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	return heldQuerier(len(p.w.recs)), nil
+}
+
+type heldQuerier int
+
+func (h heldQuerier) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
+	return []exemplar.QueryResult{{Exemplars: make([]exemplar.Exemplar, h)}}, nil
+}
+
+// TestReadAfterWrite: a query waits for the exemplars committed before it
+// to reach the index, bounded by its context.
+func TestReadAfterWrite(t *testing.T) {
+	w := &gatedWriter{gate: make(chan struct{})}
+	s := openStore(t, func(o *Options) { o.ExemplarWriter = w })
+	md := pmetric.NewMetrics()
+	histogramWithExemplars(newScope(md), 0, 0.5, 7)
+	if _, err := s.ConsumeMetrics(context.Background(), md); err != nil {
+		t.Fatal(err)
+	}
+	q := s.ReadAfterWrite(indexProbe{w})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := q.ExemplarQuerier(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("querying with the writer blocked until the query's deadline = %v, want the deadline", err)
+	}
+	time.AfterFunc(10*time.Millisecond, func() { close(w.gate) })
+	eq, err := q.ExemplarQuerier(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := eq.Select(0, 0)
+	if n := len(res[0].Exemplars); n != 2 {
+		t.Fatalf("the query reached the index when it held %d exemplars, want the 2 committed before it", n)
 	}
 }
