@@ -22,28 +22,30 @@ import (
 	"github.com/lookout-dev/lookout/internal/exemplars"
 )
 
-// This file codes the whole life of an exemplar after the TSDB took it: the
+// This file codes the whole life of an exemplar after the TSDB took it. The
 // exemplar feed carries it to the exemplars.Writer (the durable index) and
-// is the one owner of that path.
+// is the one owner of that path:
 //
-//	appender.go   notes each exemplar the TSDB took with a sample
-//	   │ commit: the TSDB logs it to its WAL        ┐ the commit barrier: no WAL
-//	   ▼                                            │ mark is taken between a
-//	exemplarfilter.go  Prometheus's duplicate and   │ commit and the count of
-//	   │ out-of-order rules; the fresh ones are     │ its exemplars in queued
-//	   │ counted in queued                          ┘
-//	   ▼
-//	queue ──▶ forwarder ──▶ Writer.WriteExemplars ──▶ written
-//	   └─ full for 5 s: the batch is dropped and counted (it stays in the WAL)
+//	appender.go         notes each exemplar the TSDB took with a sample
+//	  │ commit          the TSDB logs it to its WAL, under the commit barrier
+//	  ▼
+//	exemplarfilter.go   Prometheus's duplicate and out-of-order rules; the
+//	  │                 fresh exemplars are counted in queued, and only then
+//	  │                 is the barrier released
+//	  ▼
+//	queue ─▶ forwarder ─▶ Writer.WriteExemplars ─▶ counted in written
+//	  └─ full for 5 s: the batch is dropped and counted (it stays in the WAL)
 //
 //	WAL marks         every 10 s, once written has caught up with a snapshot
-//	                  (last WAL segment, queued): Writer.SetWALMark(segment);
-//	                  at a clean stop with nothing dropped, past the whole WAL
-//	recovery          at open, before any commit: the exemplars of the WAL
+//	                  (last WAL segment, queued) taken under the barrier:
+//	                  Writer.SetWALMark(segment); at a clean stop with
+//	                  nothing lost, past the whole WAL
+//	recovery          at Open, before any commit: the exemplars of the WAL
 //	                  from Writer.WALMark() on, through the same rules,
 //	                  written again (the writer ignores those it has)
 //	read-after-write  ReadAfterWrite: a query waits until written reaches
-//	                  queued as it was when the query came, then reads the index
+//	                  queued as it was when the query came, then reads the
+//	                  writer's index
 
 const (
 	// queueFullWait is how long a commit waits for room in a full queue
@@ -86,7 +88,7 @@ type exemplarFeed struct {
 
 	mu       sync.Mutex
 	written  uint64        // batches written, failed or dropped
-	dropped  uint64        // of those, batches dropped or failed: only in the WAL
+	lost     uint64        // of those, batches dropped or failed: only in the WAL
 	progress chan struct{} // closed when written grows; nil when nobody waits
 
 	marks *walMarks // nil: the mark does not move (no writer, failed recovery)
@@ -252,7 +254,7 @@ func (f *exemplarFeed) done(lost bool) {
 	defer f.mu.Unlock()
 	f.written++
 	if lost {
-		f.dropped++
+		f.lost++
 	}
 	if f.progress != nil {
 		close(f.progress)
@@ -265,7 +267,7 @@ func (f *exemplarFeed) done(lost bool) {
 func (f *exemplarFeed) finished() (written, lost uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.written, f.dropped
+	return f.written, f.lost
 }
 
 // wait returns once every exemplar committed before the call has been
