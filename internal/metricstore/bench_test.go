@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/lookout-dev/lookout/internal/exemplars"
 )
 
 // benchBatch is one OTLP request of the bench/metrics workload: 1000
@@ -52,8 +54,27 @@ func benchBatch(b *testing.B, svc, step int, at time.Time) []byte {
 
 // BenchmarkConsumeMetrics measures decode + translate + append per request
 // of 1000 histogram points (14 samples each), on 10k series.
-func BenchmarkConsumeMetrics(b *testing.B) {
-	s, err := Open(b.TempDir(), DefaultOptions(), nil, prometheus.NewRegistry())
+func BenchmarkConsumeMetrics(b *testing.B) { benchConsume(b, DefaultOptions()) }
+
+// BenchmarkConsumeMetricsExemplarFeed is BenchmarkConsumeMetrics with an
+// exemplar writer (one that keeps nothing), so that the exemplar feed's
+// commit barrier, queue and forwarder are on the path: each request hands
+// it up to 2,000 new exemplars.
+func BenchmarkConsumeMetricsExemplarFeed(b *testing.B) {
+	opts := DefaultOptions()
+	opts.ExemplarWriter = discardWriter{}
+	benchConsume(b, opts)
+}
+
+// discardWriter is an exemplar writer that keeps nothing.
+type discardWriter struct{}
+
+func (discardWriter) WriteExemplars(context.Context, []exemplars.Record) error { return nil }
+func (discardWriter) WALMark() (int, bool, error)                              { return 0, false, nil }
+func (discardWriter) SetWALMark(int) error                                     { return nil }
+
+func benchConsume(b *testing.B, opts Options) {
+	s, err := Open(b.TempDir(), opts, nil, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

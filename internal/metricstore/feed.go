@@ -316,6 +316,8 @@ type readAfterWrite struct {
 	index storage.ExemplarQueryable
 }
 
+var _ storage.ExemplarQueryable = readAfterWrite{}
+
 // ExemplarQuerier implements storage.ExemplarQueryable.
 func (r readAfterWrite) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
 	wctx, cancel := context.WithTimeout(ctx, readAfterWriteWait)
