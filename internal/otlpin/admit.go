@@ -53,20 +53,14 @@ func newAdmission(maxBytes int64, limit uint64) *admission {
 	}
 }
 
-// check reports errMemoryLimit when the process holds more memory than the
+// checkLocked reports errMemoryLimit when the process holds more memory than the
 // limit allows new requests to take: 90% of it, leaving room for the
 // requests already admitted. Memory counts what the Go runtime has mapped,
 // less what it returned to the system and its free heap pages (reused
 // before any more is mapped). While over, a collection is forced now and
 // then, as the Collector's memory_limiter does: after a flood nothing else
 // may allocate enough to start one, and the garbage of the refused and
-// finished requests would keep new ones out.
-func (a *admission) check() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.checkLocked()
-}
-
+// finished requests would keep new ones out. a.mu is held.
 func (a *admission) checkLocked() error {
 	if a.limit == 0 {
 		return nil
