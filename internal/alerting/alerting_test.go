@@ -399,7 +399,7 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 	}
 
 	// The Prometheus API answers, decorated.
-	api := newPrometheusAPI(t, m, f)
+	api := newPrometheusAPI(t, m.RulesRetriever, f)
 	for _, tc := range []struct{ path, golden string }{
 		{"/prometheus/api/v1/alerts", "alerts.golden.json"},
 		{"/prometheus/api/v1/rules?type=alert", "rules.golden.json"},
@@ -422,12 +422,12 @@ func traceHex(n int) string {
 
 // newPrometheusAPI is Prometheus's own web/api/v1 API over the fixture,
 // mounted under /prometheus/api/v1 as Lookout's UI port serves it.
-func newPrometheusAPI(t *testing.T, m *Manager, f *fixture) http.Handler {
+func newPrometheusAPI(t testing.TB, rr func(context.Context) v1.RulesRetriever, f *fixture) http.Handler {
 	t.Helper()
 	api := v1.NewAPI(f.engine, f.db, nil, f.db, nil, nil, nil,
 		func() config.Config { return config.DefaultConfig }, nil, v1.GlobalURLOptions{},
 		func(h http.HandlerFunc) http.HandlerFunc { return h }, nil, "", false, false, 0,
-		promslog.NewNopLogger(), m.RulesRetriever, 0, 0, 0, false, nil, nil, nil, nil, nil,
+		promslog.NewNopLogger(), rr, 0, 0, 0, false, nil, nil, nil, nil, nil,
 		prometheus.NewRegistry(), prometheus.NewRegistry(), nil, false, nil, false, false, false,
 		5*time.Minute, false, false, nil, nil, v1.OpenAPIOptions{}, nil, false, 0)
 	r := route.New()
