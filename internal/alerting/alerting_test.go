@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -23,8 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/common/route"
-	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -35,6 +34,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lookout-dev/lookout/internal/analysis"
+	"github.com/lookout-dev/lookout/internal/promapi"
 	"github.com/lookout-dev/lookout/rules"
 )
 
@@ -398,8 +398,8 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 		t.Errorf("sent %v, want >= 1", got)
 	}
 
-	// The Prometheus API answers, decorated.
-	api := newPrometheusAPI(t, m.RulesRetriever, f)
+	// The Prometheus API answers, extended.
+	api := newPrometheusAPI(t, m.RulesRetriever, f, m)
 	for _, tc := range []struct{ path, golden string }{
 		{"/prometheus/api/v1/alerts", "alerts.golden.json"},
 		{"/prometheus/api/v1/rules?type=alert", "rules.golden.json"},
@@ -407,12 +407,30 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
 		req.Header.Set("Accept-Encoding", "gzip")
-		m.Middleware(api).ServeHTTP(rec, req)
+		api.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {
 			t.Fatalf("%s: %d %s", tc.path, rec.Code, rec.Body)
 		}
-		golden(t, tc.golden, normalize(t, rec.Body.Bytes()))
+		golden(t, tc.golden, normalize(t, decoded(t, rec)))
 	}
+}
+
+// decoded returns the recorded answer's body, gunzipped when it was sent
+// gzipped.
+func decoded(t *testing.T, rec *httptest.ResponseRecorder) []byte {
+	t.Helper()
+	if rec.Header().Get("Content-Encoding") != "gzip" {
+		return rec.Body.Bytes()
+	}
+	r, err := gzip.NewReader(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func traceHex(n int) string {
@@ -420,20 +438,30 @@ func traceHex(n int) string {
 	return hex.EncodeToString(id[:])
 }
 
-// newPrometheusAPI is Prometheus's own web/api/v1 API over the fixture,
-// mounted under /prometheus/api/v1 as Lookout's UI port serves it.
-func newPrometheusAPI(t testing.TB, rr func(context.Context) v1.RulesRetriever, f *fixture) http.Handler {
+// newPrometheusAPI is Lookout's Prometheus API (Prometheus's own
+// web/api/v1 API) over the fixture, serving rr's rules and alerts extended
+// by ext, mounted under /prometheus/api/v1 as Lookout's UI port serves it.
+func newPrometheusAPI(t testing.TB, rr func(context.Context) v1.RulesRetriever, f *fixture, ext promapi.AlertExtension) http.Handler {
 	t.Helper()
-	api := v1.NewAPI(f.engine, f.db, nil, f.db, nil, nil, nil,
-		func() config.Config { return config.DefaultConfig }, nil, v1.GlobalURLOptions{},
-		func(h http.HandlerFunc) http.HandlerFunc { return h }, nil, "", false, false, 0,
-		promslog.NewNopLogger(), rr, 0, 0, 0, false, nil, nil, nil, nil, nil,
-		prometheus.NewRegistry(), prometheus.NewRegistry(), nil, false, nil, false, false, false,
-		5*time.Minute, false, false, nil, nil, v1.OpenAPIOptions{}, nil, false, 0)
-	r := route.New()
-	api.Register(r.WithPrefix("/prometheus/api/v1"))
-	return r
+	opts := promapi.DefaultOptions()
+	opts.Queryable = f.db
+	opts.ExemplarQueryable = f.db
+	opts.AdminStats = noAdminStats{}
+	opts.Engine = f.engine
+	opts.RulesRetriever = rr
+	opts.AlertExtension = ext
+	api, err := promapi.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/prometheus/", http.StripPrefix("/prometheus", api.Handler()))
+	return mux
 }
+
+// noAdminStats stands in for the TSDB admin statistics, which the alerts
+// and rules answers never read.
+type noAdminStats struct{ v1.TSDBAdminStats }
 
 // normalize replaces the values that depend on the wall clock so golden
 // files compare shapes and content; everything else is compared exactly.
@@ -535,44 +563,22 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-func TestMiddlewarePassThrough(t *testing.T) {
+// TestExtendAlert: an alert with evidence gets the two annotations and the
+// "evidence" member in the API's answers; one without gets nothing.
+func TestExtendAlert(t *testing.T) {
 	m := &Manager{evidence: newEvidenceStore()}
-	m.evidence.put(labels.FromStrings("alertname", "A").Hash(), Evidence{Summary: "s", Traces: []string{"ab"}, Findings: []analysis.Finding{}})
-	tests := []struct {
-		name, path, ctype, body string
-		status                  int
-		want                    string
-	}{
-		{"other path", "/api/v1/query", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"A"}}]}}`, 200, ""},
-		{"error answer", "/api/v1/alerts", "application/json", `{"status":"error"}`, 500, ""},
-		{"not json", "/api/v1/alerts", "text/plain", `hello`, 200, ""},
-		{"broken json", "/api/v1/alerts", "application/json", `{"data":`, 200, ""},
-		{"no evidence", "/api/v1/alerts", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"B"}}]}}`, 200, ""},
-		{"evidence", "/x/api/v1/alerts", "application/json", `{"status":"success","data":{"alerts":[{"labels":{"alertname":"A"},"annotations":{"runbook":"r"}}]}}`, 200,
-			`{"data":{"alerts":[{"annotations":{"evidence_summary":"s","evidence_trace_ids":"ab","runbook":"r"},"evidence":{"summary":"s","traceIDs":["ab"],"findings":[],"spikeTraces":0,"spikeExemplars":0,"baselineTraces":0,"missingTraces":0,"start":"0001-01-01T00:00:00Z","end":"0001-01-01T00:00:00Z"},"labels":{"alertname":"A"}}]},"status":"success"}`},
+	ev := Evidence{Summary: "s", Traces: []string{"ab", "cd"}, Findings: []analysis.Finding{}}
+	m.evidence.put(labels.FromStrings("alertname", "A").Hash(), ev)
+	ann, members := m.ExtendAlert(&v1.Alert{Labels: labels.FromStrings("alertname", "A"), Annotations: labels.FromStrings("runbook", "r")})
+	if len(ann) != 2 || ann[AnnotationSummary] != "s" || ann[AnnotationTraceIDs] != "ab,cd" {
+		t.Errorf("annotations %v, want %s=s and %s=ab,cd", ann, AnnotationSummary, AnnotationTraceIDs)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Header.Get("Accept-Encoding") != "" && tt.path != "/api/v1/query" {
-					t.Error("Accept-Encoding not removed")
-				}
-				w.Header().Set("Content-Type", tt.ctype)
-				w.WriteHeader(tt.status)
-				io.WriteString(w, tt.body)
-			}))
-			rec := httptest.NewRecorder()
-			req := httptest.NewRequest(http.MethodGet, tt.path, nil)
-			req.Header.Set("Accept-Encoding", "gzip")
-			h.ServeHTTP(rec, req)
-			want := tt.want
-			if want == "" {
-				want = tt.body
-			}
-			if rec.Body.String() != want || rec.Code != tt.status {
-				t.Errorf("got %d %s\nwant %d %s", rec.Code, rec.Body, tt.status, want)
-			}
-		})
+	got, err := json.Marshal(members)
+	if want := `{"evidence":{"summary":"s","traceIDs":["ab","cd"],"findings":[],"spikeTraces":0,"spikeExemplars":0,"baselineTraces":0,"missingTraces":0,"start":"0001-01-01T00:00:00Z","end":"0001-01-01T00:00:00Z"}}`; err != nil || string(got) != want {
+		t.Errorf("members %s (%v)\nwant    %s", got, err, want)
+	}
+	if ann, members := m.ExtendAlert(&v1.Alert{Labels: labels.FromStrings("alertname", "B")}); ann != nil || members != nil {
+		t.Errorf("alert without evidence extended with %v, %v", ann, members)
 	}
 }
 

@@ -88,7 +88,7 @@ func BenchmarkAlertsAnswer(b *testing.B) {
 		b.Fatal(err, e.SpikeExemplars)
 	}
 	m.evidence.put(a.Labels.Hash(), e)
-	h := m.Middleware(newPrometheusAPI(b, func(context.Context) v1.RulesRetriever { return rr }, f))
+	h := newPrometheusAPI(b, func(context.Context) v1.RulesRetriever { return rr }, f, m)
 	for _, path := range []string{"/prometheus/api/v1/alerts", "/prometheus/api/v1/rules"} {
 		b.Run(strings.TrimPrefix(path, "/prometheus/api/v1/"), func(b *testing.B) {
 			b.ReportAllocs()

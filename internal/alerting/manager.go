@@ -271,6 +271,20 @@ func (m *Manager) Evidence(alertLabels labels.Labels) (Evidence, bool) {
 	return m.evidence.get(alertLabels.Hash())
 }
 
+// ExtendAlert adds an alert's evidence to the Prometheus API's
+// /api/v1/alerts and /api/v1/rules answers (it is their
+// promapi.AlertExtension): an alert with evidence gets the annotations
+// evidence_summary and evidence_trace_ids and an "evidence" member. Clients
+// that know only Prometheus's shape see two more annotations.
+func (m *Manager) ExtendAlert(alert *v1.Alert) (annotations map[string]string, members map[string]any) {
+	ev, ok := m.Evidence(alert.Labels)
+	if !ok {
+		return nil, nil
+	}
+	return map[string]string{AnnotationSummary: ev.Summary, AnnotationTraceIDs: ev.TraceIDs()},
+		map[string]any{"evidence": ev}
+}
+
 func expandRuleFiles(patterns []string) ([]string, error) {
 	if len(patterns) == 0 {
 		return []string{BuiltinPrefix + rules.DefaultFile}, nil

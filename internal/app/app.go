@@ -49,10 +49,10 @@ type Options struct {
 	// RulesRetriever serves /api/v1/rules and /api/v1/alerts; nil serves
 	// empty lists.
 	RulesRetriever func(context.Context) v1.RulesRetriever
-	// APIMiddleware wraps the Prometheus API handler (on the Prometheus
-	// port and under /prometheus/ on the UI port), e.g. to enrich
-	// /api/v1/alerts.
-	APIMiddleware func(http.Handler) http.Handler
+	// AlertExtension adds fields to the alerts of the Prometheus API's
+	// /api/v1/alerts and /api/v1/rules answers (on the Prometheus port and
+	// under /prometheus/ on the UI port), e.g. their evidence.
+	AlertExtension promapi.AlertExtension
 	// Analyzer serves /api/lookout/analyze on the Prometheus port (and
 	// under /prometheus/ on the UI port); nil answers 404.
 	Analyzer *analysis.Analyzer
@@ -197,6 +197,7 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	po.AdminStats = a.store.AdminStats()
 	po.DBDir = a.store.Dir()
 	po.RulesRetriever = opts.RulesRetriever
+	po.AlertExtension = opts.AlertExtension
 	po.Engine = a.engine
 	po.LookbackDelta = so.LookbackDelta
 	po.QueryExemplars = cfg.QueryExemplars
@@ -217,9 +218,6 @@ func NewWithOptions(cfg Config, logger *slog.Logger, opts Options) (_ *App, err 
 	}
 
 	promHandler := a.api.Handler()
-	if opts.APIMiddleware != nil {
-		promHandler = opts.APIMiddleware(promHandler)
-	}
 	if opts.Analyzer != nil {
 		mux := http.NewServeMux()
 		mux.Handle(AnalyzePath, opts.Analyzer.Handler())

@@ -130,7 +130,7 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 			o.ExemplarQueryable = p.MetricStore.ReadAfterWrite(idx)
 			o.Analyzer = analyzer
 			o.RulesRetriever = m.RulesRetriever
-			o.APIMiddleware = m.Middleware
+			o.AlertExtension = m
 			o.Services = append(o.Services, m.Run)
 			if cfg.SpanMetrics {
 				// Spans reach the trace store through the deriver, whose

@@ -58,6 +58,9 @@ type Options struct {
 	// RulesRetriever serves /api/v1/rules and /api/v1/alerts; nil serves
 	// empty lists.
 	RulesRetriever func(context.Context) v1.RulesRetriever
+	// AlertExtension, when set, adds its fields to every alert of the
+	// /api/v1/alerts and /api/v1/rules answers.
+	AlertExtension AlertExtension
 	// Engine evaluates PromQL; nil creates one with NewEngine.
 	Engine *promql.Engine
 	// LookbackDelta is PromQL's lookback and the window of the exemplars
@@ -246,9 +249,16 @@ func New(opts Options) (*API, error) {
 		false,
 		2*time.Minute,
 	)
-	if opts.QueryExemplars && opts.ExemplarQueryable != nil {
+	if (opts.QueryExemplars && opts.ExemplarQueryable != nil) || opts.AlertExtension != nil {
+		c := codec{lookback: opts.LookbackDelta, logger: opts.Logger}
+		if opts.QueryExemplars {
+			c.eq = opts.ExemplarQueryable
+		}
+		if opts.AlertExtension != nil {
+			c.alerts = alertsJSON(opts.AlertExtension)
+		}
 		api.ClearCodecs()
-		api.InstallCodec(exemplarCodec{eq: opts.ExemplarQueryable, lookback: opts.LookbackDelta, logger: opts.Logger})
+		api.InstallCodec(c)
 	}
 	router := route.New()
 	api.Register(router.WithPrefix("/api/v1"))

@@ -16,30 +16,48 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
 
-// exemplarCodec is Prometheus's JSON codec plus Lookout's extension: each
-// series of an instant-vector /api/v1/query result also carries
-// "exemplars", the exemplars of that series within the lookback window
-// before the evaluation time, in the shape of /api/v1/query_exemplars.
-// Clients that don't know the field ignore it; every other response is
-// encoded by v1.JSONCodec unchanged.
-type exemplarCodec struct {
-	eq       storage.ExemplarQueryable
+// codec is Prometheus's JSON codec plus Lookout's two extensions, each on
+// when its option is set:
+//
+//   - exemplars (Options.QueryExemplars): each series of an instant-vector
+//     /api/v1/query result also carries "exemplars", the exemplars of that
+//     series within the lookback window before the evaluation time, in the
+//     shape of /api/v1/query_exemplars;
+//   - alerts (Options.AlertExtension): the alerts of /api/v1/alerts and
+//     /api/v1/rules answers carry what the extension adds (alertjson.go).
+//
+// Clients that don't know the fields ignore them; every other response is
+// encoded as v1.JSONCodec encodes it.
+type codec struct {
+	eq       storage.ExemplarQueryable // nil: no exemplars extension
 	lookback time.Duration
 	logger   *slog.Logger
+	alerts   jsoniter.API // nil: no alerts extension
 }
 
-func (exemplarCodec) ContentType() v1.MIMEType { return v1.JSONCodec{}.ContentType() }
+func (codec) ContentType() v1.MIMEType { return v1.JSONCodec{}.ContentType() }
 
-func (exemplarCodec) CanEncode(*v1.Response) bool { return true }
+func (codec) CanEncode(*v1.Response) bool { return true }
 
-func (c exemplarCodec) Encode(resp *v1.Response) ([]byte, error) {
+func (c codec) Encode(resp *v1.Response) ([]byte, error) {
 	if b, ok := encodeExemplarAnswer(resp); ok {
 		return b, nil
 	}
-	qd, ok := resp.Data.(*v1.QueryData)
-	if !ok || c.eq == nil {
-		return v1.JSONCodec{}.Encode(resp)
+	switch data := resp.Data.(type) {
+	case *v1.QueryData:
+		if c.eq != nil {
+			return c.encodeQuery(resp, data)
+		}
+	case *v1.AlertDiscovery, *v1.RuleDiscovery:
+		if c.alerts != nil {
+			return c.alerts.Marshal(resp)
+		}
 	}
+	return v1.JSONCodec{}.Encode(resp)
+}
+
+// encodeQuery encodes a query answer with the exemplars of its series.
+func (c codec) encodeQuery(resp *v1.Response, qd *v1.QueryData) ([]byte, error) {
 	vec, ok := qd.Result.(promql.Vector)
 	if !ok || len(vec) == 0 {
 		return v1.JSONCodec{}.Encode(resp)
@@ -70,7 +88,7 @@ func (c exemplarCodec) Encode(resp *v1.Response) ([]byte, error) {
 
 // lookup returns, per sample index, the exemplars of that series in
 // [t-lookback, t], with one exemplar query per metric name.
-func (c exemplarCodec) lookup(vec promql.Vector) map[int][]exemplar.Exemplar {
+func (c codec) lookup(vec promql.Vector) map[int][]exemplar.Exemplar {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	q, err := c.eq.ExemplarQuerier(ctx)
