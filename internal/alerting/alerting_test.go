@@ -99,6 +99,13 @@ func (f *fixture) analyzer() *analysis.Analyzer {
 	return &analysis.Analyzer{Exemplars: analysis.StorageExemplars{Queryable: f.db}, Traces: f.traces}
 }
 
+// options are DefaultOptions over the fixture's TSDB and engine.
+func (f *fixture) options() Options {
+	o := DefaultOptions()
+	o.Engine, o.Queryable, o.Appendable = f.engine, f.db, f.db
+	return o
+}
+
 type fixture struct {
 	db     *tsdb.DB
 	engine *promql.Engine
@@ -306,16 +313,17 @@ func TestManagerFiresWithEvidence(t *testing.T) {
 	l.Close()
 
 	reg := prometheus.NewRegistry()
-	m, err := New(Options{
-		Engine: f.engine, Queryable: f.db, Appendable: f.db, Analyzer: f.analyzer(),
-		RuleFiles:    []string{fastRules(t)},
-		EvalInterval: 100 * time.Millisecond,
-		WebhookURLs:  []string{goodSrv.URL + "/hook", deadURL, hangSrv.URL},
-		ExternalURL:  "http://lookout.example:9090",
-		Logger:       slog.New(slog.DiscardHandler),
-		Registerer:   reg,
-		Webhook:      WebhookOptions{InitialBackoff: 5 * time.Millisecond, MaxAttempts: 3, Timeout: time.Minute},
-	})
+	opts := f.options()
+	opts.Analyzer = f.analyzer()
+	opts.RuleFiles = []string{fastRules(t)}
+	opts.EvalInterval = 100 * time.Millisecond
+	opts.WebhookURLs = []string{goodSrv.URL + "/hook", deadURL, hangSrv.URL}
+	opts.ExternalURL = "http://lookout.example:9090"
+	opts.Registerer = reg
+	opts.Webhook.InitialBackoff = 5 * time.Millisecond
+	opts.Webhook.MaxAttempts = 3
+	opts.Webhook.Timeout = time.Minute
+	m, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +539,7 @@ func TestNewErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: rate(x[5m]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base := Options{Engine: f.engine, Queryable: f.db, Appendable: f.db}
+	base := f.options()
 	tests := []struct {
 		name string
 		mod  func(*Options)

@@ -19,7 +19,9 @@ import (
 // the analysis engine over 6 exemplars (5 traces in memory).
 func BenchmarkCollect(b *testing.B) {
 	f := newFixture(b)
-	m, err := New(Options{Engine: f.engine, Queryable: f.db, Appendable: f.db, Analyzer: f.analyzer()})
+	opts := f.options()
+	opts.Analyzer = f.analyzer()
+	m, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +78,9 @@ func newFiringRules(b *testing.B, f *fixture, expr string) firingRules {
 // UI's alerts page polls them (uncompressed).
 func BenchmarkAlertsAnswer(b *testing.B) {
 	f := newFixture(b)
-	m, err := New(Options{Engine: f.engine, Queryable: f.db, Appendable: f.db, Analyzer: f.analyzer()})
+	opts := f.options()
+	opts.Analyzer = f.analyzer()
+	m, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -30,7 +30,8 @@ import (
 // package rules rather than one on disk, e.g. "builtin:webstore.yml".
 const BuiltinPrefix = "builtin:"
 
-// Options configure a Manager. Engine, Queryable and Appendable are required.
+// Options configure a Manager. Start from DefaultOptions and set Engine,
+// Queryable and Appendable, which are required.
 type Options struct {
 	// Engine evaluates rule expressions.
 	Engine promql.QueryEngine
@@ -54,7 +55,8 @@ type Options struct {
 	// ExternalURL is the URL Lookout is reached at, used in generator URLs
 	// and the webhook's externalURL. Default http://localhost:9090.
 	ExternalURL string
-	// Logger defaults to a logger that discards.
+	// Logger receives the Manager's and the rules manager's logs. Default:
+	// a logger that discards.
 	Logger *slog.Logger
 	// Registerer receives the rule manager's and the Manager's metrics; nil
 	// registers nothing.
@@ -65,11 +67,24 @@ type Options struct {
 	// ResendDelay is how often a firing alert is notified again (and its
 	// evidence refreshed). Default 1m, as in Prometheus.
 	ResendDelay time.Duration
-	// Webhook tunes notification delivery.
+	// Webhook tunes notification delivery. Default DefaultWebhookOptions().
 	Webhook WebhookOptions
 }
 
-// WebhookOptions tune webhook delivery. Zero fields take the defaults.
+// DefaultOptions returns the Manager's defaults; the storage and the engine
+// still need setting.
+func DefaultOptions() Options {
+	return Options{
+		EvalInterval: 15 * time.Second,
+		ExternalURL:  "http://localhost:9090",
+		Logger:       slog.New(slog.DiscardHandler),
+		MaxEvidence:  10,
+		ResendDelay:  time.Minute,
+		Webhook:      DefaultWebhookOptions(),
+	}
+}
+
+// WebhookOptions tune webhook delivery.
 type WebhookOptions struct {
 	// QueueSize bounds the messages waiting per receiver; more are dropped
 	// (and counted). Default 256.
@@ -83,38 +98,9 @@ type WebhookOptions struct {
 	Timeout time.Duration
 }
 
-func (o *Options) setDefaults() {
-	if o.EvalInterval <= 0 {
-		o.EvalInterval = 15 * time.Second
-	}
-	if o.ExternalURL == "" {
-		o.ExternalURL = "http://localhost:9090"
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.MaxEvidence <= 0 {
-		o.MaxEvidence = 10
-	}
-	if o.ResendDelay <= 0 {
-		o.ResendDelay = time.Minute
-	}
-	w := &o.Webhook
-	if w.QueueSize <= 0 {
-		w.QueueSize = 256
-	}
-	if w.MaxAttempts <= 0 {
-		w.MaxAttempts = 5
-	}
-	if w.InitialBackoff <= 0 {
-		w.InitialBackoff = 500 * time.Millisecond
-	}
-	if w.MaxBackoff <= 0 {
-		w.MaxBackoff = 30 * time.Second
-	}
-	if w.Timeout <= 0 {
-		w.Timeout = 10 * time.Second
-	}
+// DefaultWebhookOptions returns the delivery defaults.
+func DefaultWebhookOptions() WebhookOptions {
+	return WebhookOptions{QueueSize: 256, MaxAttempts: 5, InitialBackoff: 500 * time.Millisecond, MaxBackoff: 30 * time.Second, Timeout: 10 * time.Second}
 }
 
 // Validate reports missing or malformed options.
@@ -128,6 +114,15 @@ func (o *Options) Validate() error {
 	}
 	if o.Appendable == nil {
 		errs = append(errs, errors.New("alerting: Appendable is required"))
+	}
+	if o.Logger == nil {
+		errs = append(errs, errors.New("alerting: Logger is required (DefaultOptions has one that discards)"))
+	}
+	if o.EvalInterval <= 0 || o.ResendDelay <= 0 || o.MaxEvidence <= 0 {
+		errs = append(errs, errors.New("alerting: EvalInterval, ResendDelay and MaxEvidence must be positive (start from DefaultOptions)"))
+	}
+	if w := o.Webhook; w.QueueSize <= 0 || w.MaxAttempts <= 0 || w.InitialBackoff <= 0 || w.MaxBackoff <= 0 || w.Timeout <= 0 {
+		errs = append(errs, errors.New("alerting: every Webhook option must be positive (start from DefaultWebhookOptions)"))
 	}
 	if _, err := url.Parse(o.ExternalURL); err != nil {
 		errs = append(errs, fmt.Errorf("alerting: external URL %q: %w", o.ExternalURL, err))
@@ -165,7 +160,6 @@ type Manager struct {
 // New loads and checks the rule files and returns a Manager that evaluates
 // them once Run is called.
 func New(opts Options) (*Manager, error) {
-	opts.setDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

@@ -112,18 +112,18 @@ func fullOptions(cfg Config, logger *slog.Logger) (Options, func() error, error)
 				Finder:    storeFinder{store: traces},
 				Logger:    logger.With("component", "analysis"),
 			}
-			m, err := alerting.New(alerting.Options{
-				Engine:       p.Engine,
-				Queryable:    p.MetricStore.Queryable(),
-				Appendable:   p.MetricStore.Appendable(),
-				Analyzer:     analyzer,
-				RuleFiles:    files,
-				EvalInterval: cfg.RuleEvaluationInterval,
-				WebhookURLs:  cfg.WebhookURLs,
-				ExternalURL:  cfg.ExternalURL(),
-				Logger:       logger.With("component", "alerting"),
-				Registerer:   reg,
-			})
+			ao := alerting.DefaultOptions()
+			ao.Engine = p.Engine
+			ao.Queryable = p.MetricStore.Queryable()
+			ao.Appendable = p.MetricStore.Appendable()
+			ao.Analyzer = analyzer
+			ao.RuleFiles = files
+			ao.EvalInterval = cfg.RuleEvaluationInterval
+			ao.WebhookURLs = cfg.WebhookURLs
+			ao.ExternalURL = cfg.ExternalURL()
+			ao.Logger = logger.With("component", "alerting")
+			ao.Registerer = reg
+			m, err := alerting.New(ao)
 			if err != nil {
 				return err
 			}

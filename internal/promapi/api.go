@@ -38,8 +38,8 @@ import (
 // features this API has.
 const PrometheusVersion = "3.16.0"
 
-// Options configure the API. Queryable, ExemplarQueryable and AdminStats are
-// required.
+// Options configure the API. Start from DefaultOptions and set Queryable,
+// ExemplarQueryable and AdminStats, which are required.
 type Options struct {
 	Queryable         storage.SampleAndChunkQueryable
 	ExemplarQueryable storage.ExemplarQueryable
@@ -61,7 +61,8 @@ type Options struct {
 	// AlertExtension, when set, adds its fields to every alert of the
 	// /api/v1/alerts and /api/v1/rules answers.
 	AlertExtension AlertExtension
-	// Engine evaluates PromQL; nil creates one with NewEngine.
+	// Engine evaluates PromQL; nil creates one with NewEngine, which the
+	// API's Close releases.
 	Engine *promql.Engine
 	// LookbackDelta is PromQL's lookback and the window of the exemplars
 	// extension. Default 5 minutes.
@@ -79,15 +80,17 @@ type Options struct {
 	Ready func() bool
 	// Gatherer serves /metrics; nil serves no /metrics.
 	Gatherer prometheus.Gatherer
-	// Registerer receives the engine's and API's own metrics.
+	// Registerer receives the engine's and API's own metrics; nil registers
+	// them nowhere.
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	// Logger receives the API's logs. Default: a logger that discards.
+	Logger *slog.Logger
 }
 
 // DefaultOptions returns options with the defaults filled in; the storage
 // fields still need setting.
 func DefaultOptions() Options {
-	return Options{LookbackDelta: 5 * time.Minute, QueryExemplars: true}
+	return Options{LookbackDelta: 5 * time.Minute, QueryExemplars: true, Logger: slog.New(slog.DiscardHandler)}
 }
 
 // EngineOptions are the PromQL engine's limits, named and defaulted as
@@ -131,8 +134,8 @@ func NewEngine(logger *slog.Logger, reg prometheus.Registerer, opts EngineOption
 // /metrics, /-/ready and /-/healthy. It works mounted under a prefix with
 // http.StripPrefix.
 type API struct {
-	engine  *promql.Engine
-	handler http.Handler
+	ownEngine *promql.Engine // created by New; nil when Options.Engine was given
+	handler   http.Handler
 }
 
 // New builds the API.
@@ -143,20 +146,19 @@ func New(opts Options) (*API, error) {
 	if opts.RemoteWrite && opts.Appendable == nil {
 		return nil, errors.New("promapi: RemoteWrite needs an Appendable")
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.LookbackDelta <= 0 {
-		opts.LookbackDelta = 5 * time.Minute
+	if opts.Logger == nil || opts.LookbackDelta <= 0 {
+		return nil, errors.New("promapi: Logger and a positive LookbackDelta are required (start from DefaultOptions)")
 	}
 	if opts.Registerer == nil {
 		opts.Registerer = prometheus.NewRegistry()
 	}
 	engine := opts.Engine
+	var ownEngine *promql.Engine
 	if engine == nil {
 		eo := DefaultEngineOptions()
 		eo.Lookback = opts.LookbackDelta
 		engine = NewEngine(opts.Logger, opts.Registerer, eo)
+		ownEngine = engine
 	}
 	rr := opts.RulesRetriever
 	if rr == nil {
@@ -309,7 +311,7 @@ func New(opts Options) (*API, error) {
 		}
 		fmt.Fprintln(w, "Lookout is Ready.")
 	})
-	return &API{engine: engine, handler: mux}, nil
+	return &API{ownEngine: ownEngine, handler: mux}, nil
 }
 
 // checkQueries refuses PromQL too long or too deeply nested (the query and
@@ -363,11 +365,13 @@ func fastGzip(h http.Handler) (http.Handler, error) {
 // Handler returns the HTTP handler.
 func (a *API) Handler() http.Handler { return a.handler }
 
-// Engine returns the PromQL engine, e.g. for a rule manager.
-func (a *API) Engine() *promql.Engine { return a.engine }
-
-// Close releases the engine.
-func (a *API) Close() error { return a.engine.Close() }
+// Close releases the engine New created, if it created one.
+func (a *API) Close() error {
+	if a.ownEngine == nil {
+		return nil
+	}
+	return a.ownEngine.Close()
+}
 
 // noRules serves empty /api/v1/rules and /api/v1/alerts.
 type noRules struct{}
