@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -9,12 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/prometheus/rules"
-	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -103,105 +100,145 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-type rulesStub struct{}
-
-func (rulesStub) RuleGroups() []*rules.Group           { return nil }
-func (rulesStub) AlertingRules() []*rules.AlertingRule { return nil }
-
-type closer struct {
-	name  string
-	order *[]string
-	mu    *sync.Mutex
-}
-
-func (c closer) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	*c.order = append(*c.order, c.name)
-	return nil
-}
-
-// TestWiringPoints checks every Options hook: the Tempo and UI handlers,
-// Extend, services and closers, and the /prometheus/
-// and /tempo/ prefixes on the UI port.
-func TestWiringPoints(t *testing.T) {
-	var mu sync.Mutex
-	var order []string
-	extended := false
-	serviceStopped := make(chan struct{})
-	opts := Options{
-		TempoHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.WriteString(w, "tempo:"+r.URL.Path)
-		}),
-		UIHandler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.WriteString(w, "ui:"+r.URL.Path)
-		}),
-		Extend: func(p Parts, o *Options) error {
-			if p.MetricStore == nil || p.Engine == nil {
-				return errors.New("parts missing")
-			}
-			extended = true
-			o.RulesRetriever = func(context.Context) v1.RulesRetriever { return rulesStub{} }
-			return nil
-		},
-		Services: []func(context.Context) error{func(ctx context.Context) error {
-			<-ctx.Done()
-			close(serviceStopped)
-			return ctx.Err()
-		}},
-		Closers: []io.Closer{closer{"traces", &order, &mu}},
-	}
-	a, stop := runApp(t, testConfig(t), opts)
-	if !extended {
-		t.Fatal("Extend not called")
-	}
-	get := func(url string) (string, http.Header) {
-		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b), resp.Header
-	}
+// TestWiring checks what New serves on each listener: the Tempo API on its
+// port and under /tempo/ on the UI port, the UI (with its dashboards) at /,
+// and the Prometheus API, with the rules New loaded and the analyze API,
+// on its port and under /prometheus/.
+func TestWiring(t *testing.T) {
+	a := startApp(t, testConfig(t))
 	for url, want := range map[string]string{
-		"http://" + a.TempoAddr() + "/api/traces/abc":               "tempo:/api/traces/abc",
-		"http://" + a.UIAddr() + "/tempo/api/search":                "tempo:/api/search",
-		"http://" + a.UIAddr() + "/d/http-metrics":                  "ui:/d/http-metrics",
-		"http://" + a.UIAddr() + "/prometheus/api/v1/rules":         `"groups":[]`,
-		"http://" + a.PrometheusAddr() + "/api/v1/alerts":           `"alerts":[]`,
-		"http://" + a.PrometheusAddr() + "/-/ready":                 "Ready",
-		"http://" + a.PrometheusAddr() + "/metrics":                 "lookout_metricstore_samples_appended_total",
-		"http://" + a.UIAddr() + "/prometheus/api/v1/query?query=1": `"result":[`,
+		"http://" + a.TempoAddr() + "/api/echo":                                  "echo",
+		"http://" + a.UIAddr() + "/tempo/api/echo":                               "echo",
+		"http://" + a.UIAddr() + "/":                                             "<title>Lookout",
+		"http://" + a.UIAddr() + "/api/search":                                   `"uid":"service-health"`,
+		"http://" + a.UIAddr() + "/prometheus/api/v1/rules":                      `"name":"HighPaymentLatency"`,
+		"http://" + a.PrometheusAddr() + "/api/v1/rules":                         `"name":"HighPaymentLatency"`,
+		"http://" + a.PrometheusAddr() + "/api/v1/alerts":                        `"alerts":[`,
+		"http://" + a.PrometheusAddr() + "/-/ready":                              "Ready",
+		"http://" + a.PrometheusAddr() + "/metrics":                              "lookout_metricstore_samples_appended_total",
+		"http://" + a.UIAddr() + "/prometheus/api/v1/query?query=1":              `"result":[`,
+		"http://" + a.PrometheusAddr() + AnalyzePath + "?query=up":               `"status":"error"`,
+		"http://" + a.UIAddr() + "/prometheus" + AnalyzePath + "?query=up":       `"status":"error"`,
+		"http://" + a.UIAddr() + "/prometheus/api/v1/status/buildinfo":           `"version"`,
+		"http://" + a.PrometheusAddr() + "/api/v1/label/__name__/values?limit=1": `"status":"success"`,
 	} {
-		body, _ := get(url)
-		if !strings.Contains(body, want) {
+		if body := get(t, url); !strings.Contains(body, want) {
 			t.Errorf("%s: %q, want %q", url, body, want)
 		}
 	}
-	select {
-	case <-serviceStopped:
-		t.Fatal("service stopped while running")
-	default:
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
 	}
-	stop()
-	select {
-	case <-serviceStopped:
-	default:
-		t.Error("service not stopped on shutdown")
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestAlertEvidenceOnBothPorts: a firing alert's evidence reaches the
+// Prometheus API's /api/v1/alerts and /api/v1/rules answers on the
+// Prometheus port and under /prometheus/ on the UI port.
+func TestAlertEvidenceOnBothPorts(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "probe.yml")
+	if err := os.WriteFile(rules, []byte(`groups:
+- name: probe
+  rules:
+  - alert: ProbeAboveZero
+    expr: exemplar_probe{series=""} > 0
+    annotations:
+      summary: the probe is above zero
+`), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if len(order) != 1 {
-		t.Errorf("closers run: %v", order)
+	cfg := testConfig(t)
+	cfg.Rules = rules
+	cfg.RuleEvaluationInterval = 100 * time.Millisecond
+	a := startApp(t, cfg)
+	now := time.Now()
+	post(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", exemplarProbe(now, now, 1, 1))
+
+	alerts := "http://" + a.PrometheusAddr() + "/api/v1/alerts"
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(get(t, alerts), `"evidence":{`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no evidence in %s: %s", alerts, get(t, alerts))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, url := range []string{
+		alerts,
+		"http://" + a.PrometheusAddr() + "/api/v1/rules",
+		"http://" + a.UIAddr() + "/prometheus/api/v1/alerts",
+		"http://" + a.UIAddr() + "/prometheus/api/v1/rules",
+	} {
+		var out struct {
+			Data struct {
+				Alerts []map[string]json.RawMessage `json:"alerts"`
+				Groups []struct {
+					Rules []struct {
+						Alerts []map[string]json.RawMessage `json:"alerts"`
+					} `json:"rules"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		body := get(t, url)
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			t.Fatalf("%s: %v: %s", url, err, body)
+		}
+		list := out.Data.Alerts
+		for _, g := range out.Data.Groups {
+			for _, r := range g.Rules {
+				list = append(list, r.Alerts...)
+			}
+		}
+		if len(list) != 1 {
+			t.Errorf("%s: %d alerts, want 1: %s", url, len(list), body)
+			continue
+		}
+		var ann map[string]string
+		_ = json.Unmarshal(list[0]["annotations"], &ann)
+		if list[0]["evidence"] == nil || ann["evidence_summary"] == "" || ann["summary"] != "the probe is above zero" {
+			t.Errorf("%s: alert without its evidence: %s", url, body)
+		}
+	}
+}
+
+// TestCloserStack: closes run last pushed first, all of them even after a
+// failure, once; the failures come back joined, each naming its part.
+func TestCloserStack(t *testing.T) {
+	var s closerStack
+	var order []string
+	for _, name := range []string{"index", "traces", "metrics", "receivers"} {
+		s.push("close the "+name, func(context.Context) error {
+			order = append(order, name)
+			if name == "traces" || name == "receivers" {
+				return errors.New(name + " failed")
+			}
+			return nil
+		})
+	}
+	err := s.close(context.Background())
+	if got := strings.Join(order, " "); got != "receivers metrics traces index" {
+		t.Errorf("close order %q, want the reverse of the pushes", got)
+	}
+	if err == nil || err.Error() != "close the receivers: receivers failed\nclose the traces: traces failed" {
+		t.Errorf("error %q, want both failures, named", err)
+	}
+	if err := s.close(context.Background()); err != nil || len(order) != 4 {
+		t.Errorf("second close: %v, %d closes; want nothing done", err, len(order)-4)
 	}
 }
 
 // TestRemoteAPIs points the UI's /prometheus/ at another Lookout's API.
 func TestRemoteAPIs(t *testing.T) {
-	remote := startApp(t, testConfig(t), Options{})
+	remote := startApp(t, testConfig(t))
 	cfg := testConfig(t)
 	cfg.PrometheusURL = "http://" + remote.PrometheusAddr()
-	a := startApp(t, cfg, Options{})
+	a := startApp(t, cfg)
 	resp, err := http.Get("http://" + a.UIAddr() + "/prometheus/api/v1/status/flags")
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +251,7 @@ func TestRemoteAPIs(t *testing.T) {
 }
 
 func TestListenConflict(t *testing.T) {
-	a := startApp(t, testConfig(t), Options{})
+	a := startApp(t, testConfig(t))
 	cfg := testConfig(t)
 	cfg.PrometheusListen = a.PrometheusAddr()
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "listen Prometheus API") {

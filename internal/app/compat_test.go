@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -32,14 +31,7 @@ func TestPrometheusCompatibility(t *testing.T) {
 	}
 	// Lookout as cmd/lookout assembles it: exemplar queries read the
 	// durable index, and the TSDB's exemplar ring has its default size.
-	cfg := testConfig(t)
-	cfg.MaxExemplars = DefaultConfig().MaxExemplars
-	opts, closeStores, err := fullOptions(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = closeStores() })
-	a := startApp(t, cfg, opts)
+	a := startApp(t, testConfig(t))
 	promAddr := testpeers.StartPrometheus(t)
 
 	base := time.Now().Add(-30 * time.Minute).Truncate(time.Minute)
@@ -221,17 +213,6 @@ func postProto(t *testing.T, u string, body []byte) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 // exemplarProbe is one counter point (value n) at at, with one exemplar of value v at

@@ -57,8 +57,6 @@ type Config struct {
 	// queries read the exemplar index, and the metric store applies
 	// Prometheus's duplicate and order rules itself, so the ring only logs
 	// exemplars to the WAL (from which the index recovers) and 1 is enough.
-	// Without an index (Options.ExemplarQueryable unset) the ring answers
-	// exemplar queries: size it as Prometheus's --storage.exemplars.exemplars-limit.
 	MaxExemplars int64
 	// PrometheusURL and TempoURL, when set, make the UI read these remote
 	// APIs instead of the embedded stores.
@@ -124,6 +122,10 @@ type Config struct {
 	// store; 0 keeps spanmetrics' default (15 s). Tests shorten it; it is
 	// not a flag.
 	SpanMetricsFlushInterval time.Duration
+
+	// hooks are this package's tests' view into the assembly; nil
+	// otherwise.
+	hooks *testHooks
 }
 
 // DefaultConfig returns the defaults of DESIGN.md; the binary runs with them.

@@ -1,6 +1,8 @@
-// Package app assembles one Lookout process from its parts: the OTLP
-// receivers, the metric store (Prometheus TSDB), the Prometheus HTTP API,
-// and the Tempo API and UI listeners. cmd/lookout, the end-to-end tests and
-// `webstore demo` all use this one assembly. Parts built elsewhere (trace
-// store, exemplar index, Tempo API, UI, alerting) plug in through Options.
+// Package app assembles one Lookout process: New opens every part in
+// dependency order (exemplar index, trace store, metric store, PromQL
+// engine, analysis engine, rule manager, span metrics, the Prometheus and
+// Tempo APIs and the UI, the listeners and OTLP receivers), each pushing
+// its close onto a stack, and App.Run serves until it is told to stop, then
+// closes the parts in reverse order. cmd/lookout, the end-to-end tests and
+// `webstore demo` all use this one assembly.
 package app

@@ -44,9 +44,6 @@ func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
-	// Tests that run the metrics side alone query the TSDB's exemplar
-	// ring: give it Prometheus's size.
-	cfg.MaxExemplars = 100_000
 	cfg.OTLPGRPCListen = "127.0.0.1:0"
 	cfg.OTLPHTTPListen = "127.0.0.1:0"
 	cfg.PrometheusListen = "127.0.0.1:0"
@@ -66,16 +63,16 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 
 // startApp runs an App until the test ends, then stops it and checks the
 // stop was clean.
-func startApp(t *testing.T, cfg Config, opts Options) *App {
+func startApp(t *testing.T, cfg Config) *App {
 	t.Helper()
-	a, _ := runApp(t, cfg, opts)
+	a, _ := runApp(t, cfg)
 	return a
 }
 
 // runApp is startApp that also returns an idempotent stop function.
-func runApp(t *testing.T, cfg Config, opts Options) (*App, func()) {
+func runApp(t *testing.T, cfg Config) (*App, func()) {
 	t.Helper()
-	a, err := NewWithOptions(cfg, testLogger(t), opts)
+	a, err := New(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +97,21 @@ func runApp(t *testing.T, cfg Config, opts Options) (*App, func()) {
 	return a, stop
 }
 
-type countingTraces struct{ spans atomic.Int64 }
+// countingTraces counts the spans the receivers hand to the sink it wraps
+// (testHooks.tracesSink).
+type countingTraces struct {
+	next  ingest.TracesSink
+	spans atomic.Int64
+}
 
-func (c *countingTraces) ConsumeTraces(_ context.Context, td ptrace.Traces) (ingest.Result, error) {
+func (c *countingTraces) wrap(next ingest.TracesSink) ingest.TracesSink {
+	c.next = next
+	return c
+}
+
+func (c *countingTraces) ConsumeTraces(ctx context.Context, td ptrace.Traces) (ingest.Result, error) {
 	c.spans.Add(int64(td.SpanCount()))
-	return ingest.Result{}, nil
+	return c.next.ConsumeTraces(ctx, td)
 }
 
 // TestEndToEndSDK sends histograms recorded inside spans with the real OTel
@@ -113,7 +120,11 @@ func (c *countingTraces) ConsumeTraces(_ context.Context, td ptrace.Traces) (ing
 func TestEndToEndSDK(t *testing.T) {
 	traces := &countingTraces{}
 	writer := &recordingWriter{}
-	a, stop := runApp(t, testConfig(t), Options{TracesSink: traces, ExemplarWriter: writer})
+	cfg := testConfig(t)
+	// The writer is to see the exemplars sent, not those of span metrics.
+	cfg.SpanMetrics = false
+	cfg.hooks = &testHooks{tracesSink: traces.wrap, exemplarWriter: writer.wrap}
+	a, stop := runApp(t, cfg)
 	allTraceIDs := map[string]bool{}
 	api := queryAPI(t, a.PrometheusAddr())
 
@@ -263,16 +274,25 @@ func TestEndToEndSDK(t *testing.T) {
 	}
 }
 
+// recordingWriter records the exemplars the metric store hands to the
+// exemplar index it wraps (testHooks.exemplarWriter), which still gets
+// them, and its WAL marks.
 type recordingWriter struct {
+	*exemplars.Index
 	mu   sync.Mutex
 	recs []exemplars.Record
 }
 
-func (w *recordingWriter) WriteExemplars(_ context.Context, recs []exemplars.Record) error {
+func (w *recordingWriter) wrap(idx *exemplars.Index) exemplars.Writer {
+	w.Index = idx
+	return w
+}
+
+func (w *recordingWriter) WriteExemplars(ctx context.Context, recs []exemplars.Record) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.recs = append(w.recs, recs...)
-	return nil
+	w.mu.Unlock()
+	return w.Index.WriteExemplars(ctx, recs)
 }
 
 // WALMark reports no mark: the recorder keeps nothing across restarts.
@@ -345,7 +365,7 @@ func TestPromtool(t *testing.T) {
 		t.Skip("needs promtool")
 	}
 	promtool := testpeers.Promtool(t)
-	a := startApp(t, testConfig(t), Options{})
+	a := startApp(t, testConfig(t))
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
 	for i := range 40 {
 		post(t, "http://"+a.OTLPHTTPAddr()+"/v1/metrics", compatBatch(base, i, 15*time.Second))

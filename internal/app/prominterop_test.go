@@ -92,7 +92,9 @@ func rwSeries(name, job string, ts int64, v float64, exemplarTrace string) promp
 // query_exemplars, and refused samples get Prometheus's 400.
 func TestRemoteWrite(t *testing.T) {
 	writer := &recordingWriter{}
-	a := startApp(t, testConfig(t), Options{ExemplarWriter: writer})
+	cfg := testConfig(t)
+	cfg.hooks = &testHooks{exemplarWriter: writer.wrap}
+	a := startApp(t, cfg)
 	now := time.Now().Add(-time.Minute).UnixMilli()
 	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
 	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
@@ -177,7 +179,7 @@ func TestRemoteWrite(t *testing.T) {
 func TestRemoteWriteReceiverOff(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RemoteWriteReceiver = false
-	a := startApp(t, cfg, Options{})
+	a := startApp(t, cfg)
 	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{rwSeries("x", "y", time.Now().UnixMilli(), 1, "")}})
 	if code != http.StatusNotFound || !strings.Contains(body, "--prometheus.remote-write-receiver") {
 		t.Errorf("remote write when off: %d %q", code, body)
@@ -188,7 +190,7 @@ func TestRemoteWriteReceiverOff(t *testing.T) {
 // remote-write to Lookout with both protocol versions (each series marked
 // by a write relabel), then reads both back from Lookout.
 func TestRemoteWriteFromPrometheus(t *testing.T) {
-	a := startApp(t, testConfig(t), Options{})
+	a := startApp(t, testConfig(t))
 	lookout := a.PrometheusAddr()
 	testpeers.StartPrometheusConfig(t, func(addr string) string {
 		return fmt.Sprintf(`global:
@@ -220,7 +222,7 @@ remote_write:
 // through remote read (/api/v1/read, Prometheus's own handler) and answer
 // a query with it.
 func TestRemoteReadFromPrometheus(t *testing.T) {
-	a := startApp(t, testConfig(t), Options{})
+	a := startApp(t, testConfig(t))
 	now := time.Now().Add(-30 * time.Second)
 	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
 		rwSeries("lookout_only_total", "rr-test", now.UnixMilli(), 17, ""),
@@ -244,7 +246,7 @@ func TestRemoteReadFromPrometheus(t *testing.T) {
 // /federate with honor_labels, as a global Prometheus federates from a
 // local one, and read the series back from that Prometheus.
 func TestFederationFromPrometheus(t *testing.T) {
-	a := startApp(t, testConfig(t), Options{})
+	a := startApp(t, testConfig(t))
 	at := time.Now().Add(-10 * time.Second).UnixMilli()
 	native := &histogram.Histogram{Schema: 0, Count: 5, Sum: 9, ZeroThreshold: 0.001,
 		PositiveSpans: []histogram.Span{{Offset: 1, Length: 2}}, PositiveBuckets: []int64{2, 1}}
@@ -301,7 +303,9 @@ func TestFederationFromPrometheus(t *testing.T) {
 // the Prometheus listener; only metrics are taken there.
 func TestOTLPOnPrometheusListener(t *testing.T) {
 	writer := &recordingWriter{}
-	a := startApp(t, testConfig(t), Options{ExemplarWriter: writer})
+	cfg := testConfig(t)
+	cfg.hooks = &testHooks{exemplarWriter: writer.wrap}
+	a := startApp(t, cfg)
 	ctx := context.Background()
 	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL("http://"+a.PrometheusAddr()+"/api/v1/otlp/v1/metrics"))
 	if err != nil {

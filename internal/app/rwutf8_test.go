@@ -16,7 +16,7 @@ import (
 // does, and counting it), so the API never answers with it: remote write
 // needs no repair of its own, unlike OTLP, which repairs and keeps.
 func TestRemoteWriteInvalidUTF8(t *testing.T) {
-	a := startApp(t, testConfig(t), Options{})
+	a := startApp(t, testConfig(t))
 	now := time.Now().UnixMilli()
 	code, body := postRemoteWrite(t, a.PrometheusAddr(), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels:  []prompb.Label{{Name: "__name__", Value: "rw_bad"}, {Name: "k", Value: "v\xff"}},

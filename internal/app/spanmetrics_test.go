@@ -192,7 +192,7 @@ func TestSpanMetricsDisabled(t *testing.T) {
 // or -1 when it is not registered.
 func ownMetric(t *testing.T, a *App, name string) float64 {
 	t.Helper()
-	mfs, err := a.Registry().Gather()
+	mfs, err := a.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
