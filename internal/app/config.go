@@ -24,8 +24,8 @@ import (
 	"github.com/lookout-dev/lookout/internal/webauth"
 )
 
-// Config holds every lookout flag (DESIGN.md's contract). The zero value is
-// not useful; start from DefaultConfig.
+// Config holds every lookout flag; New assembles Lookout from it. The zero
+// value is not useful; start from DefaultConfig.
 type Config struct {
 	// DataDir holds all state: TSDB, trace store, exemplar index.
 	DataDir string
@@ -119,8 +119,8 @@ type Config struct {
 	// combinations beyond it go to an overflow series. 0 means no limit.
 	SpanMetricsCardinalityLimit int
 	// SpanMetricsFlushInterval is how often span metrics reach the metric
-	// store; 0 keeps spanmetrics' default (15 s). Tests shorten it; it is
-	// not a flag.
+	// store (spanmetrics' default, 15 s). Tests shorten it; it is not a
+	// flag.
 	SpanMetricsFlushInterval time.Duration
 
 	// hooks are this package's tests' view into the assembly; nil
@@ -128,7 +128,8 @@ type Config struct {
 	hooks *testHooks
 }
 
-// DefaultConfig returns the defaults of DESIGN.md; the binary runs with them.
+// DefaultConfig returns the defaults, which are the flags' defaults; the
+// binary runs with them.
 func DefaultConfig() Config {
 	return Config{
 		DataDir:                "./lookout-data",
@@ -158,6 +159,7 @@ func DefaultConfig() Config {
 
 		SpanMetrics:                 true,
 		SpanMetricsCardinalityLimit: spanmetrics.DefaultOptions().CardinalityLimit,
+		SpanMetricsFlushInterval:    spanmetrics.DefaultOptions().FlushInterval,
 	}
 }
 
@@ -349,8 +351,8 @@ func (c Config) Validate() error {
 	if c.SpanMetricsCardinalityLimit < 0 {
 		errs = append(errs, errors.New("--spanmetrics.cardinality-limit must not be negative (0: no limit)"))
 	}
-	if c.SpanMetricsFlushInterval < 0 {
-		errs = append(errs, errors.New("span metrics flush interval must not be negative"))
+	if c.SpanMetricsFlushInterval <= 0 {
+		errs = append(errs, errors.New("span metrics flush interval must be positive"))
 	}
 	if err := webauth.Validate(c.WebConfigFile); err != nil {
 		errs = append(errs, fmt.Errorf("--web.config.file: %w", err))

@@ -276,9 +276,7 @@ func (h *testHooks) wrapExemplarWriter(idx *exemplars.Index) exemplars.Writer {
 func spanMetricsOptions(cfg Config) spanmetrics.Options {
 	so := spanmetrics.DefaultOptions()
 	so.CardinalityLimit = cfg.SpanMetricsCardinalityLimit
-	if cfg.SpanMetricsFlushInterval > 0 {
-		so.FlushInterval = cfg.SpanMetricsFlushInterval
-	}
+	so.FlushInterval = cfg.SpanMetricsFlushInterval
 	so.InstanceID = uuid.NewString()
 	return so
 }
