@@ -753,10 +753,3 @@ func countExemplars(body []byte) int {
 	}
 	return n
 }
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
