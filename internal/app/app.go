@@ -329,6 +329,7 @@ func (c Config) flagMap() map[string]string {
 		"otlp.translation-strategy":        c.TranslationStrategy,
 		"metrics.retention":                c.MetricsRetention.String(),
 		"traces.retention":                 c.TracesRetention.String(),
+		"traces.sampling":                  c.samplingFlag(),
 		"prometheus.url":                   c.PrometheusURL,
 		"tempo.url":                        c.TempoURL,
 		"otlp.promote-resource-attributes": strings.Join(c.PromoteResourceAttributes, ","),
@@ -369,4 +370,12 @@ func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// samplingFlag is --traces.sampling as given, "" when off.
+func (c Config) samplingFlag() string {
+	if c.TracesSampling == nil {
+		return ""
+	}
+	return c.TracesSampling.String()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lookout-dev/lookout/internal/otlpin"
+	"github.com/lookout-dev/lookout/internal/tracestore"
 
 	"github.com/alecthomas/units"
 	"github.com/lookout-dev/lookout/internal/memlimit"
@@ -100,6 +101,9 @@ type Config struct {
 	// TracesMaxBytes bounds the trace store's disk use; 0 keeps the
 	// store's default and a negative value disables the size limit.
 	TracesMaxBytes int64
+	// TracesSampling, when not nil, is the trace store's exemplar-aware
+	// sampling policy (--traces.sampling). Default nil: every trace kept.
+	TracesSampling *tracestore.SamplingPolicy
 	// TempoQueryTimeout bounds each trace search and tag request.
 	TempoQueryTimeout time.Duration
 	// RuleEvaluationInterval is the evaluation interval of rule groups that
@@ -189,7 +193,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxBuckets, "otlp.max-buckets", l.MaxBuckets, "most bucket bounds of one explicit histogram point (each becomes a series), or buckets of an exponential one (0: no limit)")
 	fs.IntVar(&l.MaxEventLinkAttributes, "otlp.max-event-link-attributes", l.MaxEventLinkAttributes, "most attributes a span's events and links may carry together; a span with more is refused in the partial success (0: no limit)")
 	fs.IntVar(&l.MaxSpanStringBytes, "otlp.max-span-string-bytes", l.MaxSpanStringBytes, "longest span attribute value, span or event name or status message, in bytes; longer ones are cut, as Tempo's max_attribute_bytes (0: no limit)")
-	fs.Func("memory.limit", fmt.Sprintf("memory to stay under, e.g. 2GiB: above 90%% of it OTLP requests are refused with 429 / RESOURCE_EXHAUSTED, a sixteenth of it bounds request bytes in flight, and GOMEMLIMIT is set from it unless set in the environment; 0 disables (default %s: 80%% of the cgroup limit, else a quarter of the machine's memory)", units.Base2Bytes(c.MemoryLimit)), func(s string) error {
+	fs.Func("memory.limit", fmt.Sprintf("memory to stay under, e.g. 2GiB: above 90%% of it OTLP requests are refused with 429 / RESOURCE_EXHAUSTED, a sixteenth of it bounds request bytes in flight, and GOMEMLIMIT is set from it unless set in the environment; 0 disables (default %s: 80%% of the cgroup limit, else a quarter of the machine's memory)", humanBytes(c.MemoryLimit)), func(s string) error {
 		n, err := parseBytes(s)
 		if err != nil {
 			return err
@@ -211,6 +215,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.EnablePprof, "web.enable-pprof", c.EnablePprof, "serve Go's /debug/pprof profiler on the Prometheus listener")
 	durationFlag(fs, &c.ShutdownTimeout, "shutdown-timeout", "how long a graceful stop may take")
 	fs.StringVar(&c.LogLevel, "log.level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.Func("traces.sampling", "exemplar-aware trace sampling, off by default: share=<fraction or %>[,window=<duration>], e.g. share=10%. A trace stays whole for the window (default 2m) after its first span, then is kept if an exemplar references it, a span has an error, its root took longer than its operation's recent p99, or its trace ID falls in the share (as OpenTelemetry's TraceIDRatioBased decides); others are deleted", func(s string) error {
+		p, err := tracestore.ParseSamplingPolicy(s)
+		if err != nil {
+			return err
+		}
+		c.TracesSampling = &p
+		return nil
+	})
 	fs.Int64Var(&c.TracesMaxBytes, "traces.max-bytes", c.TracesMaxBytes, "disk bytes the trace store may use before the oldest unpinned traces go; 0 = default (10 GiB), negative = no limit")
 	durationFlag(fs, &c.TempoQueryTimeout, "tempo.query-timeout", "how long one trace search or tag request may run")
 	durationFlag(fs, &c.RuleEvaluationInterval, "rules.evaluation-interval", "evaluation interval of rule groups that set none")
@@ -375,4 +387,13 @@ func (c Config) ExternalURL() string {
 		return "http://" + c.PrometheusListen
 	}
 	return "http://" + c.UIListen
+}
+
+// humanBytes writes n in GiB or MiB with one decimal, as the flag's help
+// shows a machine-dependent default.
+func humanBytes(n int64) string {
+	if n >= 1<<30 {
+		return strconv.FormatFloat(float64(n)/(1<<30), 'f', 1, 64) + "GiB"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB"
 }

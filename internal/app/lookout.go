@@ -74,6 +74,7 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 		to.SizeLimit = cfg.TracesMaxBytes
 	}
 	to.Pinner = idx
+	to.Sampling = cfg.TracesSampling
 	traces, err := tracestore.Open(filepath.Join(cfg.DataDir, "traces"), to, logger.With("component", "tracestore"), reg)
 	if err != nil {
 		return nil, err
