@@ -207,11 +207,16 @@ func New(opts Options) (*API, error) {
 	if opts.Gatherer != nil {
 		gatherer = opts.Gatherer
 	}
+	// query_exemplars with Lookout's extension parameters (exemplarfilter.go).
+	var exemplars storage.ExemplarQueryable
+	if opts.ExemplarQueryable != nil {
+		exemplars = filteringExemplars{opts.ExemplarQueryable}
+	}
 	api := v1.NewAPI(
 		engine,
 		opts.Queryable,
 		opts.Appendable,
-		opts.ExemplarQueryable,
+		exemplars,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
@@ -270,7 +275,7 @@ func New(opts Options) (*API, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", checkQueries(apiHandler))
+	mux.Handle("/api/v1/", checkQueries(withExemplarFilter(apiHandler)))
 	// Prometheus's answers for switched-off receivers name its own flags.
 	if !opts.RemoteWrite {
 		mux.HandleFunc("/api/v1/write", func(w http.ResponseWriter, _ *http.Request) {
