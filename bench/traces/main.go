@@ -123,8 +123,19 @@ func main() {
 	}
 	printMem("after ingest")
 	if opts.Sampling != nil {
+		// Decide every ingested trace now: the store's clock moves past
+		// the last span's window.
+		shift.Store(int64(opts.Sampling.Window + time.Minute))
 		cpu0, t0 := cpuTime(), time.Now()
+		if *searchProfile != "" {
+			f, err := os.Create(*searchProfile + ".sampling")
+			check(err)
+			check(pprof.StartCPUProfile(f))
+		}
 		check(store.RunSampling(context.Background()))
+		if *searchProfile != "" {
+			pprof.StopCPUProfile()
+		}
 		fmt.Printf("sampling pass (%s): %s, %.2f CPU-s\n", opts.Sampling, time.Since(t0).Round(time.Millisecond), (cpuTime() - cpu0).Seconds())
 		var kept []pcommon.TraceID
 		for _, id := range sample {

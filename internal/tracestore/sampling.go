@@ -1,6 +1,7 @@
 package tracestore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -110,6 +111,9 @@ const samplingInterval = 10 * time.Second
 // p99 is taken from.
 const rootHistory = 1000
 
+// samplingGroup is how many traces the pass reads before judging them.
+const samplingGroup = 10_000
+
 // maxLateChecks bounds the dropped traces remembered for the late check.
 const maxLateChecks = 1 << 20
 
@@ -216,7 +220,31 @@ func (sm *sampler) collectors() []prometheus.Collector {
 	return []prometheus.Collector{sm.kept, sm.dropped, sm.lateRef}
 }
 
-// decision is the sampling pass's verdict on one trace.
+// rootDuration is a summary's root operation and root span duration; ok
+// is false when the root has not arrived (or has no end).
+func rootDuration(sum *summary) (op rootOp, d uint64, ok bool) {
+	if !sum.HasRoot || sum.RootEnd <= sum.RootStart {
+		return rootOp{}, 0, false
+	}
+	return rootOp{sum.RootService, sum.RootName}, sum.RootEnd - sum.RootStart, true
+}
+
+// observe adds a trace's root duration to its operation's recent ones.
+func (sm *sampler) observe(sum *summary) {
+	op, d, ok := rootDuration(sum)
+	if !ok {
+		return
+	}
+	r := sm.roots[op]
+	if r == nil {
+		r = &ring{}
+		sm.roots[op] = r
+	}
+	r.add(d)
+}
+
+// decide is the sampling pass's verdict on one trace, whose root duration
+// observe has already counted.
 func (sm *sampler) decide(ctx context.Context, pinner Pinner, tid pcommon.TraceID, sum *summary) (reason string, keep bool, err error) {
 	if pinner != nil {
 		pinned, err := pinner.IsPinned(ctx, tid)
@@ -230,19 +258,8 @@ func (sm *sampler) decide(ctx context.Context, pinner Pinner, tid pcommon.TraceI
 	if sum.Errors > 0 {
 		return keptError, true, nil
 	}
-	if sum.HasRoot && sum.RootEnd > sum.RootStart {
-		op := rootOp{sum.RootService, sum.RootName}
-		r := sm.roots[op]
-		if r == nil {
-			r = &ring{}
-			sm.roots[op] = r
-		}
-		d := sum.RootEnd - sum.RootStart
-		slow := d > r.p99()
-		r.add(d)
-		if slow {
-			return keptSlow, true, nil
-		}
+	if op, d, ok := rootDuration(sum); ok && d > sm.roots[op].p99() {
+		return keptSlow, true, nil
 	}
 	if sm.policy.keepsShare(tid) {
 		return keptShare, true, nil
@@ -275,61 +292,79 @@ func (s *Store) RunSampling(ctx context.Context) error {
 	if cutoff <= sm.upTo {
 		return nil
 	}
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(sm.upTo), UpperBound: indexBound(cutoff)})
+	tids, err := s.tracesStarted(ctx, sm.upTo, cutoff)
+	if err != nil {
+		return err
+	}
+	// Summaries are read in trace ID order through one iterator: random
+	// point reads of the same summaries cost three times the CPU.
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pSummary}, UpperBound: []byte{pSummary + 1}})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	b := s.db.NewBatch()
 	defer func() { b.Close() }()
-	decided := map[pcommon.TraceID]bool{} // trace → kept
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != 33 {
-			continue
+	// A group's root durations join their operations' recent ones before
+	// any of its traces is judged slow.
+	type traceSum struct {
+		tid pcommon.TraceID
+		sum summary
+	}
+	group := make([]traceSum, 0, min(len(tids), samplingGroup))
+	decideGroup := func() error {
+		for i := range group {
+			sm.observe(&group[i].sum)
 		}
-		tid := pcommon.TraceID(k[9:25])
-		if keep, seen := decided[tid]; seen {
-			if !keep {
-				_ = b.Delete(k, nil) // a later chunk of a trace dropped in this pass
-			}
-			continue
-		}
-		sum, found, err := s.getSummary(tid)
-		if err != nil {
-			return err
-		}
-		if !found {
-			continue
-		}
-		reason, keep, err := sm.decide(ctx, s.opts.Pinner, tid, &sum)
-		if err != nil {
-			return err
-		}
-		decided[tid] = keep
-		if keep {
-			sm.kept.WithLabelValues(reason).Inc()
-			continue
-		}
-		for _, c := range sum.Chunks {
-			_ = b.Delete(dataKey(c.MinStart, tid, c.Seq), nil)
-			_ = b.Delete(indexKey(c.MinStart, tid, c.Seq), nil)
-		}
-		_ = b.Delete(summaryKey(tid), nil)
-		_ = b.Delete(k, nil)
-		sm.dropped.Inc()
-		if len(sm.late) < maxLateChecks {
-			sm.late = append(sm.late, droppedTrace{id: tid, at: now})
-		}
-		if b.Count() >= 4096 {
-			if err := b.Commit(pebble.NoSync); err != nil {
+		for _, t := range group {
+			reason, keep, err := sm.decide(ctx, s.opts.Pinner, t.tid, &t.sum)
+			if err != nil {
 				return err
 			}
-			b.Close()
-			b = s.db.NewBatch()
+			if keep {
+				sm.kept.WithLabelValues(reason).Inc()
+				continue
+			}
+			for _, c := range t.sum.Chunks {
+				_ = b.Delete(dataKey(c.MinStart, t.tid, c.Seq), nil)
+				_ = b.Delete(indexKey(c.MinStart, t.tid, c.Seq), nil)
+			}
+			_ = b.Delete(summaryKey(t.tid), nil)
+			sm.dropped.Inc()
+			if len(sm.late) < maxLateChecks {
+				sm.late = append(sm.late, droppedTrace{id: t.tid, at: now})
+			}
+			if b.Count() >= 4096 {
+				if err := b.Commit(pebble.NoSync); err != nil {
+					return err
+				}
+				b.Close()
+				b = s.db.NewBatch()
+			}
+		}
+		group = group[:0]
+		return nil
+	}
+	for _, tid := range tids {
+		key := summaryKey(tid)
+		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+			continue // gone meanwhile (retention)
+		}
+		sum, err := decodeSummary(it.Value())
+		if err != nil {
+			return fmt.Errorf("sampling: summary of trace %s: %w", tid, err)
+		}
+		group = append(group, traceSum{tid, sum})
+		if len(group) == samplingGroup {
+			if err := decideGroup(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := it.Error(); err != nil {
+		return err
+	}
+	if err := decideGroup(); err != nil {
 		return err
 	}
 	_ = b.Set(samplingKey, binary.BigEndian.AppendUint64(nil, cutoff), nil)
@@ -366,4 +401,25 @@ func (sm *sampler) checkLate(ctx context.Context, pinner Pinner, now time.Time) 
 	}
 	sm.late = slices.Delete(sm.late, 0, n)
 	return nil
+}
+
+// tracesStarted lists, sorted, the traces with a chunk whose start time is
+// in [from, to).
+func (s *Store) tracesStarted(ctx context.Context, from, to uint64) ([]pcommon.TraceID, error) {
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(from), UpperBound: indexBound(to)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var tids []pcommon.TraceID
+	for ok := it.First(); ok; ok = it.Next() {
+		if k := it.Key(); len(k) == 33 {
+			tids = append(tids, pcommon.TraceID(k[9:25]))
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(tids, func(a, b pcommon.TraceID) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(tids), nil
 }
