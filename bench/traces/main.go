@@ -54,6 +54,7 @@ func main() {
 	cacheMiB := flag.Int64("cache-mib", 0, "Pebble block cache in MiB (0: the store's default)")
 	settle := flag.Duration("settle", 0, "wait this long after ingest (background compactions) before measuring reads")
 	spanMetrics := flag.Bool("spanmetrics", false, "derive span metrics from the ingested spans, as lookout does by default (flushed every 15 s into a counting sink)")
+	compact := flag.Bool("compact", false, "compact the store before the final disk figure")
 	sampling := flag.String("sampling", "", "a --traces.sampling policy (e.g. share=10%): after ingest one sampling pass, timed, decides every trace (no exemplars pin any), before the reads and the disk figure")
 	flag.Parse()
 
@@ -162,6 +163,11 @@ func main() {
 	}
 	printMem("at end")
 	fmt.Printf("disk: %s\n", du(*dir))
+	if *compact {
+		t0 := time.Now()
+		check(store.Compact(context.Background()))
+		fmt.Printf("disk after compaction (%s): %s\n", time.Since(t0).Round(time.Millisecond), du(*dir))
+	}
 }
 
 var services = []string{"main-service", "payments-service", "inventory-service", "payment-provider", "frontend", "db-proxy", "auth", "search"}
