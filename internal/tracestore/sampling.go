@@ -389,9 +389,6 @@ func (sm *sampler) checkLate(ctx context.Context, pinner Pinner, now time.Time) 
 		}
 		pinned, err := pinner.IsPinned(ctx, d.id)
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return err
-			}
 			return fmt.Errorf("late exemplar check: %w", err)
 		}
 		if pinned {
