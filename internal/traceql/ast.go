@@ -336,3 +336,106 @@ func (v Value) TypeName() string {
 	}
 	return "nil"
 }
+
+// Pipeline is a spanset expression followed by stages: `{ … } | by(x) |
+// count() > 1`. The input produces one spanset per trace; each stage maps
+// the trace's spansets to new ones, and the trace matches when at least
+// one spanset survives the last stage. Stages only narrow or regroup the
+// input's spans, so a trace can match only where Input matches.
+type Pipeline struct {
+	Input  Expr
+	Stages []Stage
+}
+
+func (*Pipeline) isExpr() {}
+
+func (p *Pipeline) String() string {
+	var b strings.Builder
+	b.WriteString(p.Input.String())
+	for _, s := range p.Stages {
+		b.WriteString(" | ")
+		b.WriteString(s.String())
+	}
+	return b.String()
+}
+
+// Stage is one pipeline stage: a spanset filter (*Filter), an aggregate
+// comparison (*AggregateFilter), *GroupBy, *Select or *Coalesce.
+type Stage interface {
+	fmt.Stringer
+	isStage()
+}
+
+func (*Filter) isStage() {}
+
+// AggregateFunc names an aggregate over a spanset.
+type AggregateFunc int
+
+// The aggregates.
+const (
+	AggCount AggregateFunc = iota
+	AggAvg
+	AggMin
+	AggMax
+	AggSum
+)
+
+var aggText = [...]string{"count", "avg", "min", "max", "sum"}
+
+func (a AggregateFunc) String() string { return aggText[a] }
+
+// AggregateFilter keeps the spansets whose aggregate satisfies `Func(Field)
+// Op Value`. Field is unused for count. Avg, min, max and sum look only at
+// the spans where Field has a numeric value (int, float or a duration); a
+// spanset with none has no aggregate and is dropped.
+type AggregateFilter struct {
+	Func  AggregateFunc
+	Field Field
+	Op    CmpOp
+	Value Value // an int, a float or (for duration fields) a duration
+}
+
+func (*AggregateFilter) isStage() {}
+
+func (a *AggregateFilter) String() string {
+	arg := ""
+	if a.Func != AggCount {
+		arg = a.Field.String()
+	}
+	return a.Func.String() + "(" + arg + ") " + a.Op.String() + " " + a.Value.String()
+}
+
+// GroupBy splits each spanset into one spanset per distinct combination of
+// the fields' values (spans lacking a field form their own group).
+type GroupBy struct {
+	Fields []Field
+}
+
+func (*GroupBy) isStage() {}
+
+func (g *GroupBy) String() string { return "by(" + fieldList(g.Fields) + ")" }
+
+// Select asks for the fields' values to be returned with each span of the
+// result; it leaves the spansets unchanged.
+type Select struct {
+	Fields []Field
+}
+
+func (*Select) isStage() {}
+
+func (s *Select) String() string { return "select(" + fieldList(s.Fields) + ")" }
+
+// Coalesce merges a trace's spansets into one.
+type Coalesce struct{}
+
+func (*Coalesce) isStage() {}
+
+func (*Coalesce) String() string { return "coalesce()" }
+
+func fieldList(fs []Field) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.String()
+	}
+	return strings.Join(parts, ", ")
+}

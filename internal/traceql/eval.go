@@ -148,6 +148,17 @@ func Eval(ctx context.Context, e Expr, tr *Trace) ([]int, error) {
 		default:
 			return structural(e.Op, tr, l, r), nil
 		}
+	case *Pipeline:
+		sets, err := EvalSpansets(ctx, e, tr)
+		if err != nil {
+			return nil, err
+		}
+		var out []int
+		for _, set := range sets {
+			out = append(out, set.Spans...)
+		}
+		slices.Sort(out)
+		return slices.Compact(out), nil
 	}
 	return nil, nil
 }
@@ -278,6 +289,8 @@ func PossibleInSpans(e Expr, spans []Span) bool {
 		return false
 	case *SpansetOp:
 		return PossibleInSpans(e.L, spans) || PossibleInSpans(e.R, spans)
+	case *Pipeline:
+		return PossibleInSpans(e.Input, spans)
 	}
 	return false
 }
@@ -294,6 +307,8 @@ func PossibleForTrace(e Expr, info *TraceInfo) bool {
 			return l || r
 		}
 		return l && r
+	case *Pipeline:
+		return PossibleForTrace(e.Input, info)
 	}
 	return false
 }
@@ -340,6 +355,13 @@ func walkCompares(e Expr, f func(*Compare)) {
 	case *SpansetOp:
 		walkCompares(e.L, f)
 		walkCompares(e.R, f)
+	case *Pipeline:
+		walkCompares(e.Input, f)
+		for _, st := range e.Stages {
+			if fl, ok := st.(*Filter); ok {
+				walkCompares(fl, f)
+			}
+		}
 	}
 }
 

@@ -70,6 +70,9 @@ func Parse(q string) (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t := p.peek(); t.kind == tOther && t.text == "|" {
+		return p.pipeline(e)
+	}
 	if t := p.peek(); t.kind != tEOF {
 		return nil, p.unexpected(t, "after a complete spanset expression")
 	}
@@ -108,7 +111,7 @@ func (p *parser) unexpected(t token, where string) error {
 	if t.kind == tOther {
 		switch t.text {
 		case "|":
-			return p.unsupported(t, "the pipeline operator |")
+			return p.unsupported(t, "a pipeline | inside parentheses or a spanset filter (a pipeline must follow the whole spanset expression)")
 		case "!":
 			if n := p.toks[p.i+1]; n.kind == tDesc || n.kind == tGt || n.kind == tAnc || n.kind == tLt || n.kind == tSibling {
 				return p.unsupported(t, "negated structural operator !"+n.text)
@@ -240,9 +243,14 @@ func (p *parser) spansetPrimary() (Expr, error) {
 		return e, nil
 	case tIdent:
 		switch t.text {
-		case "count", "avg", "min", "max", "sum", "select", "by", "coalesce", "rate", "count_over_time",
-			"quantile_over_time", "histogram_over_time", "min_over_time", "max_over_time", "avg_over_time",
-			"sum_over_time", "compare", "topk", "bottomk", "with":
+		case "count", "avg", "min", "max", "sum", "select", "by", "coalesce":
+			return nil, p.errAt(t, "syntax error: %s() is a pipeline stage and must follow a spanset and |, as in { } | %s()", t.text, t.text)
+		}
+		if metricsFunctions[t.text] {
+			return nil, p.unsupported(t, "the metrics function "+t.text+"() in a search")
+		}
+		switch t.text {
+		case "compare", "topk", "bottomk", "with":
 			return nil, p.unsupported(t, "the function or keyword "+t.text)
 		}
 	case tEOF:

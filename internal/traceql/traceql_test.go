@@ -55,8 +55,8 @@ func TestParseBad(t *testing.T) {
 		{`{`, "unexpected end of query", false},
 		{`{ name = }`, "where a field or value was expected", false},
 		{`{ name = "x" `, "expected }", false},
-		{`{ name = "x" } |`, "pipeline operator |", true},
-		{`{ name = "x" } | count() > 2`, "pipeline operator |", true},
+		{`{ name = "x" } |`, "expected a pipeline stage after |", false},
+		{`({ name = "x" } | count() > 2) && { }`, "a pipeline | inside parentheses", true},
 		{`{ .a = 1 } !>> { .b = 2 }`, "negated structural operator !>>", true},
 		{`{ .a = 1 } &> { }`, "&>", true},
 		{`{ .a + 1 = 2 }`, "arithmetic operator +", true},
@@ -72,7 +72,8 @@ func TestParseBad(t *testing.T) {
 		{`{ foo = 1 }`, "unknown identifier", false},
 		{`{ name = "unterminated }`, "unterminated string", false},
 		{`{ duration > 3parsecs }`, "invalid duration", false},
-		{`count() > 1`, "count", true},
+		{`count() > 1`, "count() is a pipeline stage and must follow a spanset", false},
+		{`rate()`, "the metrics function rate() in a search", true},
 		{`{ .a = 1 } { .b = 2 }`, "after a complete spanset expression", false},
 		{`{ span.foo }`, "bare field", true},
 		{strings.Repeat("(", 500) + "{}" + strings.Repeat(")", 500), "deeper than", false},
@@ -199,7 +200,9 @@ func TestPrefilterRejects(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{}`, `{ name = "x" && .a >= 1.5 }`, `{ status = error } >> { kind = client }`,
-		`({ .a =~ "b.*" } || { resource.c != nil }) && { duration > 1ms }`, `{ span."x y" = true } | count() > 1`} {
+		`({ .a =~ "b.*" } || { resource.c != nil }) && { duration > 1ms }`, `{ span."x y" = true } | count() > 1`,
+		`{ .a > 1 } | by(resource.service.name, name) | avg(duration) >= 2ms | select(span.b) | coalesce()`,
+		`{} | { status = error } | min(span.n) < -1.5 | max(.n) != 3 | sum(traceDuration) = 1s`} {
 		f.Add(s)
 	}
 	tr := testTrace()
@@ -214,6 +217,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if _, err := Eval(context.Background(), e, tr); err != nil {
 			t.Fatalf("Eval(%q): %v", q, err)
+		}
+		if _, err := EvalSpansets(context.Background(), e, tr); err != nil {
+			t.Fatalf("EvalSpansets(%q): %v", q, err)
 		}
 		PossibleInSpans(e, tr.Spans)
 		PossibleForTrace(e, &tr.Info)
