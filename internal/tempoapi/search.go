@@ -39,9 +39,13 @@ type traceJSON struct {
 	SpanSet           *spanSetJSON  `json:"spanSet,omitempty"`
 }
 
+// spanSetJSON is one spanset of a trace. Attributes name its by() group,
+// one per grouping field keyed "by(<field>)" as Tempo does; a field the
+// group's spans lack has no entry.
 type spanSetJSON struct {
-	Spans   []spanJSON `json:"spans"`
-	Matched int        `json:"matched"`
+	Spans      []spanJSON `json:"spans"`
+	Matched    int        `json:"matched"`
+	Attributes []attrJSON `json:"attributes,omitempty"`
 }
 
 type spanJSON struct {
@@ -109,9 +113,14 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return badRequest("invalid tags: %v", err)
 		}
-		if expr == nil {
+		switch e := expr.(type) {
+		case nil:
 			expr = f
-		} else {
+		case *traceql.Pipeline:
+			// The tags narrow the pipeline's input, which keeps the
+			// spanset expression the store pre-filters on at its head.
+			expr = &traceql.Pipeline{Input: &traceql.SpansetOp{Op: traceql.OpAnd, L: e.Input, R: f}, Stages: e.Stages}
+		default:
 			expr = &traceql.SpansetOp{Op: traceql.OpAnd, L: expr, R: f}
 		}
 	}
@@ -122,9 +131,16 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Each span reports the fields the query's conditions refer to, then
+	// those select() asks for.
 	fields := []traceql.Field{}
 	if expr != nil {
 		fields = traceql.Fields(expr)
+		for _, f := range traceql.SelectedFields(expr) {
+			if !slices.Contains(fields, f) {
+				fields = append(fields, f)
+			}
+		}
 	}
 	out := searchResponse{
 		Traces: make([]traceJSON, 0, len(res.Traces)),
@@ -137,19 +153,28 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) error {
 		},
 	}
 	for _, t := range res.Traces {
-		ss := spanSetJSON{Spans: make([]spanJSON, 0, len(t.Spans)), Matched: t.Matched}
 		info := traceql.TraceInfo{RootName: t.RootTraceName, RootServiceName: t.RootServiceName, StartUnixNano: t.StartUnixNano, EndUnixNano: t.StartUnixNano + uint64(t.Duration)}
-		for i := range t.Spans {
-			ss.Spans = append(ss.Spans, spanToJSON(&t.Spans[i], &info, fields))
-		}
 		tj := traceJSON{
 			TraceID:           searchTraceID(t.TraceID),
 			RootServiceName:   t.RootServiceName,
 			RootTraceName:     t.RootTraceName,
 			StartTimeUnixNano: strconv.FormatUint(t.StartUnixNano, 10),
 			DurationMs:        uint64(t.Duration / time.Millisecond),
-			SpanSets:          []spanSetJSON{ss},
+			SpanSets:          make([]spanSetJSON, 0, len(t.SpanSets)),
 		}
+		for _, set := range t.SpanSets {
+			ss := spanSetJSON{Spans: make([]spanJSON, 0, len(set.Spans)), Matched: set.Matched}
+			for i := range set.Spans {
+				ss.Spans = append(ss.Spans, spanToJSON(&set.Spans[i], &info, fields))
+			}
+			for _, g := range set.Group {
+				if g.Present {
+					ss.Attributes = append(ss.Attributes, attrJSON{Key: "by(" + g.Field.String() + ")", Value: otlpValue(g.Value)})
+				}
+			}
+			tj.SpanSets = append(tj.SpanSets, ss)
+		}
+		// Tempo's deprecated spanSet field repeats the first spanset.
 		tj.SpanSet = &tj.SpanSets[0]
 		out.Traces = append(out.Traces, tj)
 	}

@@ -22,6 +22,10 @@ import (
 // capped attributes, trace-level fields and spanset operators.
 var equivalenceQueries = []string{
 	`{}`,
+	`{ name = "a" } | count() > 1`,
+	`{ duration > 1ms } | avg(duration) >= 5ms`,
+	`{ .n != nil } | by(resource.service.name) | max(.n) > 2`,
+	`{ kind = server } | by(name) | count() = 1 | coalesce() | select(.k1)`,
 	`{ name = "a" }`,
 	`{ name != "a" && status = error }`,
 	`{ name =~ "b.*" || kind = server }`,

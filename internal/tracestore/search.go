@@ -38,10 +38,19 @@ type TraceMatch struct {
 	RootTraceName   string
 	StartUnixNano   uint64
 	Duration        time.Duration
-	// Spans are the first SpansPerSpanSet spans of the matched spanset.
+	// SpanSets are the trace's matched spansets: one for a query without
+	// a pipeline, one per surviving group after by().
+	SpanSets []SpanSet
+}
+
+// SpanSet is one matched spanset of a trace.
+type SpanSet struct {
+	// Spans are the first SpansPerSpanSet spans of the spanset.
 	Spans []traceql.Span
-	// Matched is the number of spans in the matched spanset.
+	// Matched is the number of spans in the spanset.
 	Matched int
+	// Group names the spanset's by() group; nil without by().
+	Group []traceql.GroupValue
 }
 
 // SearchResult is what Search found, newest first, and how much it read.
@@ -87,15 +96,20 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 		return SearchResult{}, err
 	}
 
+	// The pre-filters (block summaries, column blocks, search records)
+	// look at the spanset expression a pipeline starts with: the pipeline
+	// only narrows its result, so a trace it rules out cannot match. The
+	// exact judgement evaluates the whole query on the candidates.
+	pre := traceql.SpansetExpr(q)
 	local := spanLocal(q) && req.MinDuration == 0 && req.MaxDuration == 0
-	needInfo := traceql.NeedsTraceInfo(q) || req.MinDuration > 0 || req.MaxDuration > 0
-	sc := scanner{s: s, q: q, lits: requiredLiterals(q), blocks: newBlockFilter(q)}
+	needInfo := traceql.NeedsTraceInfo(pre) || req.MinDuration > 0 || req.MaxDuration > 0
+	sc := scanner{s: s, q: pre, lits: requiredLiterals(pre), blocks: newBlockFilter(pre)}
 	for _, r := range sc.blocks {
 		if len(r.lits) > 0 || r.minDur > 0 || r.status != 0 || r.kinds != 0 {
 			sc.useBlocks = true
 		}
 	}
-	for _, f := range traceql.Fields(q) {
+	for _, f := range traceql.Fields(pre) {
 		if f.Intrinsic == traceql.IntrinsicNone {
 			sc.spanAttrs = sc.spanAttrs || f.Scope != traceql.ScopeResource
 			sc.resAttrs = sc.resAttrs || f.Scope != traceql.ScopeSpan
@@ -142,7 +156,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	}
 	var scans [2]*colScan
 	for i := range scans {
-		scans[i] = newColScan(q)
+		scans[i] = newColScan(pre)
 	}
 	var rec []byte
 	for {
@@ -493,18 +507,18 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 		full.Info = info
 		tr = full
 	}
-	matched, err := traceql.Eval(ctx, q, &tr)
+	sets, err := traceql.EvalSpansets(ctx, q, &tr)
 	if err != nil {
 		return TraceMatch{}, false, err
 	}
-	if len(matched) == 0 && local {
+	if len(sets) == 0 && local {
 		// Only possible when the trace changed under us; judge by this record.
 		tr = traceql.Trace{Info: info, Spans: spans}
-		if matched, err = traceql.Eval(ctx, q, &tr); err != nil {
+		if sets, err = traceql.EvalSpansets(ctx, q, &tr); err != nil {
 			return TraceMatch{}, false, err
 		}
 	}
-	if len(matched) == 0 {
+	if len(sets) == 0 {
 		return TraceMatch{}, false, nil
 	}
 	m := TraceMatch{
@@ -513,10 +527,14 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 		RootTraceName:   info.RootName,
 		StartUnixNano:   info.StartUnixNano,
 		Duration:        time.Duration(info.Duration()),
-		Matched:         len(matched),
+		SpanSets:        make([]SpanSet, len(sets)),
 	}
-	for _, i := range matched[:min(len(matched), spss)] {
-		m.Spans = append(m.Spans, cloneSpan(tr.Spans[i]))
+	for i, set := range sets {
+		ss := SpanSet{Matched: len(set.Spans), Group: set.Group}
+		for _, j := range set.Spans[:min(len(set.Spans), spss)] {
+			ss.Spans = append(ss.Spans, cloneSpan(tr.Spans[j]))
+		}
+		m.SpanSets[i] = ss
 	}
 	return m, true, nil
 }
@@ -549,7 +567,8 @@ func indexBoundAfter(ts uint64) []byte {
 }
 
 // spanLocal reports whether e is decided by single spans alone: filters
-// joined by || that use no trace-level intrinsics.
+// joined by || that use no trace-level intrinsics. A pipeline never is: its
+// stages look at all of a trace's matching spans.
 func spanLocal(e traceql.Expr) bool {
 	switch e := e.(type) {
 	case *traceql.Filter:

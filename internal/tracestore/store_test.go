@@ -382,6 +382,16 @@ func TestSearch(t *testing.T) {
 		{name: "child", q: `{ kind = server } > { kind = client }`, want: []byte{2}},
 		{name: "or", q: `{ kind = consumer } || { kind = internal }`, want: []byte{5, 3}},
 		{name: "no match", q: `{ name = "nothing" }`, want: nil},
+		{name: "pipeline count across batches", q: `{} | count() > 2`, want: []byte{2}},
+		{name: "pipeline count of a filter", q: `{ resource.service.name = "main" } | count() = 2`, want: []byte{2}},
+		{name: "pipeline avg duration", q: `{} | avg(duration) > 1s`, want: []byte{5}},
+		{name: "pipeline min duration", q: `{ kind = server } | min(duration) < 15ms`, want: []byte{1}},
+		{name: "pipeline max attr", q: `{} | max(span.http.status_code) >= 500`, want: []byte{2}},
+		{name: "pipeline sum attr", q: `{} | sum(.items) = 3.5`, want: []byte{3}},
+		{name: "pipeline by count", q: `{} | by(resource.service.name) | count() > 1`, want: []byte{2}},
+		{name: "pipeline by coalesce", q: `{} | by(resource.service.name) | coalesce() | count() = 3`, want: []byte{2}},
+		{name: "pipeline filter stage", q: `{ resource.service.name = "main" } | { kind = client }`, want: []byte{2}},
+		{name: "pipeline select", q: `{ status = error } | select(span.retry)`, want: []byte{2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -396,8 +406,13 @@ func TestSearch(t *testing.T) {
 			var got []byte
 			for _, m := range res.Traces {
 				got = append(got, m.TraceID[15])
-				if m.Matched == 0 || len(m.Spans) == 0 {
-					t.Errorf("trace %d: empty spanset", m.TraceID[15])
+				for _, ss := range m.SpanSets {
+					if ss.Matched == 0 || len(ss.Spans) == 0 {
+						t.Errorf("trace %d: empty spanset", m.TraceID[15])
+					}
+				}
+				if len(m.SpanSets) == 0 {
+					t.Errorf("trace %d: no spanset", m.TraceID[15])
 				}
 			}
 			if !slices.Equal(got, c.want) {
@@ -412,8 +427,21 @@ func TestSearch(t *testing.T) {
 	}
 	m := res.Traces[0]
 	if m.RootServiceName != "main" || m.RootTraceName != "POST /checkout" || m.Duration != 900*time.Millisecond ||
-		m.StartUnixNano != uint64(base.Add(2*sec).UnixNano()) || m.Matched != 1 || m.Spans[0].Name != "charge" {
+		len(m.SpanSets) != 1 || m.SpanSets[0].Matched != 1 || m.SpanSets[0].Spans[0].Name != "charge" || m.SpanSets[0].Group != nil {
 		t.Errorf("match = %+v", m)
+	}
+	// by() reports one spanset per group, in the order of their first span.
+	res, err = s.Search(context.Background(), SearchRequest{Query: traceql.MustParse(`{ resource.service.name != "inventory" } | by(resource.service.name)`),
+		Start: base.Add(2 * sec), End: base.Add(2 * sec), SpansPerSpanSet: 1})
+	if err != nil || len(res.Traces) != 1 {
+		t.Fatal(res, err)
+	}
+	var groups []string
+	for _, ss := range res.Traces[0].SpanSets {
+		groups = append(groups, fmt.Sprintf("%s:%d/%d", ss.Group[0].Value.S, len(ss.Spans), ss.Matched))
+	}
+	if want := []string{"main:1/2", "payments:1/1"}; !slices.Equal(groups, want) {
+		t.Errorf("by(resource.service.name) spansets = %v, want %v", groups, want)
 	}
 }
 
