@@ -243,6 +243,8 @@ func newBlockFilter(e traceql.Expr) blockFilter {
 		case *traceql.SpansetOp:
 			walk(e.L)
 			walk(e.R)
+		case *traceql.Pipeline:
+			walk(e.Input) // the pipeline only narrows its input's spans
 		}
 	}
 	walk(e)

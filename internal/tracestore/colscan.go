@@ -71,6 +71,8 @@ func newColScan(q traceql.Expr) *colScan {
 		case *traceql.SpansetOp:
 			walk(e.L)
 			walk(e.R)
+		case *traceql.Pipeline:
+			walk(e.Input) // the pipeline only narrows its input's spans
 		}
 	}
 	walk(q)

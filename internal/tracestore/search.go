@@ -595,6 +595,8 @@ func requiredLiterals(e traceql.Expr) literalSet {
 		case *traceql.SpansetOp:
 			walk(e.L)
 			walk(e.R)
+		case *traceql.Pipeline:
+			walk(e.Input) // the pipeline only narrows its input's spans
 		}
 	}
 	walk(e)
