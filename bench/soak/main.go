@@ -8,10 +8,11 @@
 //	make build && go run ./bench/soak -duration 2h -out soak.csv
 //
 // Lookout runs as a child process (the binary -lookout names) with short
-// retentions (-traces.retention, -metrics.retention), so the run reaches the
-// retention's steady state; the shop runs in this process with the traffic
-// generator at -rate sessions per second, its telemetry going to Lookout
-// over OTLP/gRPC as the demo's does.
+// retentions (-traces.retention, -metrics.retention) and TSDB blocks
+// (-metrics.block-duration), so the run reaches the retention's steady
+// state; the shop runs in this process with the traffic generator at -rate
+// sessions per second, its telemetry going to Lookout over OTLP/gRPC as the
+// demo's does.
 package main
 
 import (
@@ -55,6 +56,7 @@ type config struct {
 	rate            float64
 	tracesRetention time.Duration
 	metricRetention time.Duration
+	blockDuration   time.Duration
 	maxGrowth       float64
 	out             string
 	keep            bool
@@ -65,16 +67,17 @@ func main() {
 	flag.StringVar(&c.lookout, "lookout", "bin/lookout", "the Lookout binary to run")
 	flag.DurationVar(&c.duration, "duration", 2*time.Hour, "length of the run")
 	flag.DurationVar(&c.interval, "interval", 30*time.Second, "time between two samples")
-	flag.DurationVar(&c.warmup, "warmup", 0, "samples before this are left out of the growth check (default: the longer retention plus 10 minutes, at most half the run)")
+	flag.DurationVar(&c.warmup, "warmup", 0, "samples before this are left out of the growth check (default: the longest of the retentions and the TSDB head's first compaction, plus 10 minutes, at most half the run)")
 	flag.Float64Var(&c.rate, "rate", 10, "shopper sessions started per second (the demo runs 5)")
 	flag.DurationVar(&c.tracesRetention, "traces.retention", 30*time.Minute, "Lookout's --traces.retention for the run")
 	flag.DurationVar(&c.metricRetention, "metrics.retention", time.Hour, "Lookout's --metrics.retention for the run (exemplars pin their traces this long)")
+	flag.DurationVar(&c.blockDuration, "metrics.block-duration", 10*time.Minute, "Lookout's --metrics.block-duration for the run: the TSDB head is written to a block once it spans 1.5 times this, so with the 2h default the head (RSS, WAL) grows for the first 3 hours")
 	flag.Float64Var(&c.maxGrowth, "max-growth", 0.10, "fail when RSS or disk grows by more than this share of its mean per hour after the warm-up (least-squares slope)")
 	flag.StringVar(&c.out, "out", "", "write the samples as CSV to this file (default: standard output only)")
 	flag.BoolVar(&c.keep, "keep", false, "keep Lookout's data directory")
 	flag.Parse()
 	if c.warmup == 0 {
-		c.warmup = min(max(c.tracesRetention, c.metricRetention)+10*time.Minute, c.duration/2)
+		c.warmup = min(max(c.tracesRetention, c.metricRetention, c.blockDuration*3/2)+10*time.Minute, c.duration/2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -308,6 +311,7 @@ func startLookout(ctx context.Context, c config, dataDir string) (*lookout, erro
 		"--otlp.grpc-listen", addrs[0], "--otlp.http-listen", addrs[1],
 		"--prometheus.listen", addrs[2], "--tempo.listen", addrs[3], "--ui.listen", addrs[4],
 		"--traces.retention", c.tracesRetention.String(), "--metrics.retention", c.metricRetention.String(),
+		"--metrics.block-duration", c.blockDuration.String(),
 		"--log.level", "warn")
 	l.cmd.Stdout, l.cmd.Stderr = os.Stderr, os.Stderr
 	if err := l.cmd.Start(); err != nil {

@@ -268,6 +268,9 @@ func TestFlags(t *testing.T) {
 		{"--metrics.retention", "forever"},
 		{"--prometheus.listen", "nonsense"},
 		{"--spanmetrics.cardinality-limit", "-1"},
+		{"--metrics.block-duration", "10s"},
+		{"--traces.sampling", "share=2"},
+		{"--traces.sampling", "window=2m"},
 		{"--spanmetrics.enabled", "sometimes"},
 		{"extra-arg"},
 	} {

@@ -328,6 +328,7 @@ func (c Config) flagMap() map[string]string {
 		"rules":                            c.Rules,
 		"otlp.translation-strategy":        c.TranslationStrategy,
 		"metrics.retention":                c.MetricsRetention.String(),
+		"metrics.block-duration":           c.MetricsBlockDuration.String(),
 		"traces.retention":                 c.TracesRetention.String(),
 		"traces.sampling":                  c.samplingFlag(),
 		"prometheus.url":                   c.PrometheusURL,

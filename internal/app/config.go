@@ -54,6 +54,8 @@ type Config struct {
 	DeltaToCumulative bool
 	// MetricsRetention and TracesRetention are age limits.
 	MetricsRetention, TracesRetention time.Duration
+	// MetricsBlockDuration is the TSDB's block range (--metrics.block-duration).
+	MetricsBlockDuration time.Duration
 	// MaxExemplars sizes the TSDB's in-memory exemplar ring. Lookout's
 	// queries read the exemplar index, and the metric store applies
 	// Prometheus's duplicate and order rules itself, so the ring only logs
@@ -145,6 +147,7 @@ func DefaultConfig() Config {
 		TranslationStrategy:    "UnderscoreEscapingWithoutSuffixes",
 		DeltaToCumulative:      true,
 		MetricsRetention:       15 * 24 * time.Hour,
+		MetricsBlockDuration:   2 * time.Hour,
 		TracesRetention:        7 * 24 * time.Hour,
 		MaxExemplars:           1,
 		MaxRequestBytes:        16 << 20,
@@ -202,6 +205,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	durationFlag(fs, &c.MetricsRetention, "metrics.retention", "how long metric samples are kept (e.g. 15d, 12h)")
+	durationFlag(fs, &c.MetricsBlockDuration, "metrics.block-duration", "the TSDB's block range, as Prometheus's hidden --storage.tsdb.min-block-duration: the head goes to a block once it spans 1.5 times this; shorter suits soak tests and short retentions")
 	durationFlag(fs, &c.TracesRetention, "traces.retention", "how long traces are kept; traces referenced by a kept exemplar are kept longer")
 	fs.Int64Var(&c.MaxExemplars, "metrics.max-exemplars", c.MaxExemplars, "size of the TSDB's in-memory exemplar ring, which only logs exemplars to the WAL: queries read the durable exemplar index, which recovers from that WAL (0: exemplars stay out of the WAL)")
 	fs.StringVar(&c.PrometheusURL, "prometheus.url", c.PrometheusURL, "if set, the UI reads this Prometheus-compatible API instead of the embedded store")
@@ -320,6 +324,9 @@ func (c Config) Validate() error {
 	}
 	if err := metricstore.ValidateTranslationStrategy(c.TranslationStrategy); err != nil {
 		errs = append(errs, fmt.Errorf("--otlp.translation-strategy: %w", err))
+	}
+	if c.MetricsBlockDuration < time.Minute {
+		errs = append(errs, errors.New("--metrics.block-duration must be at least 1m"))
 	}
 	if c.MetricsRetention <= 0 {
 		errs = append(errs, errors.New("--metrics.retention must be positive"))

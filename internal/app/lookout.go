@@ -86,6 +86,7 @@ func New(cfg Config, logger *slog.Logger) (_ *App, err error) {
 	// so it closes before the index (it was pushed after it).
 	so := metricstore.DefaultOptions()
 	so.Retention = cfg.MetricsRetention
+	so.BlockDuration = cfg.MetricsBlockDuration
 	so.MaxExemplars = cfg.MaxExemplars
 	so.OTLP.TranslationStrategy = otlptranslator.TranslationStrategyOption(cfg.TranslationStrategy)
 	so.OTLP.PromoteResourceAttributes = cfg.PromoteResourceAttributes

@@ -39,6 +39,10 @@ import (
 type Options struct {
 	// Retention is how long samples are kept. Default 15 days.
 	Retention time.Duration
+	// BlockDuration is the TSDB's block range (Prometheus's hidden
+	// --storage.tsdb.min-block-duration): the head is written to a block
+	// once it spans 1.5 times it. Default 2 hours.
+	BlockDuration time.Duration
 	// MaxExemplars sizes the TSDB's in-memory exemplar ring buffer.
 	// Default 100000, Prometheus's default, for when the ring answers
 	// exemplar queries. The store applies Prometheus's exemplar rules
@@ -89,6 +93,7 @@ func DefaultOptions() Options {
 	otlp.TranslationStrategy = otlptranslator.UnderscoreEscapingWithoutSuffixes
 	return Options{
 		Retention:         15 * 24 * time.Hour,
+		BlockDuration:     2 * time.Hour,
 		MaxExemplars:      100000,
 		OTLP:              otlp,
 		DeltaToCumulative: true,
@@ -103,6 +108,9 @@ func (o Options) Validate() error {
 	var errs []error
 	if o.Retention <= 0 {
 		errs = append(errs, errors.New("retention must be positive"))
+	}
+	if o.BlockDuration < time.Minute {
+		errs = append(errs, fmt.Errorf("block duration %s is under a minute", o.BlockDuration))
 	}
 	if o.MaxExemplars < 0 {
 		errs = append(errs, errors.New("max exemplars must not be negative"))
@@ -178,6 +186,8 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	}
 	to := tsdb.DefaultOptions()
 	to.RetentionDuration = opts.Retention.Milliseconds()
+	to.MinBlockDuration = opts.BlockDuration.Milliseconds()
+	to.MaxBlockDuration = max(to.MaxBlockDuration, to.MinBlockDuration)
 	to.EnableExemplarStorage = true
 	to.MaxExemplars = opts.MaxExemplars
 	to.WALCompression = compression.Snappy
