@@ -18,9 +18,7 @@ import (
 	"time"
 
 	"github.com/lookout-dev/lookout/internal/analysis"
-	"github.com/lookout-dev/lookout/internal/app"
 	"github.com/lookout-dev/lookout/rules"
-	"github.com/lookout-dev/lookout/webstore/shop"
 	"github.com/lookout-dev/lookout/webstore/traffic"
 )
 
@@ -40,32 +38,12 @@ func TestAnalyzeScenarios(t *testing.T) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 
-	lc := app.DefaultConfig()
-	lc.DataDir = t.TempDir()
-	lc.OTLPGRPCListen, lc.OTLPHTTPListen = "127.0.0.1:0", "127.0.0.1:0"
-	lc.PrometheusListen, lc.TempoListen, lc.UIListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	lc := loopbackConfig(t)
 	lc.Rules = fastRuleFile(t)
 	lc.RuleEvaluationInterval = 2 * time.Second
-	lookout, err := app.New(lc, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lookoutDone := make(chan error, 1)
-	go func() { lookoutDone <- lookout.Run(ctx) }()
-	<-lookout.Ready()
+	lookout, s := startStack(t, lc, logger)
 	prom := "http://" + lookout.PrometheusAddr()
 	ui := "http://" + lookout.UIAddr()
-
-	sc := shop.DefaultConfig()
-	sc.DataDir = t.TempDir()
-	sc.MainListen, sc.PaymentsListen, sc.ProviderListen, sc.InventoryListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	sc.Telemetry.Endpoint = "http://" + lookout.OTLPGRPCAddr()
-	sc.Telemetry.Protocol = "grpc"
-	sc.Telemetry.MetricInterval = 2 * time.Second
-	s, err := shop.Start(ctx, sc, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tc := traffic.DefaultConfig()
 	tc.Target = s.MainURL()
 	tc.Rate = 10
@@ -80,13 +58,6 @@ func TestAnalyzeScenarios(t *testing.T) {
 	t.Cleanup(func() {
 		stopTraffic()
 		<-trafficDone
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		_ = s.Shutdown(sctx)
-		cancel()
-		if err := <-lookoutDone; err != nil {
-			t.Errorf("lookout: %v", err)
-		}
 	})
 
 	baselineStart := time.Now()

@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lookout-dev/lookout/internal/app"
 	"github.com/lookout-dev/lookout/internal/tracestore"
-	"github.com/lookout-dev/lookout/webstore/shop"
 	"github.com/lookout-dev/lookout/webstore/traffic"
 )
 
@@ -32,42 +30,14 @@ func TestSamplingKeepsExemplarLinks(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 
 	const window = 30 * time.Second
-	lc := app.DefaultConfig()
-	lc.DataDir = t.TempDir()
-	lc.OTLPGRPCListen, lc.OTLPHTTPListen = "127.0.0.1:0", "127.0.0.1:0"
-	lc.PrometheusListen, lc.TempoListen, lc.UIListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	lc := loopbackConfig(t)
 	lc.TracesSampling = &tracestore.SamplingPolicy{Share: 0.1, Window: window}
 	// Span metrics' exemplars, flushed every 5 s, pin traces too: each
 	// must arrive within the window.
 	lc.SpanMetricsFlushInterval = 5 * time.Second
-	lookout, err := app.New(lc, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lookoutDone := make(chan error, 1)
-	go func() { lookoutDone <- lookout.Run(ctx) }()
-	<-lookout.Ready()
+	lookout, s := startStack(t, lc, logger)
 	prom, tempo := "http://"+lookout.PrometheusAddr(), "http://"+lookout.TempoAddr()
 
-	sc := shop.DefaultConfig()
-	sc.DataDir = t.TempDir()
-	sc.MainListen, sc.PaymentsListen, sc.ProviderListen, sc.InventoryListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	sc.Telemetry.Endpoint = "http://" + lookout.OTLPGRPCAddr()
-	sc.Telemetry.Protocol = "grpc"
-	sc.Telemetry.MetricInterval = 2 * time.Second
-	s, err := shop.Start(ctx, sc, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		_ = s.Shutdown(sctx)
-		cancel()
-		if err := <-lookoutDone; err != nil {
-			t.Errorf("lookout: %v", err)
-		}
-	}()
 	tc := traffic.DefaultConfig()
 	tc.Target = s.MainURL()
 	tc.Rate = 10
