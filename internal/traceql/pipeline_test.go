@@ -2,7 +2,6 @@ package traceql
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -43,11 +42,7 @@ func TestParsePipelineGood(t *testing.T) {
 }
 
 func TestParsePipelineBad(t *testing.T) {
-	cases := []struct {
-		in          string
-		msg         string
-		unsupported bool
-	}{
+	cases := []badParse{
 		{`{} |`, "expected a pipeline stage after |", false},
 		{`{} | | count() > 1`, "where a pipeline stage was expected", false},
 		{`{} | count()`, "count() must be compared with a value", false},
@@ -83,22 +78,7 @@ func TestParsePipelineBad(t *testing.T) {
 		{`{} | count() > 1 | by(nosuch)`, "unknown identifier", false},
 		{"{}" + strings.Repeat(" | coalesce()", MaxPipelineStages+1), "more than 128 pipeline stages", false},
 	}
-	for _, c := range cases {
-		_, err := Parse(c.in)
-		if err == nil {
-			t.Errorf("Parse(%q): no error", c.in)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.msg) {
-			t.Errorf("Parse(%q) = %v, want it to mention %q", c.in, err, c.msg)
-		}
-		if !strings.HasPrefix(err.Error(), "parse error at line 1, col ") {
-			t.Errorf("Parse(%q) = %v: not in Tempo's parse error style", c.in, err)
-		}
-		if got := errors.Is(err, ErrUnsupported); got != c.unsupported {
-			t.Errorf("Parse(%q): errors.Is(ErrUnsupported) = %v, want %v", c.in, got, c.unsupported)
-		}
-	}
+	checkParseErrors(t, cases)
 }
 
 // TestEvalSpansets checks the pipeline stages on testTrace: spans 0, 1

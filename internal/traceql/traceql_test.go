@@ -47,11 +47,7 @@ func TestParseGood(t *testing.T) {
 }
 
 func TestParseBad(t *testing.T) {
-	cases := []struct {
-		in          string
-		msg         string // substring of the error
-		unsupported bool
-	}{
+	cases := []badParse{
 		{`{`, "unexpected end of query", false},
 		{`{ name = }`, "where a field or value was expected", false},
 		{`{ name = "x" `, "expected }", false},
@@ -80,22 +76,7 @@ func TestParseBad(t *testing.T) {
 		{`{ parent = nil }`, "intrinsic parent", true},
 		{"{ name = \"\xff\" }", "UTF-8", false},
 	}
-	for _, c := range cases {
-		_, err := Parse(c.in)
-		if err == nil {
-			t.Errorf("Parse(%q): no error", c.in)
-			continue
-		}
-		if !strings.Contains(err.Error(), c.msg) {
-			t.Errorf("Parse(%q) = %v, want it to mention %q", c.in, err, c.msg)
-		}
-		if !strings.HasPrefix(err.Error(), "parse error at line 1, col ") {
-			t.Errorf("Parse(%q) = %v: not in Tempo's parse error style", c.in, err)
-		}
-		if got := errors.Is(err, ErrUnsupported); got != c.unsupported {
-			t.Errorf("Parse(%q): errors.Is(ErrUnsupported) = %v, want %v", c.in, got, c.unsupported)
-		}
-	}
+	checkParseErrors(t, cases)
 }
 
 // testTrace: root(server, main) -> a(client) -> b(server, payments, error) ; root -> c(internal)
@@ -323,6 +304,34 @@ func TestDescendantMatchesBruteForce(t *testing.T) {
 		}
 		if got := structural(OpDescendant, tr, l, r); !slices.Equal(got, want) {
 			t.Fatalf("case %d: >> = %v, want %v (l %v, r %v)", c, got, want, l, r)
+		}
+	}
+}
+
+// badParse is a query Parse must refuse: msg is a substring of the error,
+// unsupported whether it is ErrUnsupported (valid TraceQL Lookout lacks).
+type badParse struct {
+	in          string
+	msg         string
+	unsupported bool
+}
+
+func checkParseErrors(t *testing.T, cases []badParse) {
+	t.Helper()
+	for _, c := range cases {
+		_, err := Parse(c.in)
+		if err == nil {
+			t.Errorf("Parse(%q): no error", c.in)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("Parse(%q) = %v, want it to mention %q", c.in, err, c.msg)
+		}
+		if !strings.HasPrefix(err.Error(), "parse error at line 1, col ") {
+			t.Errorf("Parse(%q) = %v: not in Tempo's parse error style", c.in, err)
+		}
+		if got := errors.Is(err, ErrUnsupported); got != c.unsupported {
+			t.Errorf("Parse(%q): errors.Is(ErrUnsupported) = %v, want %v", c.in, got, c.unsupported)
 		}
 	}
 }
