@@ -142,11 +142,7 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 			return err
 		}
 		if found {
-			for _, c := range sum.Chunks {
-				_ = b.Delete(dataKey(c.MinStart, tid, c.Seq), nil)
-				_ = b.Delete(indexKey(c.MinStart, tid, c.Seq), nil)
-			}
-			_ = b.Delete(summaryKey(tid), nil)
+			deleteTrace(b, tid, &sum)
 		}
 		_ = b.Delete(k, nil)
 		deleted++
@@ -187,4 +183,15 @@ func (s *Store) Compact(ctx context.Context) error {
 		return ErrClosed
 	}
 	return s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
+}
+
+// deleteTrace adds to b the deletion of a trace's spans, search records and
+// summary. Its minutes' block summaries and columns stay: search skips
+// candidates whose records are gone.
+func deleteTrace(b *pebble.Batch, tid pcommon.TraceID, sum *summary) {
+	for _, c := range sum.Chunks {
+		_ = b.Delete(dataKey(c.MinStart, tid, c.Seq), nil)
+		_ = b.Delete(indexKey(c.MinStart, tid, c.Seq), nil)
+	}
+	_ = b.Delete(summaryKey(tid), nil)
 }

@@ -325,11 +325,7 @@ func (s *Store) RunSampling(ctx context.Context) error {
 				sm.kept.WithLabelValues(reason).Inc()
 				continue
 			}
-			for _, c := range t.sum.Chunks {
-				_ = b.Delete(dataKey(c.MinStart, t.tid, c.Seq), nil)
-				_ = b.Delete(indexKey(c.MinStart, t.tid, c.Seq), nil)
-			}
-			_ = b.Delete(summaryKey(t.tid), nil)
+			deleteTrace(b, t.tid, &t.sum)
 			sm.dropped.Inc()
 			if len(sm.late) < maxLateChecks {
 				sm.late = append(sm.late, droppedTrace{id: t.tid, at: now})
