@@ -47,13 +47,16 @@ func (rawCodec) Name() string { return "proto" }
 
 // The OTLP/gRPC services, as opentelemetry-proto defines them, over raw
 // messages.
+const (
+	metricsService = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+	tracesService  = "opentelemetry.proto.collector.trace.v1.TraceService"
+	metricsExport  = "/" + metricsService + "/Export"
+	tracesExport   = "/" + tracesService + "/Export"
+)
+
 var (
-	metricsExport      = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
-	tracesExport       = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-	metricsServiceDesc = serviceDesc("opentelemetry.proto.collector.metrics.v1.MetricsService",
-		"opentelemetry/proto/collector/metrics/v1/metrics_service.proto", metricsSignal)
-	tracesServiceDesc = serviceDesc("opentelemetry.proto.collector.trace.v1.TraceService",
-		"opentelemetry/proto/collector/trace/v1/trace_service.proto", tracesSignal)
+	metricsServiceDesc = serviceDesc(metricsService, "opentelemetry/proto/collector/metrics/v1/metrics_service.proto", metricsSignal)
+	tracesServiceDesc  = serviceDesc(tracesService, "opentelemetry/proto/collector/trace/v1/trace_service.proto", tracesSignal)
 )
 
 func serviceDesc(name, file string, sig otlpSignal) grpc.ServiceDesc {
