@@ -232,13 +232,34 @@ func lexNumber(s string) (n int, isDuration bool) {
 		}
 		return n, false
 	}
-	u := n
-	for u < len(s) {
-		r, w := utf8.DecodeRuneInString(s[u:])
+	u := letters(s, n)
+	if u == n {
+		return n, false
+	}
+	// A compound duration such as 1m30s (as Value.String renders 90s):
+	// more number-and-unit pairs.
+	for u < len(s) && s[u] >= '0' && s[u] <= '9' {
+		d := u
+		for d < len(s) && (s[d] >= '0' && s[d] <= '9' || s[d] == '.') {
+			d++
+		}
+		l := letters(s, d)
+		if l == d {
+			break
+		}
+		u = l
+	}
+	return u, true
+}
+
+// letters returns the end of the run of letters in s from i.
+func letters(s string, i int) int {
+	for i < len(s) {
+		r, w := utf8.DecodeRuneInString(s[i:])
 		if !unicode.IsLetter(r) {
 			break
 		}
-		u += w
+		i += w
 	}
-	return u, u > n
+	return i
 }

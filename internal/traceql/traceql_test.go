@@ -33,6 +33,7 @@ func TestParseGood(t *testing.T) {
 		{`{ .x = -3 && duration <= 10us }`, `{ (.x = -3 && duration <= 10µs) }`},
 		{`{ true }`, `{ true }`},
 		{`{ statusMessage = "boom" }`, `{ statusMessage = "boom" }`},
+		{`{ duration > 1m30s && duration < 1h0m0.5s }`, `{ (duration > 1m30s && duration < 1h0m0.5s) }`}, // as Value.String renders durations
 	}
 	for _, c := range cases {
 		e, err := Parse(c.in)
