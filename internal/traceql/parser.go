@@ -35,11 +35,12 @@ const maxDepth = 128
 const MaxSpansetOps = 128
 
 type parser struct {
-	toks  []token
-	i     int
-	depth int
-	ops   int
-	conds int
+	toks    []token
+	i       int
+	depth   int
+	ops     int
+	conds   int
+	metrics bool // parsing a metrics query (ParseMetrics), for the errors' wording
 }
 
 // MaxConditionOps bounds the && and || operators in one query's filters,
@@ -245,6 +246,9 @@ func (p *parser) spansetPrimary() (Expr, error) {
 		switch t.text {
 		case "count", "avg", "min", "max", "sum", "select", "by", "coalesce":
 			return nil, p.errAt(t, "syntax error: %s() is a pipeline stage and must follow a spanset and |, as in { } | %s()", t.text, t.text)
+		}
+		if p.metrics && (metricsFunctions[t.text] || t.text == "compare" || t.text == "topk" || t.text == "bottomk") {
+			return nil, p.errAt(t, "syntax error: %s() must follow a spanset and |, as in { } | rate() | topk(5)", t.text)
 		}
 		if metricsFunctions[t.text] {
 			return nil, p.unsupported(t, "the metrics function "+t.text+"() in a search")
