@@ -1,8 +1,13 @@
 package traceql
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,4 +229,394 @@ func FuzzParseMetrics(f *testing.F) {
 			t.Fatalf("Parse accepts the metrics query %q", q)
 		}
 	})
+}
+
+// genSpan is a random span for the differential tests; its trace ID is
+// unique, so an exemplar names its span.
+type genSpan struct {
+	traceID [16]byte
+	span    Span
+}
+
+func genSpans(rng *rand.Rand, n int, from, to int64) []genSpan {
+	svcs := []string{"cart", "checkout", "db", "frontend", "payments"}
+	regions := []string{"eu", "us"}
+	out := make([]genSpan, n)
+	for i := range out {
+		g := &out[i]
+		binary.BigEndian.PutUint64(g.traceID[:8], rng.Uint64())
+		binary.BigEndian.PutUint64(g.traceID[8:], uint64(i))
+		binary.BigEndian.PutUint64(g.span.SpanID[:], uint64(i+1))
+		start := from + rng.Int64N(to-from)
+		if rng.IntN(50) == 0 { // exactly on a step boundary now and then
+			start -= start % int64(time.Second)
+		}
+		dur := int64(math.Exp(rng.Float64()*math.Log(1e10)) + 0.5) // 1ns … 10s, log-uniform
+		g.span.StartUnixNano, g.span.EndUnixNano = uint64(start), uint64(start+dur)
+		g.span.Name = "op" + strconv.Itoa(rng.IntN(3))
+		g.span.Kind = int64(1 + rng.IntN(3))
+		if rng.IntN(5) > 0 {
+			g.span.Attrs = append(g.span.Attrs, Attr{"svc", StringValue(svcs[rng.IntN(len(svcs))])})
+		}
+		if rng.IntN(3) > 0 {
+			g.span.Attrs = append(g.span.Attrs, Attr{"code", IntValue(int64(200 + 100*rng.IntN(4)))})
+		}
+		switch rng.IntN(6) {
+		case 0: // no size
+		case 1:
+			g.span.Attrs = append(g.span.Attrs, Attr{"size", FloatValue(0)})
+		case 2:
+			g.span.Attrs = append(g.span.Attrs, Attr{"size", FloatValue(-rng.ExpFloat64() * 100)})
+		case 3:
+			g.span.Attrs = append(g.span.Attrs, Attr{"size", StringValue("big")})
+		default:
+			g.span.Attrs = append(g.span.Attrs, Attr{"size", IntValue(rng.Int64N(1 << 20))})
+		}
+		if rng.IntN(4) > 0 {
+			g.span.Resource = []Attr{{"region", StringValue(regions[rng.IntN(2)])}}
+		}
+	}
+	return out
+}
+
+// refAttr is the test's own lookup of a field on a generated span.
+func refAttr(f Field, s *Span) (Value, bool) {
+	switch f.Intrinsic {
+	case IntrinsicDuration:
+		return Value{Type: TypeDuration, I: int64(s.EndUnixNano - s.StartUnixNano)}, true
+	case IntrinsicName:
+		return StringValue(s.Name), true
+	case IntrinsicKind:
+		return Value{Type: TypeKind, I: s.Kind}, true
+	}
+	if f.Scope != ScopeResource {
+		for _, a := range s.Attrs {
+			if a.Key == f.Name {
+				return a.Value, true
+			}
+		}
+	}
+	if f.Scope != ScopeSpan {
+		for _, a := range s.Resource {
+			if a.Key == f.Name {
+				return a.Value, true
+			}
+		}
+	}
+	return Value{}, false
+}
+
+// refNumber is the test's own conversion of a value to what the functions
+// aggregate: seconds for durations, ints and floats as they are.
+func refNumber(v Value) (float64, bool) {
+	switch v.Type {
+	case TypeDuration:
+		return float64(v.I) / 1e9, true
+	case TypeInt:
+		return float64(v.I), true
+	case TypeFloat:
+		return v.F, true
+	}
+	return 0, false
+}
+
+// labelsText renders a series' labels for comparing results.
+func labelsText(ls []Label) string {
+	parts := make([]string, len(ls))
+	for i, l := range ls {
+		parts[i] = l.Key + "=" + l.Value.String()
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// refSeries is the brute-force result of one series.
+type refSeries struct {
+	labels  []Label
+	samples map[int64]float64 // timestamp ms → value; NaN for quantile means "check the values"
+	values  map[int64][]float64
+}
+
+// refMetrics evaluates q over spans the plain way: the step of every span,
+// then the values of every (group, step) in a list.
+func refMetrics(q *MetricsQuery, spans []genSpan, start, end, step int64) map[string]*refSeries {
+	start -= ((start % step) + step) % step
+	if r := ((end % step) + step) % step; r != 0 {
+		end += step - r
+	}
+	n := (end - start) / step
+	type cell struct {
+		labels []Label
+		values map[int64][]float64 // step index → values (count-only functions: zeros)
+	}
+	groups := map[string]*cell{}
+	var order []string
+	for i := range spans {
+		s := &spans[i].span
+		t := int64(s.StartUnixNano)
+		if t <= start || t > end {
+			continue
+		}
+		idx := (t-start+step-1)/step - 1
+		v := 0.0
+		if q.Func.takesField() {
+			val, ok := refAttr(q.Attr, s)
+			if !ok {
+				continue
+			}
+			if v, ok = refNumber(val); !ok {
+				continue
+			}
+		}
+		var labels []Label
+		for _, f := range q.By {
+			if val, ok := refAttr(f, s); ok {
+				labels = append(labels, Label{f.String(), val})
+			}
+		}
+		if len(labels) == 0 && len(q.By) > 0 {
+			labels = []Label{{q.By[0].String(), Value{}}}
+		}
+		if len(q.By) == 0 && q.Func != MetricsQuantileOverTime && q.Func != MetricsHistogramOverTime {
+			labels = []Label{{"__name__", StringValue(q.Func.String())}}
+		}
+		if q.Func == MetricsHistogramOverTime {
+			ns := int64(v)
+			if isDurationField(q.Attr) {
+				ns = int64(math.Round(v * 1e9))
+			}
+			if v < 2 && !isDurationField(q.Attr) || ns < 2 {
+				continue
+			}
+			b := int64(1)
+			for b < ns || float64(b) < v && !isDurationField(q.Attr) {
+				b *= 2
+			}
+			bv := float64(b)
+			if isDurationField(q.Attr) {
+				bv /= 1e9
+			}
+			labels = append(labels, Label{"__bucket", FloatValue(bv)})
+		}
+		key := labelsText(labels)
+		g := groups[key]
+		if g == nil {
+			g = &cell{labels: labels, values: map[int64][]float64{}}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.values[idx] = append(g.values[idx], v)
+	}
+	out := map[string]*refSeries{}
+	for _, key := range order {
+		g := groups[key]
+		add := func(labels []Label) *refSeries {
+			r := &refSeries{labels: labels, samples: map[int64]float64{}, values: map[int64][]float64{}}
+			out[labelsText(labels)] = r
+			return r
+		}
+		if q.Func == MetricsQuantileOverTime {
+			for _, p := range q.Quantiles {
+				r := add(append(slices.Clip(g.labels), Label{"p", FloatValue(p)}))
+				for i := range n {
+					ts := (start + (i+1)*step) / 1e6
+					vs := slices.Clone(g.values[i])
+					slices.Sort(vs)
+					r.values[ts] = vs
+					if len(vs) == 0 {
+						r.samples[ts] = 0
+						continue
+					}
+					rank := max(1, int(math.Ceil(p*float64(len(vs)))))
+					r.samples[ts] = vs[rank-1]
+				}
+			}
+			continue
+		}
+		r := add(g.labels)
+		for i := range n {
+			ts := (start + (i+1)*step) / 1e6
+			vs := g.values[i]
+			switch q.Func {
+			case MetricsRate:
+				r.samples[ts] = float64(len(vs)) / (float64(step) / 1e9)
+			case MetricsCountOverTime, MetricsHistogramOverTime:
+				r.samples[ts] = float64(len(vs))
+			case MetricsSumOverTime, MetricsAvgOverTime:
+				if len(vs) > 0 {
+					sum := 0.0
+					for _, v := range vs {
+						sum += v
+					}
+					if q.Func == MetricsAvgOverTime {
+						sum /= float64(len(vs))
+					}
+					r.samples[ts] = sum
+				}
+			case MetricsMinOverTime:
+				if len(vs) > 0 {
+					r.samples[ts] = slices.Min(vs)
+				}
+			case MetricsMaxOverTime:
+				if len(vs) > 0 {
+					r.samples[ts] = slices.Max(vs)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestMetricsMatchesBruteForce feeds random spans to MetricsEval and
+// compares every series and sample with refMetrics: exactly, except
+// quantiles, which must be within QuantileRelativeError of the true
+// quantile.
+func TestMetricsMatchesBruteForce(t *testing.T) {
+	queries := []string{
+		`{} | rate()`,
+		`{} | rate() by (span.svc)`,
+		`{} | count_over_time() by (span.svc, resource.region)`,
+		`{} | count_over_time() by (span.code)`,
+		`{} | sum_over_time(span.size) by (name)`,
+		`{} | sum_over_time(duration)`,
+		`{} | min_over_time(duration) by (span.svc)`,
+		`{} | max_over_time(span.size) by (.region, kind)`,
+		`{} | avg_over_time(duration) by (span.code)`,
+		`{} | avg_over_time(.size)`,
+		`{} | quantile_over_time(duration, 0, .5, .9, .99, 1) by (span.svc)`,
+		`{} | quantile_over_time(span.size, .25, .75)`,
+		`{} | histogram_over_time(duration) by (resource.region)`,
+		`{} | histogram_over_time(span.size)`,
+	}
+	steps := []time.Duration{time.Second, 7 * time.Second, time.Minute, 90 * time.Minute}
+	for seed := range 8 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 77))
+		base := int64(1_700_000_000)*1e9 + rng.Int64N(1e12)
+		length := int64(time.Duration(1+rng.IntN(120)) * time.Minute)
+		spans := genSpans(rng, 200+rng.IntN(3000), base-length/4, base+length+length/4)
+		step := steps[seed%len(steps)]
+		for qi, qs := range queries {
+			q, err := ParseMetrics(qs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, base), End: time.Unix(0, base+length), Step: step, Exemplars: 10})
+			if err != nil {
+				t.Fatalf("%s: %v", qs, err)
+			}
+			obs := Observation{Group: make([]Value, len(q.By))}
+			for i := range spans {
+				g := &spans[i]
+				if (seed+qi)%2 == 0 {
+					m.ObserveSpan(g.traceID, &g.span, nil)
+					continue
+				}
+				obs.StartUnixNano, obs.TraceID, obs.Ref = g.span.StartUnixNano, g.traceID, uint64(i)
+				obs.Value, obs.HasValue = 0, false
+				if v, ok := refAttr(q.Attr, &g.span); ok && q.Func.takesField() {
+					obs.Value, obs.HasValue = refNumber(v)
+				}
+				for j, f := range q.By {
+					obs.Group[j], _ = refAttr(f, &g.span)
+				}
+				m.Observe(&obs)
+			}
+			resolve := func(_ [16]byte, ref uint64) ([8]byte, bool) { return spans[ref].span.SpanID, true }
+			got, err := m.Result(resolve)
+			if err != nil {
+				t.Fatalf("%s: %v", qs, err)
+			}
+			want := refMetrics(q, spans, base, base+length, int64(step))
+			where := fmt.Sprintf("seed %d, %s, step %s", seed, qs, step)
+			checkAgainstRef(t, where, q, got, want, spans)
+		}
+	}
+}
+
+func checkAgainstRef(t *testing.T, where string, q *MetricsQuery, got []MetricSeries, want map[string]*refSeries, spans []genSpan) {
+	t.Helper()
+	if len(got) != len(want) {
+		var names []string
+		for _, s := range got {
+			names = append(names, labelsText(s.Labels))
+		}
+		t.Fatalf("%s: %d series %v, want %d", where, len(got), names, len(want))
+	}
+	byTrace := map[[16]byte]*Span{}
+	for i := range spans {
+		byTrace[spans[i].traceID] = &spans[i].span
+	}
+	exemplars := 0
+	for i, s := range got {
+		if i > 0 && len(got[i-1].Labels) > len(s.Labels) {
+			t.Errorf("%s: series %d has fewer labels than the one before", where, i)
+		}
+		key := labelsText(s.Labels)
+		w := want[key]
+		if w == nil {
+			t.Fatalf("%s: unexpected series %s", where, key)
+		}
+		if len(s.Samples) != len(w.samples) {
+			t.Fatalf("%s: %s has %d samples, want %d", where, key, len(s.Samples), len(w.samples))
+		}
+		for j, smp := range s.Samples {
+			if j > 0 && smp.TimestampMs <= s.Samples[j-1].TimestampMs {
+				t.Fatalf("%s: %s: samples out of order", where, key)
+			}
+			wv, ok := w.samples[smp.TimestampMs]
+			if !ok {
+				t.Fatalf("%s: %s: unexpected sample at %d", where, key, smp.TimestampMs)
+			}
+			if q.Func == MetricsQuantileOverTime {
+				if math.Abs(smp.Value-wv) > QuantileRelativeError*math.Abs(wv)+1e-12 {
+					t.Errorf("%s: %s at %d = %v, want %v within %.4f%% (values %v)", where, key, smp.TimestampMs, smp.Value, wv, 100*QuantileRelativeError, w.values[smp.TimestampMs])
+				}
+			} else if smp.Value != wv {
+				t.Errorf("%s: %s at %d = %v, want %v", where, key, smp.TimestampMs, smp.Value, wv)
+			}
+		}
+		// Every exemplar is a span of the series, in the step it is stamped
+		// with, and carries the value Tempo reports.
+		for _, e := range s.Exemplars {
+			exemplars++
+			sp := byTrace[e.TraceID]
+			if sp == nil || sp.SpanID != e.SpanID || e.TimestampMs != int64(sp.StartUnixNano/1e6) {
+				t.Fatalf("%s: %s: exemplar %+v is not a matched span", where, key, e)
+			}
+			for _, f := range q.By {
+				v, ok := refAttr(f, sp)
+				l := findLabel(s.Labels, f.String())
+				if ok && (l == nil || l.Value != v) || !ok && l != nil && l.Value.Type != TypeNil {
+					t.Fatalf("%s: %s: exemplar %+v has %s = %v", where, key, e, f, v)
+				}
+			}
+			if q.Func.takesField() && q.Func != MetricsHistogramOverTime {
+				v, _ := refAttr(q.Attr, sp)
+				if x, _ := refNumber(v); x != e.Value {
+					t.Errorf("%s: %s: exemplar value %v, want the span's %v", where, key, e.Value, x)
+				}
+			} else {
+				var sampleAt float64 = math.NaN()
+				for _, smp := range s.Samples {
+					if smp.TimestampMs*1e6 >= int64(sp.StartUnixNano) && sampleAt != sampleAt {
+						sampleAt = smp.Value
+					}
+				}
+				if e.Value != sampleAt {
+					t.Errorf("%s: %s: exemplar value %v, want its step's %v", where, key, e.Value, sampleAt)
+				}
+			}
+		}
+	}
+	if exemplars > 10 || exemplars == 0 {
+		t.Errorf("%s: %d exemplars, want 1…10", where, exemplars)
+	}
+}
+
+func findLabel(ls []Label, key string) *Label {
+	for i := range ls {
+		if ls[i].Key == key {
+			return &ls[i]
+		}
+	}
+	return nil
 }
