@@ -1,12 +1,14 @@
 package traceql
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -619,4 +621,417 @@ func findLabel(ls []Label, key string) *Label {
 		}
 	}
 	return nil
+}
+
+// evalSpans runs query qs over spans with o and returns its result.
+func evalSpans(t testing.TB, qs string, o MetricsOptions, spans []genSpan) ([]MetricSeries, error) {
+	t.Helper()
+	q, err := ParseMetrics(qs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetricsEval(q, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range spans {
+		m.ObserveSpan(spans[i].traceID, &spans[i].span, nil)
+	}
+	return m.Result(nil)
+}
+
+// TestMetricsTopK: in every step, topk(k) keeps the k largest samples of
+// the full result (bottomk the smallest), ties to the series sorting first.
+func TestMetricsTopK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := int64(1_700_000_000) * 1e9
+	spans := genSpans(rng, 3000, base, base+int64(10*time.Minute))
+	o := MetricsOptions{Start: time.Unix(0, base), End: time.Unix(0, base+int64(10*time.Minute)), Step: time.Minute}
+	full, err := evalSpans(t, `{} | count_over_time() by (span.svc, span.code)`, o, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int{1, 2, 5} {
+		for _, top := range []bool{true, false} {
+			stage := fmt.Sprintf("topk(%d)", k)
+			if !top {
+				stage = fmt.Sprintf("bottomk(%d)", k)
+			}
+			got, err := evalSpans(t, `{} | count_over_time() by (span.svc, span.code) | `+stage, o, spans)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The reference: per timestamp, the full result's series ranked.
+			want := map[string]map[int64]float64{}
+			byTS := map[int64][]int{}
+			for si, s := range full {
+				for _, smp := range s.Samples {
+					byTS[smp.TimestampMs] = append(byTS[smp.TimestampMs], si)
+				}
+			}
+			for ts, idx := range byTS {
+				val := func(si int) float64 {
+					for _, smp := range full[si].Samples {
+						if smp.TimestampMs == ts {
+							return smp.Value
+						}
+					}
+					panic("no sample")
+				}
+				sort.SliceStable(idx, func(a, b int) bool {
+					va, vb := val(idx[a]), val(idx[b])
+					if va != vb {
+						return va > vb == top
+					}
+					return idx[a] < idx[b]
+				})
+				for _, si := range idx[:min(k, len(idx))] {
+					key := labelsText(full[si].Labels)
+					if want[key] == nil {
+						want[key] = map[int64]float64{}
+					}
+					want[key][ts] = val(si)
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s: %d series, want %d", stage, len(got), len(want))
+			}
+			for _, s := range got {
+				w := want[labelsText(s.Labels)]
+				if len(s.Samples) != len(w) {
+					t.Fatalf("%s: %s has %d samples, want %d", stage, labelsText(s.Labels), len(s.Samples), len(w))
+				}
+				for _, smp := range s.Samples {
+					if wv, ok := w[smp.TimestampMs]; !ok || wv != smp.Value {
+						t.Errorf("%s: %s at %d = %v, want %v (kept %v)", stage, labelsText(s.Labels), smp.TimestampMs, smp.Value, wv, ok)
+					}
+				}
+			}
+		}
+	}
+}
+
+// span builds a generated span starting at start (ns) lasting dur.
+func span(id int, start int64, dur time.Duration, name string, attrs ...Attr) genSpan {
+	var g genSpan
+	binary.BigEndian.PutUint64(g.traceID[8:], uint64(id))
+	g.traceID[0] = byte(id * 37)
+	binary.BigEndian.PutUint64(g.span.SpanID[:], uint64(id))
+	g.span.Name, g.span.StartUnixNano, g.span.EndUnixNano = name, uint64(start), uint64(start+int64(dur))
+	g.span.Attrs = attrs
+	return g
+}
+
+func TestMetricsInstantAndAlignment(t *testing.T) {
+	sec := int64(time.Second)
+	s, e := AlignMetricsRange(time.Unix(1000, 0), time.Unix(4600, 0), time.Minute)
+	if s.Unix() != 900 || e.Unix() != 4620 {
+		t.Errorf("AlignMetricsRange(1000s, 4600s, 1m) = %d, %d; want 900, 4620", s.Unix(), e.Unix())
+	}
+	// Steps are right-closed and stamped with their end: a span at 960s
+	// counts in the step stamped 960000, one at 960.001s in the next.
+	spans := []genSpan{span(1, 960*sec, time.Millisecond, "a"), span(2, 960*sec+1e6, time.Millisecond, "a"), span(3, 900*sec, time.Millisecond, "a"), span(4, 4620*sec, time.Millisecond, "a")}
+	got, err := evalSpans(t, `{} | count_over_time()`, MetricsOptions{Start: s, End: e, Step: time.Minute}, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || len(got[0].Samples) != 62 {
+		t.Fatalf("got %+v", got)
+	}
+	smp := got[0].Samples
+	if smp[0] != (MetricSample{960000, 1}) || smp[1] != (MetricSample{1020000, 1}) || smp[61] != (MetricSample{4620000, 1}) || smp[2].Value != 0 {
+		t.Errorf("samples %v … %v", smp[:3], smp[61])
+	}
+	// An unaligned range is widened to whole steps.
+	m, err := NewMetricsEval(&MetricsQuery{Spans: &Filter{}, Func: MetricsRate}, MetricsOptions{Start: time.Unix(1001, 0), End: time.Unix(1059, 0), Step: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, e := m.Range(); s.Unix() != 990 || e.Unix() != 1080 {
+		t.Errorf("Range = %d, %d; want 990, 1080", s.Unix(), e.Unix())
+	}
+
+	// An instant query is one step of [start, end], both ends included.
+	spans = []genSpan{span(1, 100*sec, time.Second, "a"), span(2, 160*sec, 2*time.Second, "a"), span(3, 130*sec, 4*time.Second, "b"), span(4, 99*sec, time.Second, "a"), span(5, 161*sec, time.Second, "a")}
+	o := MetricsOptions{Start: time.Unix(100, 0), End: time.Unix(160, 0), Instant: true}
+	for _, c := range []struct {
+		q    string
+		want []InstantSeries
+	}{
+		{`{} | rate()`, []InstantSeries{{[]Label{{"__name__", StringValue("rate")}}, 3.0 / 60}}},
+		{`{} | count_over_time() by (name)`, []InstantSeries{{[]Label{{"name", StringValue("a")}}, 2}, {[]Label{{"name", StringValue("b")}}, 1}}},
+		{`{} | max_over_time(duration)`, []InstantSeries{{[]Label{{"__name__", StringValue("max_over_time")}}, 4}}},
+		{`{ name = "nope" } | max_over_time(duration)`, []InstantSeries{}},
+	} {
+		q, err := ParseMetrics(c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewMetricsEval(q, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range spans {
+			if ok, _ := Eval(context.Background(), q.Spans, &Trace{Spans: []Span{spans[i].span}}); len(ok) > 0 {
+				m.ObserveSpan(spans[i].traceID, &spans[i].span, nil)
+			}
+		}
+		res, err := m.Result(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := InstantResult(res); fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: instant = %v, want %v", c.q, got, c.want)
+		}
+		if len(res) > 0 && res[0].Samples[0].TimestampMs != 160000 {
+			t.Errorf("%s: instant sample at %d, want the end", c.q, res[0].Samples[0].TimestampMs)
+		}
+	}
+}
+
+func TestMetricsLabelsAndOrder(t *testing.T) {
+	sec := int64(time.Second)
+	spans := []genSpan{
+		span(1, 10*sec, 3*time.Millisecond, "a", Attr{"x", IntValue(1)}),
+		span(2, 11*sec, 100*time.Millisecond, "b", Attr{"x", IntValue(2)}, Attr{"y", StringValue("q")}),
+		span(3, 12*sec, 1500*time.Millisecond, "b"),
+		span(4, 13*sec, 20*time.Millisecond, "c", Attr{"y", StringValue("r")}),
+		span(5, 14*sec, 10*time.Second, "d", Attr{"x", IntValue(2)}, Attr{"y", StringValue("q")}),
+	}
+	o := MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: time.Minute}
+	for _, c := range []struct{ q, want string }{
+		{`{} | rate()`, `{__name__="rate"}`},
+		{`{} | avg_over_time(duration)`, `{__name__="avg_over_time"}`},
+		{`{} | count_over_time() by (span.x, span.y)`, `{span.x=1} {span.x="nil"} {span.y="r"} {span.x=2, span.y="q"}`},
+		{`{} | quantile_over_time(duration, .5, .9)`, `{p=0.5} {p=0.9}`},
+		{`{} | quantile_over_time(duration, .9) by (name)`, `{name="a", p=0.9} {name="b", p=0.9} {name="c", p=0.9} {name="d", p=0.9}`},
+		// Tempo sorts label values as protobuf text, so buckets sort as text.
+		{`{} | histogram_over_time(duration)`, `{__bucket=0.004194304} {__bucket=0.033554432} {__bucket=0.134217728} {__bucket=17.179869184} {__bucket=2.147483648}`},
+		{`{} | histogram_over_time(duration) by (name)`, `{name="a", __bucket=0.004194304} {name="b", __bucket=0.134217728} {name="b", __bucket=2.147483648} {name="c", __bucket=0.033554432} {name="d", __bucket=17.179869184}`},
+	} {
+		got, err := evalSpans(t, c.q, o, spans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []string
+		for _, s := range got {
+			ls := make([]string, len(s.Labels))
+			for i, l := range s.Labels {
+				v := l.Value.String()
+				if l.Value.Type == TypeNil {
+					v = `"nil"`
+				}
+				ls[i] = l.Key + "=" + v
+			}
+			parts = append(parts, "{"+strings.Join(ls, ", ")+"}")
+		}
+		if g := strings.Join(parts, " "); g != c.want {
+			t.Errorf("%s:\n got %s\nwant %s", c.q, g, c.want)
+		}
+	}
+}
+
+func TestMetricsValuesEdgeCases(t *testing.T) {
+	q, err := ParseMetrics(`{} | quantile_over_time(span.v, 0, .5, 1)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []float64{math.NaN(), math.Inf(1), -5, 0, 3, math.Inf(-1), 1e-300} {
+		m.Observe(&Observation{StartUnixNano: uint64(time.Second), Value: v, HasValue: true})
+	}
+	m.Observe(&Observation{StartUnixNano: uint64(time.Second), Value: 7}) // no value: skipped
+	got, err := m.Result(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{-5, 0, 3} // NaN and ±Inf are left out; quantiles of -5, 0, 1e-300, 3
+	if len(got) != 3 {
+		t.Fatalf("got %+v", got)
+	}
+	for i, s := range got {
+		if v := s.Samples[0].Value; math.Abs(v-want[i]) > QuantileRelativeError*math.Abs(want[i]) {
+			t.Errorf("p=%v: %v, want %v", s.Labels[0].Value.F, v, want[i])
+		}
+	}
+	q, _ = ParseMetrics(`{} | min_over_time(span.v)`)
+	m, _ = NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: time.Minute})
+	for _, v := range []float64{math.NaN(), 4, math.Inf(-1)} {
+		m.Observe(&Observation{StartUnixNano: uint64(time.Second), Value: v, HasValue: true})
+	}
+	if got, _ := m.Result(nil); len(got) != 1 || !math.IsInf(got[0].Samples[0].Value, -1) {
+		t.Errorf("min over NaN, 4, -Inf = %+v, want -Inf", got)
+	}
+}
+
+func TestMetricsLimits(t *testing.T) {
+	q, _ := ParseMetrics(`{} | count_over_time() by (span.code)`)
+	if _, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(10001, 0), Step: time.Second}); !errors.Is(err, ErrTooManyPoints) || !strings.Contains(err.Error(), "minimum step for given range is 1.0001s") {
+		t.Errorf("10001 points: %v", err)
+	}
+	if _, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(10000, 0), Step: time.Second}); err != nil {
+		t.Errorf("10000 points: %v", err)
+	}
+	for _, o := range []MetricsOptions{{Start: time.Unix(5, 0), End: time.Unix(5, 0), Step: time.Second}, {Start: time.Unix(0, 0), End: time.Unix(5, 0)}} {
+		if _, err := NewMetricsEval(q, o); err == nil {
+			t.Errorf("%+v: no error", o)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	spans := genSpans(rng, 500, int64(time.Second), int64(time.Minute))
+	o := MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: 10 * time.Second, MaxSeries: 3}
+	got, err := evalSpans(t, `{} | count_over_time() by (span.code)`, o, spans) // 5 series: 4 codes and none
+	if !errors.Is(err, ErrTooManySeries) || len(got) != 3 {
+		t.Errorf("MaxSeries 3 of 5: %d series, %v", len(got), err)
+	}
+	got, err = evalSpans(t, `{} | quantile_over_time(duration, .1, .2) by (span.code)`, o, spans) // 10 series
+	if !errors.Is(err, ErrTooManySeries) || len(got) != 2 {
+		t.Errorf("MaxSeries 3 of 10 quantile series: %d series, %v", len(got), err)
+	}
+	o.MaxSeries = 5
+	if got, err = evalSpans(t, `{} | count_over_time() by (span.code)`, o, spans); err != nil || len(got) != 5 {
+		t.Errorf("MaxSeries 5 of 5: %d series, %v", len(got), err)
+	}
+}
+
+// TestMetricsExemplarSpread: the budget reaches every series before any
+// series gets a second exemplar, and a series' exemplars spread over time.
+func TestMetricsExemplarSpread(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	base := int64(1_699_999_980) * 1e9 // a whole minute
+	spans := genSpans(rng, 5000, base, base+int64(time.Hour))
+	o := MetricsOptions{Start: time.Unix(0, base), End: time.Unix(0, base+int64(time.Hour)), Step: time.Minute, Exemplars: 7}
+	got, _ := evalSpans(t, `{} | rate() by (span.svc, resource.region)`, o, spans) // 18 series
+	n := 0
+	for _, s := range got {
+		if len(s.Exemplars) > 1 {
+			t.Errorf("%s has %d exemplars while others may have none", labelsText(s.Labels), len(s.Exemplars))
+		}
+		n += len(s.Exemplars)
+	}
+	if n != 7 {
+		t.Errorf("%d exemplars, want 7", n)
+	}
+	o.Exemplars = 12
+	got, _ = evalSpans(t, `{} | max_over_time(duration)`, o, spans)
+	ex := got[0].Exemplars
+	if len(ex) != 12 {
+		t.Fatalf("%d exemplars, want 12", len(ex))
+	}
+	// One per 5-minute stretch, each the slowest span of its stretch.
+	for i, e := range ex {
+		lo, hi := base+int64(i)*int64(5*time.Minute), base+int64(i+1)*int64(5*time.Minute)
+		slowest := 0.0
+		for j := range spans {
+			if st := int64(spans[j].span.StartUnixNano); st > lo && st <= hi {
+				slowest = max(slowest, float64(spans[j].span.Duration())/1e9)
+			}
+		}
+		if e.Value != slowest {
+			t.Errorf("exemplar %d = %v, want the slowest of its stretch, %v", i, e.Value, slowest)
+		}
+	}
+}
+
+func TestMetricsCompare(t *testing.T) {
+	sec := int64(time.Second)
+	res := []Attr{{"service.name", StringValue("shop")}}
+	mk := func(id int, at int64, name string, status int64, attrs ...Attr) genSpan {
+		g := span(id, at*sec, time.Millisecond, name, attrs...)
+		g.span.StatusCode, g.span.Kind, g.span.Resource = status, KindServer, res
+		return g
+	}
+	spans := []genSpan{
+		mk(1, 5, "GET", StatusError, Attr{"code", IntValue(500)}),
+		mk(2, 6, "GET", StatusOK, Attr{"code", IntValue(200)}),
+		mk(3, 15, "POST", StatusError, Attr{"code", IntValue(500)}, Attr{"d", Value{Type: TypeDuration, I: 5}}),
+		mk(4, 16, "PUT", StatusOK),
+		mk(5, 17, "GET", StatusOK, Attr{"code", IntValue(200)}),
+		mk(6, 18, "DELETE", StatusOK, Attr{"code", IntValue(404)}),
+	}
+	o := MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(20, 0), Step: 10 * time.Second, Exemplars: 2}
+	got, err := evalSpans(t, `{} | compare({ status = error }, 2)`, o, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := func(ss []MetricSeries) string {
+		var b strings.Builder
+		for _, s := range ss {
+			b.WriteString(labelsText(s.Labels))
+			for _, smp := range s.Samples {
+				fmt.Fprintf(&b, " %d:%g", smp.TimestampMs/1000, smp.Value)
+			}
+			b.WriteString("\n")
+		}
+		return b.String()
+	}
+	want := `{__meta_type="baseline", kind=server} 10:1 20:3
+{__meta_type="baseline", name="DELETE"} 10:0 20:1
+{__meta_type="baseline", name="GET"} 10:1 20:1
+{__meta_type="baseline", resource.service.name="shop"} 10:1 20:3
+{__meta_type="baseline", span.code=200} 10:1 20:1
+{__meta_type="baseline", span.code=404} 10:0 20:1
+{__meta_type="baseline", status=ok} 10:1 20:3
+{__meta_type="baseline_total", kind=nil} 10:1 20:3
+{__meta_type="baseline_total", name=nil} 10:1 20:3
+{__meta_type="baseline_total", resource.service.name=nil} 10:1 20:3
+{__meta_type="baseline_total", span.code=nil} 10:1 20:2
+{__meta_type="baseline_total", status=nil} 10:1 20:3
+{__meta_type="selection", kind=server} 10:1 20:1
+{__meta_type="selection", name="GET"} 10:1 20:0
+{__meta_type="selection", name="POST"} 10:0 20:1
+{__meta_type="selection", resource.service.name="shop"} 10:1 20:1
+{__meta_type="selection", span.code=500} 10:1 20:1
+{__meta_type="selection", status=error} 10:1 20:1
+{__meta_type="selection_total", kind=nil} 10:1 20:1
+{__meta_type="selection_total", name=nil} 10:1 20:1
+{__meta_type="selection_total", resource.service.name=nil} 10:1 20:1
+{__meta_type="selection_total", span.code=nil} 10:1 20:1
+{__meta_type="selection_total", status=nil} 10:1 20:1
+`
+	if g := text(got); g != want {
+		t.Errorf("compare:\n%s\nwant\n%s", g, want)
+	}
+	// Exemplars: two per side, on the totals of the attributes their span has.
+	perSide := map[string]map[[16]byte]bool{}
+	for _, s := range got {
+		typ := s.Labels[0].Value.S
+		for _, e := range s.Exemplars {
+			if !strings.HasSuffix(typ, "_total") {
+				t.Errorf("exemplar on %s", labelsText(s.Labels))
+			}
+			if perSide[typ] == nil {
+				perSide[typ] = map[[16]byte]bool{}
+			}
+			perSide[typ][e.TraceID] = true
+			if step := (e.TimestampMs*1e6 - 1) / int64(10*time.Second); e.Value != s.Samples[step].Value {
+				t.Errorf("exemplar value %v on %s", e.Value, labelsText(s.Labels))
+			}
+		}
+	}
+	if len(perSide["baseline_total"]) != 2 || len(perSide["selection_total"]) != 2 {
+		t.Errorf("exemplars per side: %v", perSide)
+	}
+
+	// A window: only spans in (10s, 20s] can be the selection.
+	got, err = evalSpans(t, `{} | compare({ status = error }, 1, 10000000000, 20000000000)`, o, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := text(got)
+	for _, line := range []string{
+		`{__meta_type="selection", name="POST"} 10:0 20:1`,
+		`{__meta_type="baseline", status=ok} 10:1 20:3`, // the top 1 of status: ok (4) over error (1)
+		`{__meta_type="baseline_total", status=nil} 10:2 20:3`,
+	} {
+		if !strings.Contains(g, line+"\n") {
+			t.Errorf("windowed compare lacks %s:\n%s", line, g)
+		}
+	}
+	if strings.Contains(g, `status=error} 10:1`) {
+		t.Errorf("windowed compare counts the error at 5s as selection:\n%s", g)
+	}
 }
