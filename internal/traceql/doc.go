@@ -10,4 +10,33 @@
 // EvalSpansets returns the trace's spansets (one per by() group).
 // PossibleInSpans and PossibleForTrace are conservative pre-filters the
 // trace store uses to skip traces cheaply.
+//
+// # Metrics queries
+//
+// ParseMetrics parses a metrics query: a spanset expression (which may be a
+// pipeline), then one of rate(), count_over_time(), sum_over_time(f),
+// min_over_time(f), max_over_time(f), avg_over_time(f),
+// quantile_over_time(f, q…), histogram_over_time(f) with an optional
+// by(…), or compare({ filter }, topN, start, end); then optionally
+// | topk(n) or | bottomk(n), then optionally with(name=value, …) hints.
+// Lookout reads the exemplars hint (MetricsQuery.ExemplarsHint) and
+// ignores the others, such as Drilldown's sample=true: it does not sample.
+// Metrics arithmetic, comparing a metrics result with a value and chains of
+// second stages are refused as ErrUnsupported. Parse keeps refusing metrics
+// queries.
+//
+// MetricsEval computes the answer as a stream: the trace store finds the
+// spans the query's Spans expression matches and hands each to Observe (the
+// start, the value of the query's field and the by() values) or to
+// ObserveSpan (the whole span; compare() needs it); Result then returns the
+// series. The semantics are Tempo's: right-closed steps (start, start+step]
+// stamped with their end (AlignMetricsRange is Tempo's alignment of a
+// query_range request), durations in seconds, the labels __name__, p,
+// __bucket and __meta_type as Tempo names series, its empty-step rules and
+// its series order. quantile_over_time keeps a sparse log histogram per
+// series and step with 16 buckets per power of two, so a value is within
+// QuantileRelativeError (2.17%) of the true quantile; histogram_over_time
+// uses Tempo's power-of-two buckets. Memory is bounded: at most
+// MaxMetricsPoints steps, MaxSeries series (beyond which Result returns a
+// partial result with ErrTooManySeries) and MaxQuantileBuckets buckets.
 package traceql

@@ -210,6 +210,7 @@ func FuzzParseMetrics(f *testing.F) {
 		`{ duration > 1m30s } >> { kind = client } | min_over_time(traceDuration) with (exemplars=false)`} {
 		f.Add(s)
 	}
+	tr := testTrace()
 	f.Fuzz(func(t *testing.T, q string) {
 		m, err := ParseMetrics(q)
 		if err != nil {
@@ -229,6 +230,22 @@ func FuzzParseMetrics(f *testing.F) {
 		}
 		if _, err := Parse(q); err == nil {
 			t.Fatalf("Parse accepts the metrics query %q", q)
+		}
+		// An accepted query evaluates without panicking.
+		for _, o := range []MetricsOptions{
+			{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: 10 * time.Second, Exemplars: 3},
+			{Start: time.Unix(0, 0), End: time.Unix(60, 0), Instant: true},
+		} {
+			ev, err := NewMetricsEval(m, o)
+			if err != nil {
+				t.Fatalf("NewMetricsEval(%q): %v", q, err)
+			}
+			for i := range tr.Spans {
+				ev.ObserveSpan([16]byte{byte(i)}, &tr.Spans[i], &tr.Info)
+			}
+			if _, err := ev.Result(nil); err != nil {
+				t.Fatalf("Result(%q): %v", q, err)
+			}
 		}
 	})
 }
@@ -1033,5 +1050,47 @@ func TestMetricsCompare(t *testing.T) {
 	}
 	if strings.Contains(g, `status=error} 10:1`) {
 		t.Errorf("windowed compare counts the error at 5s as selection:\n%s", g)
+	}
+}
+
+// BenchmarkMetricsEvalObserve measures Observe for series that exist: the
+// hot path must not allocate.
+func BenchmarkMetricsEvalObserve(b *testing.B) {
+	for _, qs := range []string{
+		`{} | rate() by (resource.service.name)`,
+		`{} | quantile_over_time(duration, .5, .95, .99) by (resource.service.name)`,
+	} {
+		b.Run(qs[strings.Index(qs, "| ")+2:strings.Index(qs, "(")], func(b *testing.B) {
+			q, err := ParseMetrics(qs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			base := int64(1_700_000_000) * 1e9
+			m, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, base), End: time.Unix(0, base+int64(time.Hour)), Step: 15 * time.Second, Exemplars: 100})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			const n = 1 << 16
+			obs := make([]Observation, n)
+			svcs := []string{"cart", "checkout", "db", "frontend", "payments", "search", "auth", "ads"}
+			for i := range obs {
+				obs[i] = Observation{
+					StartUnixNano: uint64(base + rng.Int64N(int64(time.Hour))),
+					Value:         math.Exp(rng.Float64()*math.Log(1e7)) / 1e6, // 1µs … 10s
+					HasValue:      true,
+					Group:         []Value{StringValue(svcs[rng.IntN(len(svcs))])},
+				}
+				obs[i].TraceID[0], obs[i].TraceID[15] = byte(i), byte(i>>8)
+			}
+			for i := range obs { // warm up: create the series and their buckets
+				m.Observe(&obs[i])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				m.Observe(&obs[i&(n-1)])
+			}
+		})
 	}
 }
