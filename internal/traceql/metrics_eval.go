@@ -25,15 +25,30 @@ const (
 	MaxQuantileBuckets = 2 << 20
 	// maxExemplarSlots bounds the exemplar candidates kept per series.
 	maxExemplarSlots = 128
+	// maxSeriesCap bounds MetricsOptions.MaxSeries (a quantile cell key
+	// holds a series number in 28 bits).
+	maxSeriesCap = 1 << 24
 )
 
 // ErrTooManySeries reports a query whose result has more series than
 // MetricsOptions.MaxSeries; Result returns it with the series it kept, a
-// partial result (Tempo answers such a query with status PARTIAL).
+// partial result. Tempo answers such a query with status PARTIAL and the
+// error's text as its message.
 var ErrTooManySeries = errors.New("too many series")
 
-// ErrTooManyPoints reports a range of more than MaxMetricsPoints steps.
+// ErrTooManyPoints reports a range of more than MaxMetricsPoints steps; the
+// error's text is Tempo's for a step too small (an HTTP 400).
 var ErrTooManyPoints = errors.New("too many points")
+
+// limitError is an error with Tempo's text that errors.Is matches to one of
+// the sentinel errors above.
+type limitError struct {
+	msg  string
+	kind error
+}
+
+func (e *limitError) Error() string { return e.msg }
+func (e *limitError) Unwrap() error { return e.kind }
 
 // ErrTooManyBuckets reports a quantile_over_time that needs more than
 // MaxQuantileBuckets histogram buckets; its result would be wrong, so Result
@@ -55,6 +70,9 @@ type MetricsOptions struct {
 	// Exemplars is the most exemplars of the whole result (0: none).
 	Exemplars int
 	// MaxSeries bounds the series of the result; 0 means DefaultMaxSeries.
+	// Every series of rate, count and histogram (and each of sum, min, max
+	// and avg, which keep two) holds 8 bytes per step, so 1000 series of
+	// MaxMetricsPoints steps take 80 MB.
 	MaxSeries int
 }
 
@@ -217,6 +235,7 @@ func NewMetricsEval(q *MetricsQuery, o MetricsOptions) (*MetricsEval, error) {
 	if m.maxSeries <= 0 {
 		m.maxSeries = DefaultMaxSeries
 	}
+	m.maxSeries = min(m.maxSeries, maxSeriesCap)
 	if o.Instant {
 		m.start, m.end, m.step, m.n = start, end, end-start, 1
 	} else {
@@ -224,8 +243,8 @@ func NewMetricsEval(q *MetricsQuery, o MetricsOptions) (*MetricsEval, error) {
 			return nil, errors.New("step must be positive")
 		}
 		if (end-start)/int64(o.Step) > MaxMetricsPoints {
-			return nil, fmt.Errorf("%w: step of %s is too small, minimum step for given range is %s",
-				ErrTooManyPoints, o.Step, time.Duration((end-start)/MaxMetricsPoints))
+			return nil, &limitError{kind: ErrTooManyPoints, msg: fmt.Sprintf("step of %s is too small, minimum step for given range is %s",
+				o.Step, time.Duration((end-start)/MaxMetricsPoints))}
 		}
 		m.step = int64(o.Step)
 		m.start, m.end = alignDown(start, m.step), alignUp(end, m.step)
@@ -534,7 +553,7 @@ func (m *MetricsEval) Result(resolve func(traceID [16]byte, ref uint64) ([8]byte
 		m.truncated = true
 	}
 	if m.truncated {
-		return out, fmt.Errorf("%w: the result exceeds the limit of %d series, so it is partial", ErrTooManySeries, m.maxSeries)
+		return out, &limitError{kind: ErrTooManySeries, msg: fmt.Sprintf("Response exceeds maximum series limit of %d, a partial response is returned. Warning: the accuracy of each individual value is not guaranteed.", m.maxSeries)}
 	}
 	return out, nil
 }
@@ -864,9 +883,10 @@ func InstantResult(series []MetricSeries) []InstantSeries {
 }
 
 // ObserveSpan is Observe for a span the caller holds whole: it takes the
-// start, the value of the query's field and the by() values from s (and
-// info for trace-level intrinsics). compare() queries must use it, as
-// they look at all of a span's attributes.
+// start, the value of the query's field and the by() values from s, and
+// from info the trace-level intrinsics (info may be nil when the query
+// uses none). compare() queries must use it, as they look at all of a
+// span's attributes and evaluate the selection filter on the span.
 func (m *MetricsEval) ObserveSpan(traceID [16]byte, s *Span, info *TraceInfo) {
 	if m.cmp != nil {
 		m.cmp.observe(traceID, s, info)

@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -178,6 +179,10 @@ func (q *MetricsQuery) String() string {
 	return b.String()
 }
 
+// ErrNotMetricsQuery marks ParseMetrics' refusal of a query without a
+// metrics function (a search query).
+var ErrNotMetricsQuery = errors.New("not a metrics query")
+
 // ParseMetrics parses a TraceQL metrics query. Its errors are *ParseError
 // in Parse's style, wrapping ErrUnsupported for valid TraceQL that Lookout
 // does not implement (metrics arithmetic, comparing a metrics result with a
@@ -190,7 +195,7 @@ func ParseMetrics(q string) (*MetricsQuery, error) {
 	}
 	p := &parser{toks: toks, metrics: true}
 	if p.peek().kind == tEOF {
-		return nil, p.errAt(p.peek(), "not a metrics query: the query is empty; a metrics query is a spanset followed by a metrics function, as in { } | rate()")
+		return nil, notMetrics(p.peek(), "the query is empty; a metrics query is a spanset followed by a metrics function, as in { } | rate()")
 	}
 	head, err := p.spansetOr()
 	if err != nil {
@@ -223,12 +228,16 @@ func ParseMetrics(q string) (*MetricsQuery, error) {
 	}
 	t := p.peek()
 	if t.kind == tIdent && t.text == "with" {
-		return nil, p.errAt(t, "not a metrics query: with(…) hints follow a metrics function here, as in { } | rate() with (exemplars=10)")
+		return nil, notMetrics(t, "with(…) hints follow a metrics function here, as in { } | rate() with (exemplars=10)")
 	}
 	if t.kind != tEOF {
 		return nil, p.unexpected(t, "after a spanset expression")
 	}
-	return nil, p.errAt(t, "not a metrics query: it has no metrics function; add one such as | rate() or | count_over_time()")
+	return nil, notMetrics(t, "it has no metrics function; add one such as | rate() or | count_over_time()")
+}
+
+func notMetrics(t token, why string) error {
+	return &ParseError{Pos: t.pos + 1, Msg: "not a metrics query: " + why, Err: ErrNotMetricsQuery}
 }
 
 // metricsQuery parses what follows the metrics function fn's name, spans

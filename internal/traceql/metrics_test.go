@@ -193,6 +193,9 @@ func TestParseMetricsBad(t *testing.T) {
 		if got := errors.Is(err, ErrUnsupported); got != c.unsupported {
 			t.Errorf("ParseMetrics(%q): errors.Is(ErrUnsupported) = %v, want %v", c.in, got, c.unsupported)
 		}
+		if got, want := errors.Is(err, ErrNotMetricsQuery), strings.Contains(c.msg, "not a metrics query"); got != want {
+			t.Errorf("ParseMetrics(%q): errors.Is(ErrNotMetricsQuery) = %v, want %v", c.in, got, want)
+		}
 	}
 	// The search parser keeps refusing metrics queries.
 	for _, q := range []string{`{} | rate()`, `{} | compare({ .a = 1 })`, `{} | quantile_over_time(duration, .5)`} {
@@ -886,7 +889,7 @@ func TestMetricsValuesEdgeCases(t *testing.T) {
 
 func TestMetricsLimits(t *testing.T) {
 	q, _ := ParseMetrics(`{} | count_over_time() by (span.code)`)
-	if _, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(10001, 0), Step: time.Second}); !errors.Is(err, ErrTooManyPoints) || !strings.Contains(err.Error(), "minimum step for given range is 1.0001s") {
+	if _, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(10001, 0), Step: time.Second}); !errors.Is(err, ErrTooManyPoints) || err.Error() != "step of 1s is too small, minimum step for given range is 1.0001s" {
 		t.Errorf("10001 points: %v", err)
 	}
 	if _, err := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(10000, 0), Step: time.Second}); err != nil {
@@ -901,7 +904,7 @@ func TestMetricsLimits(t *testing.T) {
 	spans := genSpans(rng, 500, int64(time.Second), int64(time.Minute))
 	o := MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: 10 * time.Second, MaxSeries: 3}
 	got, err := evalSpans(t, `{} | count_over_time() by (span.code)`, o, spans) // 5 series: 4 codes and none
-	if !errors.Is(err, ErrTooManySeries) || len(got) != 3 {
+	if !errors.Is(err, ErrTooManySeries) || len(got) != 3 || !strings.HasPrefix(err.Error(), "Response exceeds maximum series limit of 3, a partial response") {
 		t.Errorf("MaxSeries 3 of 5: %d series, %v", len(got), err)
 	}
 	got, err = evalSpans(t, `{} | quantile_over_time(duration, .1, .2) by (span.code)`, o, spans) // 10 series
