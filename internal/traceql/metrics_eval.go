@@ -65,7 +65,9 @@ type MetricsOptions struct {
 	Start, End time.Time
 	Step       time.Duration
 	// Instant makes one step of [Start, End] (both ends included), stamped
-	// End, as Tempo's instant queries; Step is ignored.
+	// End, as Tempo's instant queries; Step is ignored. A Step of exactly
+	// End-Start means the same, as in Tempo (Drilldown's compare() asks
+	// for such a step on query_range).
 	Instant bool
 	// Exemplars is the most exemplars of the whole result (0: none).
 	Exemplars int
@@ -78,9 +80,11 @@ type MetricsOptions struct {
 
 // AlignMetricsRange is Tempo's alignment of a query_range request: start
 // rounded down and end up to a multiple of step, then one more step before
-// the start, so that refreshing "the last hour" gives stable steps.
+// the start, so that refreshing "the last hour" gives stable steps. Like
+// Tempo it leaves a request of one step spanning the range (an instant
+// query) as it is.
 func AlignMetricsRange(start, end time.Time, step time.Duration) (time.Time, time.Time) {
-	if step <= 0 {
+	if step <= 0 || end.Sub(start) == step {
 		return start, end
 	}
 	s, e := alignDown(start.UnixNano(), int64(step)), alignUp(end.UnixNano(), int64(step))
@@ -116,14 +120,24 @@ type Observation struct {
 	// HasValue is false when the span lacks Attr, or its value is not a
 	// number: the *_over_time functions skip the span.
 	HasValue bool
-	// Group holds the values of the query's By fields, in order; a value
-	// of type TypeNil (the zero Value) means the span lacks the field.
+	// Group holds the values of the query's By fields, in order. The span
+	// lacks field i when Present[i] is false, or, with Present nil, when
+	// Group[i] has type TypeNil (the zero Value).
 	Group   []Value
+	Present []bool
 	TraceID [16]byte
 	// SpanID may be zero; then Result asks its resolve function for the
 	// span ID of each exemplar it returns, passing Ref back.
 	SpanID [8]byte
 	Ref    uint64
+}
+
+// group is the value of by() field i, the zero Value when absent.
+func (o *Observation) group(i int) Value {
+	if i >= len(o.Group) || o.Present != nil && (i >= len(o.Present) || !o.Present[i]) {
+		return Value{}
+	}
+	return o.Group[i]
 }
 
 // Label is one label of a metrics series. Its Value renders in Tempo's
@@ -236,7 +250,10 @@ func NewMetricsEval(q *MetricsQuery, o MetricsOptions) (*MetricsEval, error) {
 		m.maxSeries = DefaultMaxSeries
 	}
 	m.maxSeries = min(m.maxSeries, maxSeriesCap)
-	if o.Instant {
+	if o.Instant || end-start == int64(o.Step) {
+		// One step spanning the range is an instant query, as Tempo
+		// takes a request without its instant flag.
+		m.instant = true
 		m.start, m.end, m.step, m.n = start, end, end-start, 1
 	} else {
 		if o.Step <= 0 {
@@ -322,11 +339,7 @@ func (m *MetricsEval) Observe(o *Observation) {
 	}
 	key := m.key[:0]
 	for i := range q.By {
-		var g Value
-		if i < len(o.Group) {
-			g = o.Group[i]
-		}
-		key = appendValueKey(key, g)
+		key = appendValueKey(key, o.group(i))
 	}
 	var bucket float64
 	if q.Func == MetricsHistogramOverTime {
@@ -340,7 +353,7 @@ func (m *MetricsEval) Observe(o *Observation) {
 	m.key = key
 	si, ok := m.index[string(key)]
 	if !ok {
-		if si = m.newSeries(o.Group, bucket); si < 0 {
+		if si = m.newSeries(o, bucket); si < 0 {
 			return
 		}
 	}
@@ -409,17 +422,15 @@ func traceHash(id [16]byte) uint64 {
 
 // newSeries adds the series of m.key, or returns -1 (and marks the result
 // truncated) when the series limit is reached.
-func (m *MetricsEval) newSeries(group []Value, bucket float64) int32 {
+func (m *MetricsEval) newSeries(o *Observation, bucket float64) int32 {
 	if len(m.series) >= m.maxGroups {
 		m.truncated = true
 		return -1
 	}
 	s := &evalSeries{group: make([]Value, len(m.q.By)), bucket: bucket, vals: make([]float64, m.n)}
 	for i := range s.group {
-		if i < len(group) {
-			s.group[i] = group[i]
-			s.group[i].S = strings.Clone(group[i].S) // the caller may reuse its bytes
-		}
+		s.group[i] = o.group(i)
+		s.group[i].S = strings.Clone(s.group[i].S) // the caller may reuse its bytes
 	}
 	switch m.q.Func {
 	case MetricsSumOverTime, MetricsMinOverTime, MetricsMaxOverTime:
@@ -893,11 +904,11 @@ func (m *MetricsEval) ObserveSpan(traceID [16]byte, s *Span, info *TraceInfo) {
 		return
 	}
 	o := &m.scratch
-	o.StartUnixNano, o.TraceID, o.SpanID, o.Ref = s.StartUnixNano, traceID, s.SpanID, 0
+	o.StartUnixNano, o.TraceID, o.SpanID, o.Ref, o.Present = s.StartUnixNano, traceID, s.SpanID, 0, nil
 	o.Value, o.HasValue = 0, false
 	if m.q.Func.takesField() {
 		if v, ok := FieldValue(m.q.Attr, s, traceInfoOrEmpty(info)); ok {
-			o.Value, o.HasValue = NumericSeconds(v)
+			o.Value, o.HasValue = ObservedValue(v)
 		}
 	}
 	for i, f := range m.q.By {
@@ -919,10 +930,10 @@ func traceInfoOrEmpty(info *TraceInfo) *TraceInfo {
 	return info
 }
 
-// NumericSeconds is the number a metrics function aggregates for a value:
-// ints and floats as they are, durations in seconds; ok is false for the
-// other types.
-func NumericSeconds(v Value) (float64, bool) {
+// ObservedValue is the number a metrics function aggregates for v, as an
+// Observation's Value carries it: ints and floats as they are, durations
+// in seconds; ok is false for the other types.
+func ObservedValue(v Value) (float64, bool) {
 	switch v.Type {
 	case TypeInt:
 		return float64(v.I), true

@@ -526,6 +526,9 @@ func TestMetricsMatchesBruteForce(t *testing.T) {
 				t.Fatalf("%s: %v", qs, err)
 			}
 			obs := Observation{Group: make([]Value, len(q.By))}
+			if seed%4 == 1 { // absence said by Present, with stale values in Group
+				obs.Present = make([]bool, len(q.By))
+			}
 			for i := range spans {
 				g := &spans[i]
 				if (seed+qi)%2 == 0 {
@@ -538,7 +541,14 @@ func TestMetricsMatchesBruteForce(t *testing.T) {
 					obs.Value, obs.HasValue = refNumber(v)
 				}
 				for j, f := range q.By {
-					obs.Group[j], _ = refAttr(f, &g.span)
+					v, ok := refAttr(f, &g.span)
+					if obs.Present != nil {
+						obs.Present[j] = ok
+						if !ok {
+							v = StringValue("stale")
+						}
+					}
+					obs.Group[j] = v
 				}
 				m.Observe(&obs)
 			}
@@ -761,6 +771,14 @@ func TestMetricsInstantAndAlignment(t *testing.T) {
 	smp := got[0].Samples
 	if smp[0] != (MetricSample{960000, 1}) || smp[1] != (MetricSample{1020000, 1}) || smp[61] != (MetricSample{4620000, 1}) || smp[2].Value != 0 {
 		t.Errorf("samples %v … %v", smp[:3], smp[61])
+	}
+	// A step spanning the whole range is an instant query, left unaligned.
+	if s, e := AlignMetricsRange(time.Unix(1000, 0), time.Unix(4600, 0), time.Hour); s.Unix() != 1000 || e.Unix() != 4600 {
+		t.Errorf("AlignMetricsRange(1000s, 4600s, 1h) = %d, %d; want it unchanged", s.Unix(), e.Unix())
+	}
+	got, err = evalSpans(t, `{} | count_over_time()`, MetricsOptions{Start: time.Unix(900, 0), End: time.Unix(4620, 0), Step: 3720 * time.Second}, spans)
+	if err != nil || len(got) != 1 || len(got[0].Samples) != 1 || got[0].Samples[0] != (MetricSample{4620000, 4}) {
+		t.Errorf("one step over the range: %+v, %v; want the 4 spans in [900s, 4620s] at 4620s", got, err)
 	}
 	// An unaligned range is widened to whole steps.
 	m, err := NewMetricsEval(&MetricsQuery{Spans: &Filter{}, Func: MetricsRate}, MetricsOptions{Start: time.Unix(1001, 0), End: time.Unix(1059, 0), Step: 30 * time.Second})
