@@ -142,6 +142,13 @@ const (
 	IntrinsicTraceDuration
 	IntrinsicRootName
 	IntrinsicRootServiceName
+	// IntrinsicNestedSetParent is Tempo's nestedSetParent, which is -1 for
+	// a root span and positive for the others. Lookout does not number
+	// spans in nested sets: it knows only whether a span is a root, so the
+	// parser accepts only comparisons that this decides, such as
+	// Drilldown's `nestedSetParent<0` (root spans), and FieldValue reports
+	// -1 for a root span and 1 for any other.
+	IntrinsicNestedSetParent
 )
 
 var intrinsicNames = map[string]Intrinsic{
@@ -153,6 +160,7 @@ var intrinsicNames = map[string]Intrinsic{
 	"traceDuration":      IntrinsicTraceDuration,
 	"rootName":           IntrinsicRootName,
 	"rootServiceName":    IntrinsicRootServiceName,
+	"nestedSetParent":    IntrinsicNestedSetParent,
 	"span:name":          IntrinsicName,
 	"span:status":        IntrinsicStatus,
 	"span:statusMessage": IntrinsicStatusMessage,
@@ -172,6 +180,7 @@ var intrinsicText = map[Intrinsic]string{
 	IntrinsicTraceDuration:   "traceDuration",
 	IntrinsicRootName:        "rootName",
 	IntrinsicRootServiceName: "rootServiceName",
+	IntrinsicNestedSetParent: "nestedSetParent",
 }
 
 // IntrinsicNames lists the intrinsics in the form Tempo's tag API reports them.

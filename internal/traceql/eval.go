@@ -431,6 +431,11 @@ func FieldValue(f Field, s *Span, info *TraceInfo) (Value, bool) {
 		return StringValue(info.RootName), true
 	case IntrinsicRootServiceName:
 		return StringValue(info.RootServiceName), true
+	case IntrinsicNestedSetParent:
+		if s.ParentSpanID == ([8]byte{}) {
+			return IntValue(-1), true
+		}
+		return IntValue(1), true
 	}
 	if f.Scope != ScopeResource {
 		if v, ok := lookup(s.Attrs, f.Name); ok {

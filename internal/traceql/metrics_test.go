@@ -40,6 +40,13 @@ func TestParseMetricsGood(t *testing.T) {
 		{`{ .a = 1 } | by(name) | count() > 2 | { status = error } | rate() by (name)`, `{ .a = 1 } | by(name) | count() > 2 | { status = error } | rate() by (name)`},
 		{`{} | select(span.x) | avg_over_time(span.x)`, `{ } | select(span.x) | avg_over_time(span.x)`},
 		{`{ duration > 1m30s } | rate()`, `{ duration > 1m30s } | rate()`},
+		// Grafana Traces Drilldown's queries, whitespace as it sends them.
+		{`{nestedSetParent<0 && true} | rate()  with(sample=true)`, `{ (nestedSetParent < 0 && true) } | rate() with (sample=true)`},
+		{`{nestedSetParent<0 && true} | histogram_over_time(duration) with(sample=true)`, `{ (nestedSetParent < 0 && true) } | histogram_over_time(duration) with (sample=true)`},
+		{`{nestedSetParent<0 && true} | quantile_over_time(duration, 0.9) `, `{ (nestedSetParent < 0 && true) } | quantile_over_time(duration, 0.9)`},
+		{`{nestedSetParent<0 && true && status=error && resource.service.name != nil} | rate() by(resource.service.name)`, `{ (((nestedSetParent < 0 && true) && status = error) && resource.service.name != nil) } | rate() by (resource.service.name)`},
+		{`{nestedSetParent<0 && true} | compare({duration >= 134ms && duration <= 537ms}, 10, 1700000600000000000, 1700000900000000000)`, `{ (nestedSetParent < 0 && true) } | compare({ (duration >= 134ms && duration <= 537ms) }, 10, 1700000600000000000, 1700000900000000000)`},
+		{`{true && true} | rate()  with(sample=true)`, `{ (true && true) } | rate() with (sample=true)`},
 	}
 	for _, c := range cases {
 		q, err := ParseMetrics(c.in)

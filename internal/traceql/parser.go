@@ -3,6 +3,7 @@ package traceql
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -423,6 +424,21 @@ func (p *parser) typeCheck(f operand, op CmpOp, v operand, opTok token) (Cond, e
 		if v.value.Type != TypeDuration || regex {
 			return nil, bad("expected a duration such as 100ms")
 		}
+	case IntrinsicNestedSetParent:
+		if v.value.Type == TypeNil && (op == CmpEq || op == CmpNeq) {
+			break
+		}
+		x, num := numeric(v.value)
+		if !num || v.value.Type == TypeDuration || regex {
+			return nil, bad("expected a number")
+		}
+		// Every non-root span must get the same answer, whatever its
+		// (positive integer) nestedSetParent: true of a bound below 1,
+		// and of < 1 and >= 1.
+		if !(x < 1 || x == 1 && (op == CmpLt || op == CmpGte) || x != math.Trunc(x) && (op == CmpEq || op == CmpNeq)) {
+			return nil, p.unsupported(v.tok, "comparing nestedSetParent with "+v.value.String()+" using "+op.String()+
+				" (Lookout knows only whether a span is a root: use nestedSetParent < 0 for root spans, nestedSetParent > 0 for the others)")
+		}
 	default:
 		switch v.value.Type {
 		case TypeStatus, TypeKind:
@@ -523,7 +539,7 @@ func (p *parser) ident(t token) (operand, error) {
 		return operand{tok: t, value: BoolValue(s == "true")}, nil
 	case "nil":
 		return operand{tok: t, value: Value{Type: TypeNil}}, nil
-	case "parent", "childCount", "nestedSetLeft", "nestedSetRight", "nestedSetParent", "traceID", "spanID", "id", "instrumentation":
+	case "parent", "childCount", "nestedSetLeft", "nestedSetRight", "traceID", "spanID", "id", "instrumentation":
 		return operand{}, p.unsupported(t, "the intrinsic "+s)
 	}
 	if v, ok := statusNames[s]; ok {

@@ -75,6 +75,11 @@ func TestParseBad(t *testing.T) {
 		{`{ span.foo }`, "bare field", true},
 		{strings.Repeat("(", 500) + "{}" + strings.Repeat(")", 500), "deeper than", false},
 		{`{ parent = nil }`, "intrinsic parent", true},
+		{`{ nestedSetParent = 3 }`, "comparing nestedSetParent with 3 using =", true},
+		{`{ nestedSetParent < 2 }`, "comparing nestedSetParent with 2 using <", true},
+		{`{ nestedSetParent > 1 }`, "comparing nestedSetParent with 1 using >", true},
+		{`{ nestedSetParent = "x" }`, "expected a number", false},
+		{`{ nestedSetParent < 1ms }`, "expected a number", false},
 		{"{ name = \"\xff\" }", "UTF-8", false},
 	}
 	checkParseErrors(t, cases)
@@ -144,6 +149,12 @@ func TestEval(t *testing.T) {
 		{`{ name = "charge" } < { }`, []int{1}},
 		{`{ name = "process_payment" } ~ { }`, []int{3}},
 		{`{ false }`, nil},
+		{`{ nestedSetParent < 0 }`, []int{0}},
+		{`{ nestedSetParent = -1 && true }`, []int{0}},
+		{`{ 0 < nestedSetParent }`, []int{1, 2, 3}},
+		{`{ nestedSetParent >= 1 }`, []int{1, 2, 3}},
+		{`{ nestedSetParent != 1.5 }`, []int{0, 1, 2, 3}},
+		{`{ nestedSetParent = nil }`, nil},
 	}
 	for _, c := range cases {
 		e, err := Parse(c.q)
