@@ -511,7 +511,8 @@ const (
 
 // QuantileRelativeError bounds the relative error of a quantile_over_time
 // value against the true quantile (the ⌈q·n⌉-th smallest value of its step).
-var QuantileRelativeError = (math.Exp2(1.0/quantileSubBuckets) - 1) / (math.Exp2(1.0/quantileSubBuckets) + 1)
+// It is (γ-1)/(γ+1) for γ = 2^(1/16).
+const QuantileRelativeError = 0.02165746232622625
 
 func quantileCode(v float64) uint32 {
 	if v == 0 {

@@ -877,6 +877,9 @@ func TestMetricsLabelsAndOrder(t *testing.T) {
 }
 
 func TestMetricsValuesEdgeCases(t *testing.T) {
+	if g := math.Exp2(1.0 / 16); math.Abs(QuantileRelativeError-(g-1)/(g+1)) > 1e-15 {
+		t.Errorf("QuantileRelativeError = %v, want %v", QuantileRelativeError, (g-1)/(g+1))
+	}
 	q, err := ParseMetrics(`{} | quantile_over_time(span.v, 0, .5, 1)`)
 	if err != nil {
 		t.Fatal(err)
