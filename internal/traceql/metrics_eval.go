@@ -72,9 +72,9 @@ type MetricsOptions struct {
 	// Exemplars is the most exemplars of the whole result (0: none).
 	Exemplars int
 	// MaxSeries bounds the series of the result; 0 means DefaultMaxSeries.
-	// Every series of rate, count and histogram (and each of sum, min, max
-	// and avg, which keep two) holds 8 bytes per step, so 1000 series of
-	// MaxMetricsPoints steps take 80 MB.
+	// A series holds 8 bytes per step (16 for avg_over_time), so 1000
+	// series of MaxMetricsPoints steps take 80 MB; quantile_over_time keeps
+	// its buckets apart (MaxQuantileBuckets).
 	MaxSeries int
 }
 
