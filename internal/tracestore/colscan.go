@@ -269,6 +269,25 @@ func (cs *colScan) compare(c *traceql.Compare) ([]int8, error) {
 			v[i] = t
 		}
 		return v, nil
+	case traceql.IntrinsicNestedSetParent:
+		// Decided by root-ness (see traceql.IntrinsicNestedSetParent),
+		// which version 1 blocks do not record.
+		v := cs.vec()
+		if cs.blk.version < colVersion {
+			return fillTri(v, triUnknown), nil
+		}
+		parents, err := cs.cd.byteColumn(&cs.blk, colParent)
+		if err != nil {
+			return nil, err
+		}
+		root, child := triOf(c.Match(traceql.IntValue(-1), true)), triOf(c.Match(traceql.IntValue(1), true))
+		for i, p := range parents {
+			v[i] = root
+			if p != 0 {
+				v[i] = child
+			}
+		}
+		return v, nil
 	case traceql.IntrinsicDuration:
 		durs := cs.cd.durs
 		if cs.have&haveDurations == 0 {

@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"encoding/binary"
+	"errors"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -34,9 +35,11 @@ import (
 //	chunk spans    chunks × count; a chunk's spans are contiguous, in order
 //	dictionary     n, n × (len, bytes): span names and status messages
 //	resources      n, n × attribute list as in search records
-//	6 columns      each (byte length, body): per span resource id, name id,
+//	8 columns      each (byte length, body): per span resource id, name id,
 //	               status code (byte), kind (byte), status message id,
-//	               duration in ns (end - start)
+//	               duration in ns (end - start), start in ns after its
+//	               chunk's index time (minStart), whether it has a parent
+//	               (byte: 0 for a root span, 1 otherwise)
 //	attribute keys n, n × (len, bytes): the keys that have an a-column
 //
 // Attribute column layout: entries, entries whose value is not a string,
@@ -45,11 +48,16 @@ import (
 // string as a dictionary id. A span appears once per key: with its first
 // value, as search records look it up. A condition that no dictionary entry
 // satisfies is thus decided for a column of strings without its entries.
+//
+// Version 1 blocks, written before the start and parent columns existed,
+// have only the first 6 columns; they still read, and metrics take those
+// spans from the search records.
 const (
-	pColumns   = 'c'
-	pAttrCol   = 'a'
-	colVersion = 1
-	colIDWidth = 16 + 8 + 8
+	pColumns     = 'c'
+	pAttrCol     = 'a'
+	colVersion   = 2
+	colVersionV1 = 1
+	colIDWidth   = 16 + 8 + 8
 )
 
 // Column indexes in a column block.
@@ -60,7 +68,10 @@ const (
 	colKind
 	colMessage
 	colDuration
+	colStart
+	colParent
 	numCols
+	numColsV1 = colStart
 )
 
 func columnKey(minute, seq uint64) []byte {
@@ -115,6 +126,7 @@ var columnBuilders = sync.Pool{New: func() any { return &columnBuilder{} }}
 type columnBuilder struct {
 	ids      []byte
 	counts   []uint64
+	minStart uint64 // of the current chunk
 	spans    int
 	dict     stringDict
 	resIDs   map[int]uint64
@@ -160,6 +172,7 @@ func (cb *columnBuilder) addChunk(tid pcommon.TraceID, seq, minStart uint64) {
 	cb.ids = binary.BigEndian.AppendUint64(cb.ids, seq)
 	cb.ids = binary.BigEndian.AppendUint64(cb.ids, minStart)
 	cb.counts = append(cb.counts, 0)
+	cb.minStart = minStart
 }
 
 // addSpan adds a span of the current chunk; resIndex identifies its
@@ -188,6 +201,12 @@ func (cb *columnBuilder) addSpan(resIndex int, res pcommon.Resource, sp ptrace.S
 		d = uint64(sp.EndTimestamp() - sp.StartTimestamp())
 	}
 	c[colDuration] = binary.AppendUvarint(c[colDuration], d)
+	c[colStart] = binary.AppendUvarint(c[colStart], uint64(sp.StartTimestamp())-cb.minStart)
+	hasParent := byte(0)
+	if !sp.ParentSpanID().IsEmpty() {
+		hasParent = 1
+	}
+	c[colParent] = append(c[colParent], hasParent)
 
 	m := sp.Attributes()
 	n, i := min(m.Len(), maxSearchAttrs), 0
@@ -273,6 +292,7 @@ func (cb *columnBuilder) encodeAttr(key string) []byte {
 // colBlock is a parsed column block: the sections located, nothing decoded.
 // Its slices alias the block.
 type colBlock struct {
+	version       byte
 	chunks, spans int
 	ids           []byte
 	counts        []byte
@@ -288,7 +308,13 @@ type colBlock struct {
 func parseColumnBlock(b []byte) (colBlock, error) {
 	var blk colBlock
 	d := decoder{b: b, alias: true}
-	if d.byte() != colVersion {
+	blk.version = d.byte()
+	cols := numCols
+	switch blk.version {
+	case colVersion:
+	case colVersionV1:
+		cols = numColsV1
+	default:
 		return blk, errCorrupt
 	}
 	chunks, spans := d.uvarint(), d.uvarint()
@@ -315,7 +341,7 @@ func parseColumnBlock(b []byte) (colBlock, error) {
 			d.skipString() // a byte-length-prefixed attribute list
 		}
 	})
-	for i := range blk.cols {
+	for i := range cols {
 		n := d.uvarint()
 		if n > uint64(len(d.b)) {
 			return blk, errCorrupt
@@ -367,6 +393,7 @@ type colDecoder struct {
 	dict   []string
 	ids    [numCols][]uint32
 	durs   []uint64
+	offs   []uint64
 	sd     searchDecoder
 	res    [][]traceql.Attr
 	keys   []string
@@ -413,17 +440,9 @@ func decodeStrings(out []string, b []byte, n int) ([]string, error) {
 
 // idColumn decodes column i as one id per span, each below limit.
 func (cd *colDecoder) idColumn(blk *colBlock, i int, limit int) ([]uint32, error) {
-	out := cd.ids[i][:0]
-	d := decoder{b: blk.cols[i]}
-	for range blk.spans {
-		v := d.uvarint()
-		if v >= uint64(limit) {
-			return nil, errCorrupt
-		}
-		out = append(out, uint32(v))
-	}
-	if d.err != nil || len(d.b) != 0 {
-		return nil, errCorrupt
+	out, err := uint32Column(cd.ids[i][:0], blk.cols[i], blk.spans, limit)
+	if err != nil {
+		return nil, err
 	}
 	cd.ids[i] = out
 	return out, nil
@@ -438,20 +457,38 @@ func (cd *colDecoder) byteColumn(blk *colBlock, i int) ([]byte, error) {
 }
 
 func (cd *colDecoder) durations(blk *colBlock) ([]uint64, error) {
-	out := cd.durs[:0]
-	b := blk.cols[colDuration]
-	for range blk.spans {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
+	out, err := uvarintColumn(cd.durs[:0], blk.cols[colDuration], blk.spans)
+	cd.durs = out
+	return out, err
+}
+
+// startOffsets decodes the start column (version 2 blocks): each span's
+// start in ns after its chunk's index time.
+func (cd *colDecoder) startOffsets(blk *colBlock) ([]uint64, error) {
+	if blk.version < colVersion {
+		return nil, errNoStarts
+	}
+	out, err := uvarintColumn(cd.offs[:0], blk.cols[colStart], blk.spans)
+	cd.offs = out
+	return out, err
+}
+
+// errNoStarts is a version 1 block's answer for the start column.
+var errNoStarts = errors.New("tracestore: column block has no start column")
+
+// uvarintColumn appends to out the n uvarints that make up b exactly.
+func uvarintColumn(out []uint64, b []byte, n int) ([]uint64, error) {
+	for range n {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
 			return nil, errCorrupt
 		}
-		b = b[n:]
+		b = b[k:]
 		out = append(out, v)
 	}
 	if len(b) != 0 {
 		return nil, errCorrupt
 	}
-	cd.durs = out
 	return out, nil
 }
 

@@ -3,7 +3,9 @@ package tracestore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -83,6 +85,8 @@ var equivalenceQueries = []string{
 	`{ .k2 =~ "z.*" }`,
 	`{ span.k1 = "x" && name = "a" }`,
 	`{ span.mixed = "4" }`,
+	`{ nestedSetParent < 0 && true }`,
+	`{ nestedSetParent != -1 && status = error }`,
 }
 
 // randomRequest builds a request of traces with varied spans: several
@@ -179,7 +183,15 @@ func buildBoth(td ptrace.Traces, cb *columnBuilder) (records [][]byte, block []b
 		}
 	}
 	for i, id := range order {
-		cb.addChunk(id, uint64(i), uint64(i))
+		minStart := uint64(math.MaxUint64)
+		for _, rs := range td.ResourceSpans().All() {
+			for _, sp := range rs.ScopeSpans().At(0).Spans().All() {
+				if sp.TraceID() == id {
+					minStart = min(minStart, uint64(sp.StartTimestamp()))
+				}
+			}
+		}
+		cb.addChunk(id, uint64(i), minStart)
 		var rec []byte
 		for ri, rs := range td.ResourceSpans().All() {
 			var spans []ptrace.Span
@@ -245,7 +257,7 @@ func TestColumnBlockRoundTrip(t *testing.T) {
 	td := makeTraces(
 		spanSpec{trace: 1, span: 1, service: "a", name: "root", kind: 2, status: 2, dur: time.Second,
 			attrs: map[string]any{"s": "x", "i": -7, "f": 1.5, "b": true}},
-		spanSpec{trace: 1, span: 2, parent: 1, service: "b", name: "child", kind: 3, dur: time.Millisecond, attrs: map[string]any{"s": "y"}},
+		spanSpec{trace: 1, span: 2, parent: 1, service: "b", name: "child", kind: 3, start: 5 * time.Millisecond, dur: time.Millisecond, attrs: map[string]any{"s": "y"}},
 		spanSpec{trace: 2, span: 1, service: "a", name: "root", start: time.Second, attrs: map[string]any{"s": "x"}},
 	)
 	_, block, attrs := buildBoth(td, nil)
@@ -259,7 +271,7 @@ func TestColumnBlockRoundTrip(t *testing.T) {
 		t.Errorf("chunk starts %v %v", starts, err)
 	}
 	id, seq, minStart := blk.chunkID(1)
-	if id != tid(2) || seq != 1 || minStart != 1 {
+	if id != tid(2) || seq != 1 || minStart != uint64(base.Add(time.Second).UnixNano()) {
 		t.Errorf("chunk 1: %v %d %d", id, seq, minStart)
 	}
 	dict, err := cd.strings(&blk)
@@ -291,6 +303,23 @@ func TestColumnBlockRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(status, []byte{2, 0, 0}) || !reflect.DeepEqual(kinds, []byte{2, 3, 0}) ||
 		!reflect.DeepEqual(durs, []uint64{uint64(time.Second), uint64(time.Millisecond), 0}) {
 		t.Errorf("status %v kinds %v durations %v", status, kinds, durs)
+	}
+	if parents, err := cd.byteColumn(&blk, colParent); err != nil || !reflect.DeepEqual(parents, []byte{0, 1, 0}) {
+		t.Errorf("parent flags %v %v", parents, err)
+	}
+	if offs, err := cd.startOffsets(&blk); err != nil || !reflect.DeepEqual(offs, []uint64{0, uint64(5 * time.Millisecond), 0}) {
+		t.Errorf("start offsets %v %v", offs, err)
+	}
+	// A version 1 block (no start column) still parses, without starts.
+	v1, err := parseColumnBlock(asVersion1(t, block))
+	if err != nil || v1.chunks != blk.chunks || v1.spans != blk.spans {
+		t.Fatalf("version 1 block: %+v %v", v1, err)
+	}
+	if d, err := cd.durations(&v1); err != nil || !reflect.DeepEqual(d, durs) {
+		t.Errorf("version 1 durations %v %v", d, err)
+	}
+	if _, err := cd.startOffsets(&v1); !errors.Is(err, errNoStarts) {
+		t.Errorf("version 1 start offsets: %v", err)
 	}
 	res, err := cd.resources(&blk)
 	if err != nil || len(res) != 2 || res[0][0].Value.S != "a" || res[1][0].Value.S != "b" {
@@ -394,3 +423,23 @@ func FuzzDecodeColumns(f *testing.F) {
 		_ = decodeAttrColumn(&ac, attr, 1000)
 	})
 }
+
+// asVersion1 rewrites a column block as version 1 wrote it: without the
+// start column.
+func asVersion1(t *testing.T, block []byte) []byte {
+	t.Helper()
+	blk, err := parseColumnBlock(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything up to the start column is laid out alike; drop the
+	// columns from there (their lengths and bodies) to the attribute keys.
+	start := len(block) - len(blk.keys) - uvarintLen(uint64(blk.nKeys))
+	for _, c := range blk.cols[colStart:] {
+		start -= len(c) + uvarintLen(uint64(len(c)))
+	}
+	out := append([]byte{colVersionV1}, block[1:start]...)
+	return append(out, block[len(block)-len(blk.keys)-uvarintLen(uint64(blk.nKeys)):]...)
+}
+
+func uvarintLen(v uint64) int { return len(binary.AppendUvarint(nil, v)) }

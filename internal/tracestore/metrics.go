@@ -1,0 +1,708 @@
+package tracestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/lookout-dev/lookout/internal/traceql"
+)
+
+// MetricsLookback is how long before a metrics query's range ObserveSpans
+// starts reading. Spans are stored in chunks indexed by the earliest start
+// among a request's spans of one trace, so a span that starts within the
+// range may sit in a chunk indexed a little before it; a span whose
+// request's earliest span started more than this before the range is not
+// counted.
+const MetricsLookback = 5 * time.Minute
+
+// SpanQuery selects the spans a TraceQL metrics query aggregates, and the
+// fields it needs of each.
+type SpanQuery struct {
+	// Spans is the spanset expression; nil means `{}`.
+	Spans traceql.Expr
+	// Start and End bound the spans' start times: [Start, End).
+	Start, End time.Time
+	// Value is the field whose value each observation carries (seconds
+	// for durations); nil for none.
+	Value *traceql.Field
+	// By are the fields that name an observation's series.
+	By []traceql.Field
+	// OnSpan, when set, receives each selected span whole, with every
+	// attribute and its trace's intrinsics (info may be zero where the
+	// query needs none), instead of the Observer.
+	OnSpan func(traceID [16]byte, s *traceql.Span, info *traceql.TraceInfo)
+}
+
+// Observer receives one observation per span that a SpanQuery selects.
+// The observation and its slices are reused after Observe returns.
+type Observer interface {
+	Observe(o *traceql.Observation)
+}
+
+// SpanScan reports what ObserveSpans read and resolves the span IDs of
+// observations made without one (see SpanID).
+type SpanScan struct {
+	InspectedTraces, InspectedSpans, InspectedBytes uint64
+
+	s      *Store
+	chunks []chunkLoc
+}
+
+// chunkLoc names a stored chunk that column-path observations refer to.
+type chunkLoc struct {
+	minStart, seq uint64
+	tid           pcommon.TraceID
+}
+
+// An observation's Ref is its chunk's index in SpanScan.chunks, shifted,
+// plus the span's position in the chunk.
+const refSpanBits = 20
+
+// ObserveSpans hands obs one observation for every span whose start time
+// lies in [q.Start, q.End) and that q.Spans selects: for a query decided by
+// single spans (filters joined by ||), each span that satisfies a filter;
+// otherwise every span of the spansets the whole trace produces.
+//
+// Single-span queries whose fields the column blocks hold are evaluated
+// there, a column at a time; observations then carry a Ref instead of a
+// span ID, which the returned SpanScan resolves. Everything else (trace
+// level fields, structural operators, pipelines, blocks written before the
+// start column) is evaluated exactly from the search records or the whole
+// trace, as Search judges traces.
+func (s *Store) ObserveSpans(ctx context.Context, q SpanQuery, obs Observer) (*SpanScan, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if q.Spans == nil {
+		q.Spans = &traceql.Filter{}
+	}
+	if !q.End.After(q.Start) {
+		return &SpanScan{s: s}, nil
+	}
+	start, end := uint64(max(q.Start.UnixNano(), 0)), uint64(max(q.End.UnixNano(), 0))
+	lo := uint64(0)
+	if back := uint64(MetricsLookback); start > back {
+		lo = start - back
+	}
+	ms := &metricsScan{
+		s: s, ctx: ctx, q: q, obs: obs, start: start, end: end,
+		scan: &SpanScan{s: s},
+		o:    traceql.Observation{Group: make([]traceql.Value, len(q.By)), Present: make([]bool, len(q.By))},
+	}
+	fields := append(traceql.Fields(q.Spans), q.By...)
+	if q.Value != nil {
+		fields = append(fields, *q.Value)
+	}
+	ms.local = spanLocal(q.Spans)
+	for _, f := range fields {
+		if f.Intrinsic.TraceLevel() {
+			ms.needInfo = true
+		}
+		if f.Intrinsic == traceql.IntrinsicNone {
+			ms.sd.spanAttrs = ms.sd.spanAttrs || f.Scope != traceql.ScopeResource
+			ms.sd.resAttrs = ms.sd.resAttrs || f.Scope != traceql.ScopeSpan
+		}
+	}
+	if q.OnSpan != nil {
+		ms.sd.spanAttrs, ms.sd.resAttrs = true, true
+	}
+	ms.columns = ms.local && !ms.needInfo && q.OnSpan == nil && !s.searchRows
+	if !ms.local {
+		ms.decided = map[pcommon.TraceID]struct{}{}
+	}
+	ms.cs = newColScan(q.Spans)
+	ms.blocks = newBlockFilter(q.Spans)
+	for _, r := range ms.blocks {
+		if len(r.lits) > 0 || r.minDur > 0 || r.status != 0 || r.kinds != 0 {
+			ms.useBlocks = true
+		}
+	}
+	ms.firstColumnMinute = math.MaxUint64
+	if c := s.opts.Now().Add(-s.opts.Retention).UnixNano(); c > 0 && !s.searchRows {
+		ms.firstColumnMinute = uint64(c) / blockWidth
+	}
+	err := ms.run(lo, end-1)
+	if err == nil {
+		err = ms.flushTraces()
+	}
+	if ms.sums != nil {
+		_ = ms.sums.Close()
+	}
+	return ms.scan, err
+}
+
+// SpanID returns the span ID an observation with ref stands for, reading
+// its chunk's search record; ok is false when the chunk is gone (deleted
+// by retention since).
+func (sc *SpanScan) SpanID(ref uint64) (id [8]byte, ok bool, err error) {
+	c, pos := ref>>refSpanBits, int(ref&(1<<refSpanBits-1))
+	if c >= uint64(len(sc.chunks)) {
+		return id, false, nil
+	}
+	loc := sc.chunks[c]
+	v, closer, err := sc.s.db.Get(indexKey(loc.minStart, loc.tid, loc.seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return id, false, nil
+	}
+	if err != nil {
+		return id, false, err
+	}
+	defer closer.Close()
+	var sd searchDecoder
+	spans, err := sd.decode(v)
+	if err != nil {
+		return id, false, err
+	}
+	if pos >= len(spans) {
+		return id, false, nil
+	}
+	return spans[pos].SpanID, true, nil
+}
+
+type metricsScan struct {
+	s          *Store
+	ctx        context.Context
+	q          SpanQuery
+	obs        Observer
+	start, end uint64
+	scan       *SpanScan
+	o          traceql.Observation
+
+	local, needInfo, columns bool
+	decided                  map[pcommon.TraceID]struct{} // whole-trace mode: traces evaluated
+	cs                       *colScan
+	blocks                   blockFilter
+	useBlocks                bool
+	firstColumnMinute        uint64
+	sd                       searchDecoder
+	cf                       []colField
+	rec                      []byte
+	pending                  []pendingTrace
+	sums                     *pebble.Iterator // summaries, for pending traces
+	seen                     []bool
+}
+
+// run reads the chunks indexed in [lo, hi], minute by minute.
+func (ms *metricsScan) run(lo, hi uint64) error {
+	var rows, cols *pebble.Iterator
+	ar := attrReader{db: ms.s.db, ctx: ms.ctx}
+	defer func() {
+		for _, it := range []*pebble.Iterator{rows, cols, ar.it} {
+			if it != nil {
+				_ = it.Close()
+			}
+		}
+	}()
+	ms.cs.fetch = ar.get
+	for m := lo / blockWidth; m <= hi/blockWidth; m++ {
+		if err := ms.ctx.Err(); err != nil {
+			return err
+		}
+		mlo, mhi := max(lo, m*blockWidth), min(hi, minuteLast(m))
+		if m >= ms.firstColumnMinute {
+			b, ok, err := ms.s.loadBlock(m)
+			if err != nil {
+				return err
+			}
+			if ok && ms.useBlocks && !ms.blocks.mayMatch(&b) {
+				continue
+			}
+			// Queries over whole traces read the search records, which
+			// hold a trace's parent links: most traces are one record.
+			if ok && ms.local {
+				if cols == nil {
+					if cols, err = ms.s.db.NewIterWithContext(ms.ctx, &pebble.IterOptions{}); err != nil {
+						return err
+					}
+				}
+				if err := ms.minuteColumns(m, mlo, mhi, cols, &ar); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if rows == nil {
+			it, err := ms.s.db.NewIterWithContext(ms.ctx, &pebble.IterOptions{})
+			if err != nil {
+				return err
+			}
+			rows = it
+		}
+		rows.SetBounds(indexBound(mlo), indexBoundAfter(mhi))
+		n := 0
+		for ok := rows.First(); ok; ok = rows.Next() {
+			if n++; n%256 == 0 && ms.ctx.Err() != nil {
+				return ms.ctx.Err()
+			}
+			k, v := rows.Key(), rows.Value()
+			if len(k) != 33 {
+				continue
+			}
+			ms.scan.InspectedBytes += uint64(len(v))
+			if err := ms.record(pcommon.TraceID(k[9:25]), v); err != nil {
+				return fmt.Errorf("decode search record of %x: %w", k[9:25], err)
+			}
+		}
+		if err := rows.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// minuteColumns reads minute m's column blocks, keeping chunks indexed in
+// [lo, hi].
+func (ms *metricsScan) minuteColumns(m, lo, hi uint64, it *pebble.Iterator, ar *attrReader) error {
+	it.SetBounds(columnBound(pColumns, m), columnBound(pColumns, m+1))
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := ms.ctx.Err(); err != nil {
+			return err
+		}
+		k := it.Key()
+		if len(k) != 17 {
+			continue
+		}
+		ar.minute, ar.seq, ar.bytes = m, binary.BigEndian.Uint64(k[9:17]), 0
+		v := it.Value()
+		blk, cand, err := ms.cs.match(v)
+		if err != nil {
+			return fmt.Errorf("decode column block %x: %w", k[1:], err)
+		}
+		starts, err := ms.cs.starts()
+		if err == nil && ms.columns && blk.version >= colVersion {
+			err = ms.block(lo, hi, cand, starts)
+		} else if err == nil {
+			err = ms.blockRows(lo, hi, cand, starts)
+		}
+		ms.scan.InspectedBytes += uint64(len(v)) + ar.bytes
+		if err != nil {
+			return fmt.Errorf("decode column block %x: %w", k[1:], err)
+		}
+	}
+	return it.Error()
+}
+
+// blockRows judges the candidate chunks of the current column block from
+// their search records (or whole traces).
+func (ms *metricsScan) blockRows(lo, hi uint64, cand []bool, starts []int32) error {
+	blk := &ms.cs.blk
+	for j, ok := range cand {
+		tid, seq, minStart := blk.chunkID(j)
+		if minStart < lo || minStart > hi {
+			continue
+		}
+		ms.scan.InspectedSpans += uint64(starts[j+1] - starts[j])
+		if !ok {
+			continue
+		}
+		v, closer, err := ms.s.db.Get(indexKey(minStart, tid, seq))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // deleted by retention meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		ms.rec = append(ms.rec[:0], v...)
+		_ = closer.Close()
+		ms.scan.InspectedSpans -= uint64(starts[j+1] - starts[j]) // counted again by record
+		if err := ms.record(tid, ms.rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record evaluates one chunk's search record.
+func (ms *metricsScan) record(tid pcommon.TraceID, rec []byte) error {
+	spans, err := ms.sd.decode(rec)
+	if err != nil {
+		return err
+	}
+	ms.scan.InspectedSpans += uint64(len(spans))
+	if !ms.local {
+		if traceql.PossibleInSpans(ms.q.Spans, spans) {
+			return ms.wholeTrace(tid, rec)
+		}
+		return nil
+	}
+	ms.scan.InspectedTraces++
+	tr := traceql.Trace{Spans: spans}
+	if ms.needInfo {
+		sum, found, err := ms.s.getSummary(tid)
+		if err != nil || !found {
+			return err
+		}
+		tr.Info = sum.info()
+	}
+	idx, err := traceql.Eval(ms.ctx, ms.q.Spans, &tr)
+	if err != nil {
+		return err
+	}
+	for _, i := range idx {
+		ms.observeSpan(tid, &tr, i)
+	}
+	return nil
+}
+
+// wholeTrace queues the trace for evaluation on its whole, once per
+// trace. rec is one of its search records: the whole trace when it has no
+// other.
+func (ms *metricsScan) wholeTrace(tid pcommon.TraceID, rec []byte) error {
+	if _, done := ms.decided[tid]; done {
+		return nil
+	}
+	ms.decided[tid] = struct{}{}
+	ms.pending = append(ms.pending, pendingTrace{tid: tid, rec: append([]byte(nil), rec...)})
+	if len(ms.pending) >= pendingTraces {
+		return ms.flushTraces()
+	}
+	return nil
+}
+
+// pendingTraces is how many traces wholeTrace gathers before reading their
+// summaries in trace ID order with one iterator: a point read per trace
+// costs several times more.
+const pendingTraces = 4096
+
+type pendingTrace struct {
+	tid pcommon.TraceID
+	rec []byte
+}
+
+// flushTraces evaluates the queued traces.
+func (ms *metricsScan) flushTraces() error {
+	if len(ms.pending) == 0 {
+		return nil
+	}
+	if ms.sums == nil {
+		it, err := ms.s.db.NewIterWithContext(ms.ctx, &pebble.IterOptions{LowerBound: []byte{pSummary}, UpperBound: []byte{pSummary + 1}})
+		if err != nil {
+			return err
+		}
+		ms.sums = it
+	}
+	slices.SortFunc(ms.pending, func(a, b pendingTrace) int { return bytes.Compare(a.tid[:], b.tid[:]) })
+	for _, p := range ms.pending {
+		if err := ms.ctx.Err(); err != nil {
+			return err
+		}
+		key := summaryKey(p.tid)
+		if !ms.sums.SeekGE(key) || !bytes.Equal(ms.sums.Key(), key) {
+			if err := ms.sums.Error(); err != nil {
+				return err
+			}
+			continue // deleted by retention meanwhile
+		}
+		sum, err := decodeSummary(ms.sums.Value())
+		if err != nil {
+			return fmt.Errorf("summary of trace %s: %w", p.tid, err)
+		}
+		if err := ms.evalTrace(p.tid, &sum, p.rec); err != nil {
+			return err
+		}
+	}
+	ms.pending = ms.pending[:0]
+	return nil
+}
+
+// evalTrace evaluates the query on a whole trace and observes the spans of
+// its spansets.
+func (ms *metricsScan) evalTrace(tid pcommon.TraceID, sum *summary, rec []byte) error {
+	ms.scan.InspectedTraces++
+	info := sum.info()
+	if !traceql.PossibleForTrace(ms.q.Spans, &info) {
+		return nil
+	}
+	var tr traceql.Trace
+	if len(sum.Chunks) > 1 {
+		full, ok, err := ms.s.loadTrace(ms.ctx, tid)
+		if err != nil || !ok {
+			return err
+		}
+		tr = full
+	} else {
+		spans, err := ms.sd.decode(rec)
+		if err != nil {
+			return err
+		}
+		tr.Spans = spans
+	}
+	tr.Info = info
+	sets, err := traceql.EvalSpansets(ms.ctx, ms.q.Spans, &tr)
+	if err != nil {
+		return err
+	}
+	ms.seen = slices.Grow(ms.seen[:0], len(tr.Spans))[:len(tr.Spans)]
+	clear(ms.seen)
+	for _, set := range sets {
+		for _, i := range set.Spans {
+			if !ms.seen[i] {
+				ms.seen[i] = true
+				ms.observeSpan(tid, &tr, i)
+			}
+		}
+	}
+	return nil
+}
+
+// observeSpan observes span i of tr when it starts within the range.
+func (ms *metricsScan) observeSpan(tid pcommon.TraceID, tr *traceql.Trace, i int) {
+	sp := &tr.Spans[i]
+	if sp.StartUnixNano < ms.start || sp.StartUnixNano >= ms.end {
+		return
+	}
+	if ms.q.OnSpan != nil {
+		ms.q.OnSpan(tid, sp, &tr.Info)
+		return
+	}
+	o := &ms.o
+	o.StartUnixNano, o.TraceID, o.SpanID, o.Ref = sp.StartUnixNano, tid, sp.SpanID, 0
+	for k, f := range ms.q.By {
+		o.Group[k], o.Present[k] = traceql.FieldValue(f, sp, &tr.Info)
+	}
+	o.Value, o.HasValue = 0, false
+	if ms.q.Value != nil {
+		if v, ok := traceql.FieldValue(*ms.q.Value, sp, &tr.Info); ok {
+			o.Value, o.HasValue = traceql.ObservedValue(v)
+		}
+	}
+	ms.obs.Observe(o)
+}
+
+// block evaluates a single-span query on the current column block (one
+// with a start column), a column at a time.
+func (ms *metricsScan) block(lo, hi uint64, cand []bool, starts []int32) error {
+	cs := ms.cs
+	blk := &cs.blk
+	var truth []int8
+	for _, f := range cs.filters {
+		var v []int8
+		if f == nil {
+			v = fillTri(cs.vec(), triTrue)
+		} else {
+			var err error
+			if v, err = cs.cond(f); err != nil {
+				return err
+			}
+		}
+		if truth == nil {
+			truth = v
+			continue
+		}
+		for i, t := range v {
+			if t == triTrue {
+				truth[i] = triTrue
+			}
+		}
+		cs.release(v)
+	}
+	defer cs.release(truth)
+	offs, err := cs.cd.startOffsets(blk)
+	if err != nil {
+		return err
+	}
+	if err := ms.loadFields(); err != nil {
+		return err
+	}
+	o := &ms.o
+	for j, ok := range cand {
+		tid, seq, minStart := blk.chunkID(j)
+		if minStart < lo || minStart > hi {
+			continue
+		}
+		first, last := int(starts[j]), int(starts[j+1])
+		ms.scan.InspectedSpans += uint64(last - first)
+		ms.scan.InspectedTraces++
+		if !ok {
+			continue
+		}
+		chunk := -1
+		for i := first; i < last; i++ {
+			if truth[i] != triTrue {
+				continue
+			}
+			st := minStart + offs[i]
+			if st < ms.start || st >= ms.end {
+				continue
+			}
+			if chunk < 0 {
+				chunk = len(ms.scan.chunks)
+				ms.scan.chunks = append(ms.scan.chunks, chunkLoc{minStart: minStart, seq: seq, tid: tid})
+			}
+			o.StartUnixNano, o.TraceID, o.SpanID = st, tid, [8]byte{}
+			o.Ref = uint64(chunk)<<refSpanBits | uint64(min(i-first, 1<<refSpanBits-1))
+			for k := range ms.q.By {
+				o.Group[k], o.Present[k] = ms.cf[k].value(i)
+			}
+			o.Value, o.HasValue = 0, false
+			if ms.q.Value != nil {
+				if v, ok := ms.cf[len(ms.q.By)].value(i); ok {
+					o.Value, o.HasValue = traceql.ObservedValue(v)
+				}
+			}
+			ms.obs.Observe(o)
+		}
+	}
+	return nil
+}
+
+// loadFields prepares the current block's readers of the By and Value fields.
+func (ms *metricsScan) loadFields() error {
+	n := len(ms.q.By)
+	if ms.q.Value != nil {
+		n++
+	}
+	if len(ms.cf) != n {
+		ms.cf = make([]colField, n)
+		for k, f := range ms.q.By {
+			ms.cf[k].f = f
+		}
+		if ms.q.Value != nil {
+			ms.cf[n-1].f = *ms.q.Value
+		}
+	}
+	for k := range ms.cf {
+		if err := ms.cf[k].load(ms.cs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// colField reads one field of the spans of the current column block.
+type colField struct {
+	f     traceql.Field
+	dict  []string
+	ids   []uint32 // name or message ids, resource ids
+	bytes []byte   // status or kind codes
+	durs  []uint64
+	res   [][]traceql.Attr
+	resV  []traceql.Value // per resource: its value of f
+	resOK []bool
+	attr  *attrColumn
+	pos   []int32 // per span: its entry in attr, -1 for none
+}
+
+func (cf *colField) load(cs *colScan) error {
+	var err error
+	blk := &cs.blk
+	switch cf.f.Intrinsic {
+	case traceql.IntrinsicName, traceql.IntrinsicStatusMessage:
+		col := colName
+		if cf.f.Intrinsic == traceql.IntrinsicStatusMessage {
+			col = colMessage
+		}
+		if cf.dict, err = cs.dict(); err != nil {
+			return err
+		}
+		cf.ids, err = uint32Column(cf.ids[:0], blk.cols[col], blk.spans, len(cf.dict))
+		return err
+	case traceql.IntrinsicStatus:
+		cf.bytes, err = cs.cd.byteColumn(blk, colStatus)
+		return err
+	case traceql.IntrinsicKind:
+		cf.bytes, err = cs.cd.byteColumn(blk, colKind)
+		return err
+	case traceql.IntrinsicDuration:
+		cf.durs, err = uvarintColumn(cf.durs[:0], blk.cols[colDuration], blk.spans)
+		return err
+	case traceql.IntrinsicNestedSetParent:
+		cf.bytes, err = cs.cd.byteColumn(blk, colParent)
+		return err
+	}
+	cf.res, cf.attr = nil, nil
+	if cf.f.Scope != traceql.ScopeSpan {
+		if cf.res, err = cs.resources(); err != nil {
+			return err
+		}
+		if cf.ids, err = uint32Column(cf.ids[:0], blk.cols[colRes], blk.spans, len(cf.res)); err != nil {
+			return err
+		}
+		cf.resV, cf.resOK = cf.resV[:0], cf.resOK[:0]
+		rf := traceql.Field{Scope: traceql.ScopeResource, Name: cf.f.Name}
+		for _, r := range cf.res {
+			v, ok := traceql.FieldValue(rf, &traceql.Span{Resource: r}, nil)
+			cf.resV, cf.resOK = append(cf.resV, v), append(cf.resOK, ok)
+		}
+	}
+	if cf.f.Scope != traceql.ScopeResource {
+		if cf.attr, err = cs.attr(cf.f.Name); err != nil {
+			return err
+		}
+		if cf.attr != nil {
+			if err := cf.attr.decodeEntries(blk.spans); err != nil {
+				return err
+			}
+			cf.pos = fillInt32(cf.pos, blk.spans, -1)
+			for j, i := range cf.attr.idx {
+				cf.pos[i] = int32(j)
+			}
+		}
+	}
+	return nil
+}
+
+// value returns the field's value for span i of the block.
+func (cf *colField) value(i int) (traceql.Value, bool) {
+	switch cf.f.Intrinsic {
+	case traceql.IntrinsicName, traceql.IntrinsicStatusMessage:
+		return traceql.StringValue(cf.dict[cf.ids[i]]), true
+	case traceql.IntrinsicStatus:
+		return traceql.Value{Type: traceql.TypeStatus, I: int64(cf.bytes[i])}, true
+	case traceql.IntrinsicKind:
+		return traceql.Value{Type: traceql.TypeKind, I: int64(cf.bytes[i])}, true
+	case traceql.IntrinsicDuration:
+		return traceql.Value{Type: traceql.TypeDuration, I: int64(cf.durs[i])}, true
+	case traceql.IntrinsicNestedSetParent:
+		if cf.bytes[i] == 0 {
+			return traceql.IntValue(-1), true
+		}
+		return traceql.IntValue(1), true
+	}
+	if cf.attr != nil {
+		if j := cf.pos[i]; j >= 0 {
+			return cf.attr.vals[j], true
+		}
+	}
+	if cf.res != nil {
+		r := cf.ids[i]
+		return cf.resV[r], cf.resOK[r]
+	}
+	return traceql.Value{}, false
+}
+
+// uint32Column decodes a column of n uvarint ids, each below limit.
+func uint32Column(out []uint32, b []byte, n, limit int) ([]uint32, error) {
+	d := decoder{b: b}
+	for range n {
+		v := d.uvarint()
+		if v >= uint64(limit) {
+			return nil, errCorrupt
+		}
+		out = append(out, uint32(v))
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, errCorrupt
+	}
+	return out, nil
+}
+
+func fillInt32(s []int32, n int, v int32) []int32 {
+	if cap(s) < n {
+		s = make([]int32, n)
+	}
+	s = s[:n]
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
