@@ -33,6 +33,7 @@ type TraceStore interface {
 	Search(ctx context.Context, req tracestore.SearchRequest) (tracestore.SearchResult, error)
 	TagNames(ctx context.Context, scope tracestore.TagScope, start, end time.Time) (map[tracestore.TagScope][]string, error)
 	TagValues(ctx context.Context, scope tracestore.TagScope, key string, start, end time.Time, limit int) ([]traceql.Value, error)
+	ObserveSpans(ctx context.Context, q tracestore.SpanQuery, obs tracestore.Observer) (*tracestore.SpanScan, error)
 }
 
 // ExemplarIndex is the reverse link from traces to exemplars; *exemplars.Index implements it.
@@ -62,6 +63,9 @@ type Options struct {
 	DefaultLimit int
 	// MaxSearchDuration rejects searches whose end-start exceeds it. 0 means no limit.
 	MaxSearchDuration time.Duration
+	// MaxMetricsDuration rejects TraceQL metrics queries whose range
+	// exceeds it. Default 24h, Tempo's.
+	MaxMetricsDuration time.Duration
 	// MaxTagValues caps tag-value answers. Default 1000.
 	MaxTagValues int
 	// PathPrefix is prepended to every route, e.g. "/tempo". Default "".
@@ -99,6 +103,9 @@ func NewHandler(opts Options) http.Handler {
 	}
 	if opts.MaxTagValues <= 0 {
 		opts.MaxTagValues = 1000
+	}
+	if opts.MaxMetricsDuration <= 0 {
+		opts.MaxMetricsDuration = 24 * time.Hour
 	}
 	if opts.Version == "" {
 		opts.Version = TempoVersion
@@ -141,6 +148,8 @@ func NewHandler(opts Options) http.Handler {
 	route("/api/traces/{id}", a.traceByID(traceV1))
 	route("/api/v2/traces/{id}", a.traceByID(traceV2))
 	route("/api/search", a.search)
+	route("/api/metrics/query_range", a.metricsQueryRange)
+	route("/api/metrics/query", a.metricsQueryInstant)
 	route("/api/search/tags", a.tagsV1)
 	route("/api/v2/search/tags", a.tagsV2)
 	route("/api/search/tag/{tag}/values", a.tagValuesV1)

@@ -204,6 +204,8 @@ func TestGolden(t *testing.T) {
 		return fmt.Sprintf("start=%d&end=%d", base.Add(start).Unix(), base.Add(end).Unix())
 	}
 	q := url.QueryEscape
+	// Metrics over three minutes around the fixture's spans, a step each.
+	m := s(-time.Minute, 2*time.Minute) + "&step=1m"
 	cases := []struct{ name, path string }{
 		{"trace_v1", "/api/traces/" + traceA},
 		{"trace_v1", "/api/traces/" + strings.ToUpper(traceA)},
@@ -239,6 +241,29 @@ func TestGolden(t *testing.T) {
 		{"search_end_before_start", "/api/search?start=200&end=100"},
 		{"search_bad_duration", "/api/search?minDuration=fast"},
 		{"search_bad_tags", "/api/search?tags=" + q(`service.name="unterminated`)},
+		{"metrics_rate", "/api/metrics/query_range?q=" + q(`{ } | rate()`) + "&" + m},
+		{"metrics_rate_by", "/api/metrics/query_range?q=" + q(`{ } | rate() by (resource.service.name)`) + "&" + m},
+		{"metrics_count_by_status", "/api/metrics/query_range?q=" + q(`{ } | count_over_time() by (status, span.http.request.method)`) + "&" + m},
+		{"metrics_sum", "/api/metrics/query_range?q=" + q(`{ kind = server } | sum_over_time(duration) by (name)`) + "&" + m},
+		{"metrics_min", "/api/metrics/query_range?q=" + q(`{ } | min_over_time(span.amount)`) + "&" + m},
+		{"metrics_max", "/api/metrics/query_range?q=" + q(`{ } | max_over_time(duration) by (resource.service.name)`) + "&" + m},
+		{"metrics_avg", "/api/metrics/query_range?q=" + q(`{ } | avg_over_time(duration)`) + "&" + m},
+		{"metrics_quantile", "/api/metrics/query_range?q=" + q(`{ } | quantile_over_time(duration, .5, .99) by (resource.service.name)`) + "&" + m},
+		{"metrics_histogram", "/api/metrics/query_range?q=" + q(`{ } | histogram_over_time(duration)`) + "&" + m},
+		{"metrics_compare", "/api/metrics/query_range?q=" + q(`{ } | compare({ status = error })`) + "&" + s(-time.Minute, time.Minute) + "&step=120"},
+		{"metrics_topk", "/api/metrics/query_range?q=" + q(`{ } | count_over_time() by (name) | topk(2)`) + "&" + m},
+		{"metrics_structural", "/api/metrics/query_range?q=" + q(`{ kind = server } >> { status = error } | count_over_time() by (resource.service.name)`) + "&" + m},
+		{"metrics_root", "/api/metrics/query_range?q=" + q(`{ nestedSetParent < 0 } | rate() by (name)`) + "&" + m + "&exemplars=1"},
+		{"metrics_no_exemplars", "/api/metrics/query_range?q=" + q(`{ } | rate() with (exemplars=false)`) + "&" + m},
+		{"metrics_instant", "/api/metrics/query?q=" + q(`{ } | count_over_time() by (resource.service.name)`) + "&" + s(-time.Minute, time.Minute)},
+		{"metrics_no_query", "/api/metrics/query_range?" + m},
+		{"metrics_search_query", "/api/metrics/query_range?q=" + q(`{ status = error }`) + "&" + m},
+		{"metrics_bad_query", "/api/metrics/query_range?q=" + q(`{ } | rate() by (`) + "&" + m},
+		{"metrics_bad_step", "/api/metrics/query_range?q=" + q(`{ } | rate()`) + "&" + s(-time.Minute, time.Minute) + "&step=fast"},
+		{"metrics_step_too_small", "/api/metrics/query_range?q=" + q(`{ } | rate()`) + "&" + s(-20*time.Hour, 0) + "&step=1s"},
+		{"metrics_range_too_long", "/api/metrics/query_range?q=" + q(`{ } | rate()`) + "&" + s(-30*24*time.Hour, 0) + "&step=1s"},
+		{"metrics_end_before_start", "/api/metrics/query_range?q=" + q(`{ } | rate()`) + "&" + s(time.Minute, 0)},
+		{"metrics_bad_start", "/api/metrics/query_range?q=" + q(`{ } | rate()`) + "&start=yesterday"},
 		{"tags_v1", "/api/search/tags"},
 		{"tags_v2", "/api/v2/search/tags"},
 		{"tags_v2_resource", "/api/v2/search/tags?scope=resource"},
