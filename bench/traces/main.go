@@ -158,6 +158,7 @@ func main() {
 		check(pprof.StartCPUProfile(f))
 	}
 	benchSearch(srv.URL, now, *searches)
+	benchMetrics(srv.URL, now, *searches)
 	if *searchProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -171,6 +172,7 @@ func main() {
 }
 
 var services = []string{"main-service", "payments-service", "inventory-service", "payment-provider", "frontend", "db-proxy", "auth", "search"}
+var routes = []string{"/checkout", "/products", "/products/{id}", "/cart", "/orders/{id}", "/login"}
 var names = []string{"POST /checkout", "GET /products", "validate_cart", "check_inventory", "process_payment", "payment_provider_api", "create_order", "db.query.get_product"}
 
 // template builds a telemetrygen-like request: one resource per service,
@@ -213,6 +215,7 @@ func template(spans, perTrace int, rng *rand.Rand) []byte {
 		a.PutInt("http.response.status_code", int64([]int{200, 200, 200, 404, 500}[rng.IntN(5)]))
 		a.PutStr("country", []string{"US", "DE", "FR", "JP"}[rng.IntN(4)])
 		a.PutStr("url.path", fmt.Sprintf("/api/v1/items/%d", rng.IntN(1000)))
+		a.PutStr("http.route", routes[rng.IntN(len(routes))])
 	}
 	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	check(err)
@@ -366,6 +369,43 @@ func benchSearch(base string, now time.Time, n int) {
 			found = strings.Count(string(body), `"traceID"`)
 		}
 		fmt.Printf("search last hour, limit 20, %-70s %2d found: %s; CPU %s per query\n", q, found, pct(lat),
+			((cpuTime() - cpu0) / time.Duration(n)).Round(100*time.Microsecond))
+	}
+}
+
+// benchMetrics times TraceQL metrics queries over the last hour through
+// GET /api/metrics/query_range, with Tempo's default step (15 s for an
+// hour) and exemplars.
+func benchMetrics(base string, now time.Time, n int) {
+	queries := []string{
+		`{} | quantile_over_time(duration, .5, .95, .99) by (resource.service.name)`,
+		`{} | rate() by (span.http.route)`,
+		`{ status = error } | rate() by (resource.service.name)`,
+		`{ span.http.response.status_code = 500 } | count_over_time() by (name)`,
+		`{} | histogram_over_time(duration)`,
+		`{ kind = server } >> { status = error } | rate()`,
+	}
+	start, end := now.Add(-time.Hour).Unix(), now.Unix()
+	for _, q := range queries {
+		if _, err := traceql.ParseMetrics(q); err != nil {
+			panic(err)
+		}
+		var lat []time.Duration
+		series := 0
+		cpu0 := cpuTime()
+		for range n {
+			t0 := time.Now()
+			resp, err := http.Get(fmt.Sprintf("%s/api/metrics/query_range?q=%s&start=%d&end=%d", base, url.QueryEscape(q), start, end))
+			check(err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				panic(string(body))
+			}
+			lat = append(lat, time.Since(t0))
+			series = strings.Count(string(body), `"samples"`)
+		}
+		fmt.Printf("metrics last hour, %-78s %3d series: %s; CPU %s per query\n", q, series, pct(lat),
 			((cpuTime() - cpu0) / time.Duration(n)).Round(100*time.Microsecond))
 	}
 }
