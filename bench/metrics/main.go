@@ -9,9 +9,13 @@
 // It reports samples/s, server CPU-seconds per million samples (from
 // /proc/<pid>/stat) and peak RSS (VmHWM), and the Lookout/Prometheus ratios.
 //
+// With -series-scaling it instead compares how both servers' memory and CPU
+// grow with the number of active series (series.go).
+//
 // Run from the repository root:
 //
 //	go run ./bench/metrics -runs 3
+//	go run ./bench/metrics -series-scaling 10k,100k,1M
 package main
 
 import (
@@ -61,12 +65,36 @@ var (
 
 var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-// samplesPerPoint: one per bucket incl. +Inf, plus _sum and _count.
-var samplesPerPoint = len(bounds) + 1 + 2
+// workload is the histogram data a run sends: families data point streams
+// (each len(bounds)+3 TSDB series), one point per stream every interval.
+type workload struct {
+	families   int
+	timestamps int
+	perRequest int // data points (histogram families) per request
+	exemplars  int // per data point
+	bounds     []float64
+	interval   time.Duration
+}
+
+// samplesPerPoint: one per bucket incl. +Inf, plus _sum and _count; it is
+// also the number of TSDB series a family makes.
+func (w workload) samplesPerPoint() int { return len(w.bounds) + 1 + 2 }
+
+// metricsWorkload is the ingestion comparison's workload, from the flags.
+func metricsWorkload() workload {
+	return workload{families: *flagSeries, timestamps: *flagTimestamps, perRequest: *flagPerReq,
+		exemplars: *flagExemplars, bounds: bounds, interval: 10 * time.Second}
+}
 
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *flagSeriesSizes != "" {
+		if err := seriesScaling(); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	tmp, err := os.MkdirTemp("", "lookout-bench-")
 	if err != nil {
 		log.Fatal(err)
@@ -76,10 +104,8 @@ func main() {
 	lookoutBin := *flagLookoutBin
 	if lookoutBin == "" && *flagTarget != "prometheus" {
 		lookoutBin = filepath.Join(tmp, "lookout")
-		cmd := exec.Command("go", "build", "-o", lookoutBin, "./cmd/lookout")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			log.Fatalf("go build ./cmd/lookout (run from the repository root): %v", err)
+		if err := buildLookout(lookoutBin); err != nil {
+			log.Fatal(err)
 		}
 	}
 	var promBin string
@@ -90,11 +116,11 @@ func main() {
 		}
 	}
 
-	base := time.Now().Add(-time.Duration(*flagTimestamps) * 10 * time.Second)
-	reqs := buildRequests(base)
-	totalPoints := *flagSeries * *flagTimestamps
+	w := metricsWorkload()
+	reqs := buildRequests(time.Now().Add(-time.Duration(w.timestamps)*w.interval), w, false)
+	totalPoints := w.families * w.timestamps
 	fmt.Printf("workload: %d histogram series x %d timestamps = %d points, %d samples, %d exemplars; %d points/request (%d requests), %d senders\n",
-		*flagSeries, *flagTimestamps, totalPoints, totalPoints*samplesPerPoint, totalPoints**flagExemplars, *flagPerReq, len(reqs), *flagSenders)
+		w.families, w.timestamps, totalPoints, totalPoints*w.samplesPerPoint(), totalPoints*w.exemplars, w.perRequest, len(reqs), *flagSenders)
 
 	results := map[string][]result{}
 	for run := range *flagRuns {
@@ -135,6 +161,16 @@ func main() {
 			s.stop()
 		}
 	}
+}
+
+// buildLookout builds ./cmd/lookout to path.
+func buildLookout(path string) error {
+	cmd := exec.Command("go", "build", "-o", path, "./cmd/lookout")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/lookout (run from the repository root): %w", err)
+	}
+	return nil
 }
 
 func targets() []string {
@@ -200,74 +236,111 @@ func median(rs []result) result {
 
 type request struct {
 	body   []byte
-	points int
+	points int // histogram data points in body
+	// perPoint is the samples each point makes; round is the timestamp's
+	// index.
+	perPoint, round int
+	// remoteWrite marks a snappy-compressed remote-write 1.0 message
+	// (Prometheus's prompb.WriteRequest) instead of an OTLP/HTTP protobuf.
+	remoteWrite bool
+}
+
+// chunk is one request's share of the workload: points first..first+n-1
+// at timestamp index ts.
+type chunk struct {
+	ts, first, n int
+	now, start   time.Time
 }
 
 // buildRequests encodes the whole workload up front so the generator's own
 // work is not part of the measurement. Requests go timestamp by timestamp,
-// so no series receives an older sample after a newer one.
-func buildRequests(base time.Time) []request {
+// so no series receives an older sample after a newer one. remoteWrite
+// selects remote write 1.0 over OTLP/HTTP; both carry the same series
+// (named as Lookout's and Prometheus's OTLP translation name them) and
+// values.
+func buildRequests(base time.Time, w workload, remoteWrite bool) []request {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var out []request
-	start := pcommon.NewTimestampFromTime(base.Add(-time.Minute))
-	for ts := range *flagTimestamps {
-		now := base.Add(time.Duration(ts) * 10 * time.Second)
-		for first := 0; first < *flagSeries; first += *flagPerReq {
-			md := pmetric.NewMetrics()
-			rm := md.ResourceMetrics().AppendEmpty()
-			rm.Resource().Attributes().PutStr("service.name", fmt.Sprintf("svc-%d", first / *flagPerReq))
-			rm.Resource().Attributes().PutStr("service.instance.id", "bench-1")
-			m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-			m.SetName("bench.request.duration")
-			m.SetUnit("s")
-			h := m.SetEmptyHistogram()
-			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-			n := min(*flagPerReq, *flagSeries-first)
-			for i := range n {
-				dp := h.DataPoints().AppendEmpty()
-				dp.Attributes().PutStr("route", fmt.Sprintf("/api/r%d", (first+i)%100))
-				dp.Attributes().PutStr("series", strconv.Itoa(first+i))
-				dp.SetStartTimestamp(start)
-				dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
-				dp.ExplicitBounds().FromRaw(bounds)
-				counts := make([]uint64, len(bounds)+1)
-				var total uint64
-				for b := range counts {
-					counts[b] = uint64(ts+1) * uint64(1+(i+b)%5)
-					total += counts[b]
-				}
-				dp.BucketCounts().FromRaw(counts)
-				dp.SetCount(total)
-				dp.SetSum(float64(total) * 0.3)
-				vals := make([]float64, *flagExemplars)
-				for e := range vals {
-					vals[e] = rng.Float64() * 12
-				}
-				slices.Sort(vals)
-				for e, v := range vals {
-					ex := dp.Exemplars().AppendEmpty()
-					ex.SetDoubleValue(v)
-					ex.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Duration(e+1) * time.Millisecond)))
-					var tid [16]byte
-					var sid [8]byte
-					for k := range tid {
-						tid[k] = byte(rng.Uint32())
-					}
-					for k := range sid {
-						sid[k] = byte(rng.Uint32())
-					}
-					ex.SetTraceID(tid)
-					ex.SetSpanID(sid)
-				}
+	for ts := range w.timestamps {
+		for first := 0; first < w.families; first += w.perRequest {
+			c := chunk{ts: ts, first: first, n: min(w.perRequest, w.families-first),
+				now: base.Add(time.Duration(ts) * w.interval), start: base.Add(-time.Minute)}
+			var b []byte
+			var err error
+			if remoteWrite {
+				b, err = encodeRemoteWrite(w, c)
+			} else {
+				b, err = encodeOTLP(w, c, rng)
 			}
-			b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 			if err != nil {
 				log.Fatal(err)
 			}
-			out = append(out, request{body: b, points: n})
+			out = append(out, request{body: b, points: c.n, perPoint: w.samplesPerPoint(), round: ts, remoteWrite: remoteWrite})
 		}
 	}
 	return out
+}
+
+// bucketCounts is point i's count per bucket (not cumulative, +Inf last)
+// at timestamp index ts, and their total.
+func bucketCounts(w workload, ts, i int) ([]uint64, uint64) {
+	counts := make([]uint64, len(w.bounds)+1)
+	var total uint64
+	for b := range counts {
+		counts[b] = uint64(ts+1) * uint64(1+(i+b)%5)
+		total += counts[b]
+	}
+	return counts, total
+}
+
+// service is the service.name (job) of the request holding point first.
+func service(w workload, first int) string { return fmt.Sprintf("svc-%d", first/w.perRequest) }
+
+func route(i int) string { return fmt.Sprintf("/api/r%d", i%100) }
+
+func encodeOTLP(w workload, c chunk, rng *rand.Rand) ([]byte, error) {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", service(w, c.first))
+	rm.Resource().Attributes().PutStr("service.instance.id", "bench-1")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("bench.request.duration")
+	m.SetUnit("s")
+	h := m.SetEmptyHistogram()
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for i := range c.n {
+		dp := h.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("route", route(c.first+i))
+		dp.Attributes().PutStr("series", strconv.Itoa(c.first+i))
+		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(c.start))
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(c.now))
+		dp.ExplicitBounds().FromRaw(w.bounds)
+		counts, total := bucketCounts(w, c.ts, i)
+		dp.BucketCounts().FromRaw(counts)
+		dp.SetCount(total)
+		dp.SetSum(float64(total) * 0.3)
+		vals := make([]float64, w.exemplars)
+		for e := range vals {
+			vals[e] = rng.Float64() * 12
+		}
+		slices.Sort(vals)
+		for e, v := range vals {
+			ex := dp.Exemplars().AppendEmpty()
+			ex.SetDoubleValue(v)
+			ex.SetTimestamp(pcommon.NewTimestampFromTime(c.now.Add(-time.Duration(e+1) * time.Millisecond)))
+			var tid [16]byte
+			var sid [8]byte
+			for k := range tid {
+				tid[k] = byte(rng.Uint32())
+			}
+			for k := range sid {
+				sid[k] = byte(rng.Uint32())
+			}
+			ex.SetTraceID(tid)
+			ex.SetSpanID(sid)
+		}
+	}
+	return pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 }
 
 type server struct {
@@ -412,7 +485,8 @@ service:
 		}
 		addr := freePort()
 		s.cmd = exec.Command(promBin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-			"--web.listen-address="+addr, "--enable-feature=exemplar-storage", "--web.enable-otlp-receiver", "--log.level=warn")
+			"--web.listen-address="+addr, "--enable-feature=exemplar-storage", "--web.enable-otlp-receiver",
+			"--web.enable-remote-write-receiver", "--log.level=warn")
 		if err := s.cmd.Start(); err != nil {
 			log.Fatal(err)
 		}
@@ -469,44 +543,10 @@ func ingest(s *server, reqs []request) result {
 		behind0 = procCPU(s.behind.cmd.Process.Pid)
 		landed0 = samplesAppended(s.behind)
 	}
-	var next atomic.Int64
-	var acked, failed atomic.Int64
 	profiled := profile(s)
 	defer func() { <-profiled }()
 	t0 := time.Now()
-	var wg sync.WaitGroup
-	for range *flagSenders {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(reqs) {
-					return
-				}
-				resp, err := client.Post(s.otlpURL, "application/x-protobuf", bytes.NewReader(reqs[i].body))
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					if failed.Load() < 3 {
-						log.Printf("%s: %d %s", s.name, resp.StatusCode, body)
-					}
-					continue
-				}
-				er := pmetricotlp.NewExportResponse()
-				rejected := int64(0)
-				if er.UnmarshalProto(body) == nil {
-					rejected = er.PartialSuccess().RejectedDataPoints()
-				}
-				acked.Add(int64(reqs[i].points) - rejected)
-			}
-		})
-	}
-	wg.Wait()
-	samples := acked.Load() * int64(samplesPerPoint)
+	samples, failed := sendAll(s, client, reqs)
 	if s.behind != nil {
 		// The Collector acknowledges before it forwards: wait until
 		// Prometheus's appended-sample count reaches what was sent (plus
@@ -543,7 +583,70 @@ func ingest(s *server, reqs []request) result {
 		cpu += procCPU(s.behind.cmd.Process.Pid) - behind0
 		rss += peakRSS(s.behind.cmd.Process.Pid)
 	}
-	return result{samples: samples, wall: wall, cpu: cpu, rssKB: rss, errs: failed.Load()}
+	return result{samples: samples, wall: wall, cpu: cpu, rssKB: rss, errs: failed}
+}
+
+// sendAll sends reqs in order with -senders blocking senders and returns
+// the samples s acknowledged and the number of failed requests.
+func sendAll(s *server, client *http.Client, reqs []request) (acked, failed int64) {
+	var next, ackedN, failedN atomic.Int64
+	var wg sync.WaitGroup
+	for range *flagSenders {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(reqs) {
+					return
+				}
+				n, err := s.post(client, reqs[i])
+				if err != nil {
+					if failedN.Add(1) < 3 {
+						log.Printf("%s: %v", s.name, err)
+					}
+					continue
+				}
+				ackedN.Add(n)
+			}
+		})
+	}
+	wg.Wait()
+	return ackedN.Load(), failedN.Load()
+}
+
+// post sends one request and returns the samples s acknowledged: all of
+// them for a remote write answered 2xx, those not refused in an OTLP
+// answer's partial success.
+func (s *server) post(client *http.Client, r request) (int64, error) {
+	u, ctype := s.otlpURL, "application/x-protobuf"
+	if r.remoteWrite {
+		u = s.queryURL + "/api/v1/write"
+	}
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(r.body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	if r.remoteWrite {
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return 0, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	points := int64(r.points)
+	if !r.remoteWrite {
+		er := pmetricotlp.NewExportResponse()
+		if er.UnmarshalProto(body) == nil {
+			points -= er.PartialSuccess().RejectedDataPoints()
+		}
+	}
+	return points * int64(r.perPoint), nil
 }
 
 // profile fetches a 2 s CPU profile of s while it ingests, when -cpuprofile
@@ -584,6 +687,11 @@ func fetch(s *server, path, ext string) {
 // samplesAppended reads prometheus_tsdb_head_samples_appended_total from a
 // Prometheus's own /metrics.
 func samplesAppended(s *server) float64 {
+	return metricValue(s, "prometheus_tsdb_head_samples_appended_total")
+}
+
+// metricValue sums the samples of metric name on s's own /metrics.
+func metricValue(s *server, name string) float64 {
 	resp, err := http.Get(s.queryURL + "/metrics")
 	if err != nil {
 		return 0
@@ -594,7 +702,7 @@ func samplesAppended(s *server) float64 {
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "prometheus_tsdb_head_samples_appended_total") {
+		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "{")) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			total += v
@@ -616,13 +724,16 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
-func peakRSS(pid int) int64 {
+func peakRSS(pid int) int64 { return procStatusKB(pid, "VmHWM") }
+
+// procStatusKB reads a kB field of /proc/<pid>/status, such as VmRSS.
+func procStatusKB(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		log.Fatal(err)
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb
 		}
