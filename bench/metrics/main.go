@@ -59,7 +59,7 @@ var (
 	flagExQuery     = flag.Bool("exemplar-query", true, "also measure query_exemplars latency over 1h with 100k exemplars")
 	flagLookoutBin  = flag.String("lookout-bin", "", "lookout binary (default: go build ./cmd/lookout)")
 	flagLookoutArgs = flag.String("lookout-args", "", "extra lookout flags, space-separated (e.g. \"--metrics.max-exemplars=10000\")")
-	flagProfile     = flag.String("cpuprofile", "", "write a CPU profile of each server's first seconds of ingestion, and a heap profile at its end (from its /debug/pprof), to <this>-<target>-<run>.pprof and .heap")
+	flagProfile     = flag.String("cpuprofile", "", "write a CPU profile of each server's first seconds of ingestion, and a heap profile at its end (from its /debug/pprof), to <this>-<target>-<run>.pprof and .heap (-series-scaling: only the heap profile, after a GC, at the end of each run)")
 	flagCollector   = flag.String("collector-bin", "", "an OpenTelemetry Collector built with the collector builder (otlp receiver, batch processor, otlphttp exporter); enables the \"pipeline\" target (Collector -> Prometheus). Default: .cache/collector-*/src/otelcol-* if present")
 )
 

@@ -172,7 +172,9 @@ func measureSeries(target, tmp, lookoutBin, promBin string, run int, w workload,
 	m.endKB, m.peakKB = procStatusKB(pid, "VmRSS"), procStatusKB(pid, "VmHWM")
 	m.headSeries = int64(metricValue(s, "prometheus_tsdb_head_series"))
 	if *flagProfile != "" {
-		fetch(s, "/debug/pprof/heap", "heap")
+		// After the RSS reads: gc=1 collects first, so the profile shows
+		// what is live at the end rather than at the last cycle.
+		fetch(s, "/debug/pprof/heap?gc=1", "heap")
 	}
 	if m.failed > 0 {
 		return m, fmt.Errorf("%s (%s, %d series): %d requests failed", target, proto, m.series, m.failed)
