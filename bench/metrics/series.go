@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log"
 	"math"
 	"net/http"
 	"os"
@@ -171,6 +172,9 @@ func measureSeries(target, tmp, lookoutBin, promBin string, run int, w workload,
 	m.wall, m.cpu = time.Since(t0), procCPU(pid)-cpu0
 	m.endKB, m.peakKB = procStatusKB(pid, "VmRSS"), procStatusKB(pid, "VmHWM")
 	m.headSeries = int64(metricValue(s, "prometheus_tsdb_head_series"))
+	if m.headSeries != int64(m.series) {
+		log.Printf("%s (%s): the head holds %d series, the workload makes %d", target, proto, m.headSeries, m.series)
+	}
 	if *flagProfile != "" {
 		// After the RSS reads: gc=1 collects first, so the profile shows
 		// what is live at the end rather than at the last cycle.
@@ -268,22 +272,39 @@ func (m scaling) String() string {
 
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// ratios compares Lookout (l) with Prometheus (p) at one size.
-func ratios(l, p scaling) string {
-	return fmt.Sprintf("ratios lookout/prometheus (%s, %d series): CPU per sample %.2f, peak RSS per series %.2f, end RSS per series %.2f, end-idle RSS per series %.2f",
-		l.protocol, l.series, micros(l.cpuPerSample())/micros(p.cpuPerSample()), float64(l.peakKB)/float64(p.peakKB),
-		float64(l.endKB)/float64(p.endKB), float64(l.endKB-l.idleKB)/float64(p.endKB-p.idleKB))
+// ratio is Lookout's figures over Prometheus's at one size and protocol.
+type ratio struct{ cpu, peak, end, grown float64 }
+
+func ratioOf(l, p scaling) ratio {
+	return ratio{
+		cpu:   micros(l.cpuPerSample()) / micros(p.cpuPerSample()),
+		peak:  float64(l.peakKB) / float64(p.peakKB),
+		end:   float64(l.endKB) / float64(p.endKB),
+		grown: float64(l.endKB-l.idleKB) / float64(p.endKB-p.idleKB),
+	}
 }
 
-// printScalingTable prints the results as the Markdown table BENCHMARKS.md
-// shows.
+func ratios(l, p scaling) string {
+	r := ratioOf(l, p)
+	return fmt.Sprintf("ratios lookout/prometheus (%s, %d series): CPU per sample %.2f, peak RSS per series %.2f, end RSS per series %.2f, end-idle RSS per series %.2f",
+		l.protocol, l.series, r.cpu, r.peak, r.end, r.grown)
+}
+
+// printScalingTable prints one Markdown table per size, as BENCHMARKS.md
+// shows them: each protocol's Lookout and Prometheus rows and their ratio.
 func printScalingTable(all []scaling) {
-	fmt.Println("| protocol | TSDB series (families) | server | head series | CPU µs/sample | idle RSS MB | peak RSS MB | end RSS MB | peak B/series | end B/series | (end − idle) B/series |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
-	for _, m := range all {
-		fmt.Printf("| %s | %d (%d) | %s | %d | %.2f | %d | %d | %d | %.0f | %.0f | %.0f |\n",
-			m.protocol, m.series, m.families, m.target, m.headSeries, micros(m.cpuPerSample()), m.idleKB>>10, m.peakKB>>10, m.endKB>>10,
-			m.perSeries(m.peakKB), m.perSeries(m.endKB), m.perSeries(m.endKB-m.idleKB))
+	for i, m := range all {
+		if i == 0 || all[i-1].series != m.series {
+			fmt.Printf("\n%d active TSDB series (%d histogram families):\n\n", m.series, m.families)
+			fmt.Println("| protocol | server | CPU µs/sample | idle RSS MB | peak RSS MB | end RSS MB | end RSS B/series | (end − idle) B/series |")
+			fmt.Println("|---|---|---|---|---|---|---|---|")
+		}
+		fmt.Printf("| %s | %s | %.2f | %d | %d | %d | %.0f | %.0f |\n", m.protocol, m.target, micros(m.cpuPerSample()),
+			m.idleKB>>10, m.peakKB>>10, m.endKB>>10, m.perSeries(m.endKB), m.perSeries(m.endKB-m.idleKB))
+		if i > 0 && all[i-1].target == "lookout" && m.target == "prometheus" && all[i-1].protocol == m.protocol && all[i-1].series == m.series {
+			r := ratioOf(all[i-1], m)
+			fmt.Printf("| %s | **Lookout / Prometheus** | %.2f | | %.2f | %.2f | **%.2f** | %.2f |\n", m.protocol, r.cpu, r.peak, r.end, r.end, r.grown)
+		}
 	}
 }
 
