@@ -130,6 +130,7 @@ func (s *Store) ObserveSpans(ctx context.Context, q SpanQuery, obs Observer) (*S
 	if c := s.opts.Now().Add(-s.opts.Retention).UnixNano(); c > 0 && !s.searchRows {
 		ms.firstColumnMinute = uint64(c) / blockWidth
 	}
+	done := ms.startObserver()
 	err := ms.run(lo, end-1)
 	if err == nil {
 		err = ms.flushTraces()
@@ -137,6 +138,9 @@ func (s *Store) ObserveSpans(ctx context.Context, q SpanQuery, obs Observer) (*S
 	if ms.sums != nil {
 		_ = ms.sums.Close()
 	}
+	ms.send()
+	close(ms.batches)
+	<-done
 	return ms.scan, err
 }
 
@@ -185,7 +189,9 @@ type metricsScan struct {
 	firstColumnMinute        uint64
 	sd                       searchDecoder
 	cf                       []colField
-	rec                      []byte
+	batch                    *obsBatch
+	batches                  chan *obsBatch // full, to the evaluator
+	free                     chan *obsBatch // taken, for reuse
 	pending                  []pendingTrace
 	sums                     *pebble.Iterator // summaries, for pending traces
 	seen                     []bool
@@ -248,7 +254,9 @@ func (ms *metricsScan) run(lo, hi uint64) error {
 				continue
 			}
 			ms.scan.InspectedBytes += uint64(len(v))
-			if err := ms.record(pcommon.TraceID(k[9:25]), v); err != nil {
+			// Observations hold strings of the record until the
+			// evaluator has taken them: a copy outlives the iterator.
+			if err := ms.record(pcommon.TraceID(k[9:25]), bytes.Clone(v)); err != nil {
 				return fmt.Errorf("decode search record of %x: %w", k[9:25], err)
 			}
 		}
@@ -272,7 +280,7 @@ func (ms *metricsScan) minuteColumns(m, lo, hi uint64, it *pebble.Iterator, ar *
 			continue
 		}
 		ar.minute, ar.seq, ar.bytes = m, binary.BigEndian.Uint64(k[9:17]), 0
-		v := it.Value()
+		v := bytes.Clone(it.Value()) // outlives the iterator, as record's
 		blk, cand, err := ms.cs.match(v)
 		if err != nil {
 			return fmt.Errorf("decode column block %x: %w", k[1:], err)
@@ -311,10 +319,10 @@ func (ms *metricsScan) blockRows(lo, hi uint64, cand []bool, starts []int32) err
 		if err != nil {
 			return err
 		}
-		ms.rec = append(ms.rec[:0], v...)
+		rec := bytes.Clone(v)
 		_ = closer.Close()
 		ms.scan.InspectedSpans -= uint64(starts[j+1] - starts[j]) // counted again by record
-		if err := ms.record(tid, ms.rec); err != nil {
+		if err := ms.record(tid, rec); err != nil {
 			return err
 		}
 	}
@@ -361,7 +369,7 @@ func (ms *metricsScan) wholeTrace(tid pcommon.TraceID, rec []byte) error {
 		return nil
 	}
 	ms.decided[tid] = struct{}{}
-	ms.pending = append(ms.pending, pendingTrace{tid: tid, rec: append([]byte(nil), rec...)})
+	ms.pending = append(ms.pending, pendingTrace{tid: tid, rec: rec})
 	if len(ms.pending) >= pendingTraces {
 		return ms.flushTraces()
 	}
@@ -475,7 +483,7 @@ func (ms *metricsScan) observeSpan(tid pcommon.TraceID, tr *traceql.Trace, i int
 			o.Value, o.HasValue = traceql.ObservedValue(v)
 		}
 	}
-	ms.obs.Observe(o)
+	ms.emit(o)
 }
 
 // block evaluates a single-span query on the current column block (one
@@ -549,7 +557,7 @@ func (ms *metricsScan) block(lo, hi uint64, cand []bool, starts []int32) error {
 					o.Value, o.HasValue = traceql.ObservedValue(v)
 				}
 			}
-			ms.obs.Observe(o)
+			ms.emit(o)
 		}
 	}
 	return nil
@@ -705,4 +713,61 @@ func fillInt32(s []int32, n int, v int32) []int32 {
 		s[i] = v
 	}
 	return s
+}
+
+// Observations go to the Observer in batches, from a goroutine of its own:
+// the scan decodes the next blocks while the evaluator aggregates.
+const obsBatchSize = 4096
+
+// obsBatch holds observations and the by() values they point into. The
+// values' strings alias blocks and records the scan copied for them.
+type obsBatch struct {
+	obs     []traceql.Observation
+	group   []traceql.Value
+	present []bool
+}
+
+// startObserver starts the goroutine that hands batches to the Observer;
+// the returned channel closes once it has handed the last.
+func (ms *metricsScan) startObserver() <-chan struct{} {
+	ms.batches, ms.free = make(chan *obsBatch, 2), make(chan *obsBatch, 3)
+	for range 3 {
+		ms.free <- &obsBatch{}
+	}
+	ms.batch = <-ms.free
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range ms.batches {
+			for i := range b.obs {
+				ms.obs.Observe(&b.obs[i])
+			}
+			b.obs, b.group, b.present = b.obs[:0], b.group[:0], b.present[:0]
+			ms.free <- b
+		}
+	}()
+	return done
+}
+
+// emit queues a copy of o for the Observer.
+func (ms *metricsScan) emit(o *traceql.Observation) {
+	b := ms.batch
+	g, p := len(b.group), len(b.present)
+	b.group = append(b.group, o.Group...)
+	b.present = append(b.present, o.Present...)
+	c := *o
+	c.Group, c.Present = b.group[g:len(b.group):len(b.group)], b.present[p:len(b.present):len(b.present)]
+	b.obs = append(b.obs, c)
+	if len(b.obs) == obsBatchSize {
+		ms.send()
+		ms.batch = <-ms.free
+	}
+}
+
+// send hands the current batch to the Observer's goroutine.
+func (ms *metricsScan) send() {
+	if len(ms.batch.obs) > 0 {
+		ms.batches <- ms.batch
+		ms.batch = nil
+	}
 }
