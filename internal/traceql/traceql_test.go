@@ -34,6 +34,8 @@ func TestParseGood(t *testing.T) {
 		{`{ true }`, `{ true }`},
 		{`{ statusMessage = "boom" }`, `{ statusMessage = "boom" }`},
 		{`{ duration > 1m30s && duration < 1h0m0.5s }`, `{ (duration > 1m30s && duration < 1h0m0.5s) }`}, // as Value.String renders durations
+		{`{ duration > 1d }`, `{ duration > 24h0m0s }`},
+		{`{ duration > 24h0m0s && duration < 1h30m }`, `{ (duration > 24h0m0s && duration < 1h30m0s) }`},
 	}
 	for _, c := range cases {
 		e, err := Parse(c.in)
