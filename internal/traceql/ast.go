@@ -37,9 +37,28 @@ const (
 	OpAncestor                          // <<: right-side spans that are ancestors of a left-side span
 	OpParent                            // <: right-side spans that are the parent of a left-side span
 	OpSibling                           // ~: right-side spans sharing a parent with a left-side span
+
+	// The union structural operators return the spans of both sides that
+	// stand in the relation: &>> the right-side descendants of left-side
+	// spans and those left-side ancestors, and so on.
+	OpUnionDescendant // &>>
+	OpUnionChild      // &>
+	OpUnionAncestor   // &<<
+	OpUnionParent     // &<
+	OpUnionSibling    // &~
+
+	// The negated structural operators return the right-side spans that do
+	// not stand in the relation to any left-side span: !>> the right-side
+	// spans that descend from no left-side span, and so on.
+	OpNotDescendant // !>>
+	OpNotChild      // !>
+	OpNotAncestor   // !<<
+	OpNotParent     // !<
+	OpNotSibling    // !~
 )
 
-var spansetOpText = [...]string{"&&", "||", ">>", ">", "<<", "<", "~"}
+var spansetOpText = [...]string{"&&", "||", ">>", ">", "<<", "<", "~",
+	"&>>", "&>", "&<<", "&<", "&~", "!>>", "!>", "!<<", "!<", "!~"}
 
 func (o SpansetOperator) String() string { return spansetOpText[o] }
 
@@ -76,6 +95,9 @@ type Compare struct {
 	Op    CmpOp
 	Value Value
 	re    *regexp.Regexp
+	// byRoot marks a nestedSetParent comparison that whether the span is a
+	// root decides (see rootDecided); set by the parser.
+	byRoot bool
 }
 
 // BoolLiteral is a bare `true` or `false` inside a filter.
@@ -126,6 +148,7 @@ const (
 	ScopeAny      Scope = iota // .foo: span first, then resource
 	ScopeSpan                  // span.foo
 	ScopeResource              // resource.foo
+	ScopeEvent                 // event.foo: an attribute of one of the span's events
 )
 
 // Intrinsic is a built-in span or trace field.
@@ -142,13 +165,16 @@ const (
 	IntrinsicTraceDuration
 	IntrinsicRootName
 	IntrinsicRootServiceName
-	// IntrinsicNestedSetParent is Tempo's nestedSetParent, which is -1 for
-	// a root span and positive for the others. Lookout does not number
-	// spans in nested sets: it knows only whether a span is a root, so the
-	// parser accepts only comparisons that this decides, such as
-	// Drilldown's `nestedSetParent<0` (root spans), and FieldValue reports
-	// -1 for a root span and 1 for any other.
-	IntrinsicNestedSetParent
+	IntrinsicNestedSetLeft   // the span's number on entering it in a depth-first walk of the trace
+	IntrinsicNestedSetRight  // the span's number on leaving it
+	IntrinsicNestedSetParent // the parent's nestedSetLeft; -1 for a root
+	IntrinsicSpanID          // span:id, 16 lowercase hex digits
+	IntrinsicParentID        // span:parentID, 16 lowercase hex digits
+	IntrinsicTraceID         // trace:id, 32 lowercase hex digits
+	IntrinsicEventName       // event:name of one of the span's events
+	// IntrinsicEventTimeSinceStart is event:timeSinceStart, an event's time
+	// minus its span's start.
+	IntrinsicEventTimeSinceStart
 )
 
 var intrinsicNames = map[string]Intrinsic{
@@ -160,7 +186,6 @@ var intrinsicNames = map[string]Intrinsic{
 	"traceDuration":      IntrinsicTraceDuration,
 	"rootName":           IntrinsicRootName,
 	"rootServiceName":    IntrinsicRootServiceName,
-	"nestedSetParent":    IntrinsicNestedSetParent,
 	"span:name":          IntrinsicName,
 	"span:status":        IntrinsicStatus,
 	"span:statusMessage": IntrinsicStatusMessage,
@@ -169,6 +194,15 @@ var intrinsicNames = map[string]Intrinsic{
 	"trace:duration":     IntrinsicTraceDuration,
 	"trace:rootName":     IntrinsicRootName,
 	"trace:rootService":  IntrinsicRootServiceName,
+
+	"nestedSetLeft":        IntrinsicNestedSetLeft,
+	"nestedSetRight":       IntrinsicNestedSetRight,
+	"nestedSetParent":      IntrinsicNestedSetParent,
+	"span:id":              IntrinsicSpanID,
+	"span:parentID":        IntrinsicParentID,
+	"trace:id":             IntrinsicTraceID,
+	"event:name":           IntrinsicEventName,
+	"event:timeSinceStart": IntrinsicEventTimeSinceStart,
 }
 
 var intrinsicText = map[Intrinsic]string{
@@ -180,7 +214,15 @@ var intrinsicText = map[Intrinsic]string{
 	IntrinsicTraceDuration:   "traceDuration",
 	IntrinsicRootName:        "rootName",
 	IntrinsicRootServiceName: "rootServiceName",
-	IntrinsicNestedSetParent: "nestedSetParent",
+
+	IntrinsicNestedSetLeft:       "nestedSetLeft",
+	IntrinsicNestedSetRight:      "nestedSetRight",
+	IntrinsicNestedSetParent:     "nestedSetParent",
+	IntrinsicSpanID:              "span:id",
+	IntrinsicParentID:            "span:parentID",
+	IntrinsicTraceID:             "trace:id",
+	IntrinsicEventName:           "event:name",
+	IntrinsicEventTimeSinceStart: "event:timeSinceStart",
 }
 
 // IntrinsicNames lists the intrinsics in the form Tempo's tag API reports them.
@@ -190,7 +232,7 @@ func IntrinsicNames() []string {
 
 // TraceLevel reports whether the intrinsic describes the whole trace.
 func (i Intrinsic) TraceLevel() bool {
-	return i == IntrinsicTraceDuration || i == IntrinsicRootName || i == IntrinsicRootServiceName
+	return i == IntrinsicTraceDuration || i == IntrinsicRootName || i == IntrinsicRootServiceName || i == IntrinsicTraceID
 }
 
 // Field is an intrinsic or an attribute.
@@ -213,6 +255,8 @@ func (f Field) String() string {
 		return "span." + name
 	case ScopeResource:
 		return "resource." + name
+	case ScopeEvent:
+		return "event." + name
 	}
 	return "." + name
 }

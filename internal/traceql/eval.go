@@ -24,6 +24,12 @@ type Span struct {
 	EndUnixNano   uint64
 	Attrs         []Attr
 	Resource      []Attr // may be shared between the spans of one resource
+	// Events are the span's events; nil when the storage read did not
+	// load them (see NeedsEvents).
+	Events []Event
+	// The span's nested-set numbers (see ComputeNestedSets); zero until
+	// computed.
+	NestedSetLeft, NestedSetRight, NestedSetParent int64
 }
 
 // Duration is the span's duration in nanoseconds (0 if the end precedes the start).
@@ -46,6 +52,7 @@ func (s *Span) ServiceName() string {
 
 // TraceInfo holds the trace-level intrinsics.
 type TraceInfo struct {
+	TraceID         [16]byte // for trace:id; zero when the caller does not know it
 	RootName        string
 	RootServiceName string
 	StartUnixNano   uint64
@@ -112,7 +119,25 @@ func triOf(b bool) tri {
 // produces. An empty result means the trace does not match. It stops with
 // ctx's error when ctx ends (a query timeout), checking between operators
 // and within long passes over the trace.
+//
+// When e refers to a nested-set field Eval first computes tr's nested sets
+// (ComputeNestedSets), so tr must then hold the whole trace for their
+// values to be right, and must not be read concurrently. Comparisons that
+// whether a span is a root decides (`nestedSetParent < 0`, see SpanLocal)
+// are right on any part of a trace.
 func Eval(ctx context.Context, e Expr, tr *Trace) ([]int, error) {
+	prepare(e, tr)
+	return eval(ctx, e, tr)
+}
+
+// prepare computes what evaluating e on tr needs beyond the spans.
+func prepare(e Expr, tr *Trace) {
+	if needsNestedSets(e) {
+		tr.ComputeNestedSets()
+	}
+}
+
+func eval(ctx context.Context, e Expr, tr *Trace) ([]int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -129,11 +154,11 @@ func Eval(ctx context.Context, e Expr, tr *Trace) ([]int, error) {
 		}
 		return out, nil
 	case *SpansetOp:
-		l, err := Eval(ctx, e.L, tr)
-		if err != nil || (len(l) == 0 && e.Op != OpOr) {
+		l, err := eval(ctx, e.L, tr)
+		if err != nil || (len(l) == 0 && e.Op != OpOr && !e.Op.Negated()) {
 			return nil, err
 		}
-		r, err := Eval(ctx, e.R, tr)
+		r, err := eval(ctx, e.R, tr)
 		if err != nil {
 			return nil, err
 		}
@@ -146,10 +171,10 @@ func Eval(ctx context.Context, e Expr, tr *Trace) ([]int, error) {
 		case OpOr:
 			return union(l, r), nil
 		default:
-			return structural(e.Op, tr, l, r), nil
+			return relate(e.Op, tr, l, r), nil
 		}
 	case *Pipeline:
-		sets, err := EvalSpansets(ctx, e, tr)
+		sets, err := evalSpansets(ctx, e, tr)
 		if err != nil {
 			return nil, err
 		}
@@ -274,7 +299,9 @@ func structural(op SpansetOperator, tr *Trace, l, r []int) []int {
 // PossibleInSpans is a conservative pre-filter over some of a trace's spans
 // (a stored batch): it is false only if no trace containing these spans can
 // match because of them, i.e. no spanset filter of e can match any of the
-// spans. Trace-level intrinsics count as unknown.
+// spans. Trace-level intrinsics, event fields (a batch's spans may lack
+// their events) and nested-set comparisons that need the whole trace count
+// as unknown.
 func PossibleInSpans(e Expr, spans []Span) bool {
 	switch e := e.(type) {
 	case *Filter:
@@ -282,7 +309,7 @@ func PossibleInSpans(e Expr, spans []Span) bool {
 			return len(spans) > 0
 		}
 		for i := range spans {
-			if evalCond(e.Cond, &spans[i], nil) != triFalse {
+			if evalCondIn(e.Cond, &spans[i], nil, false) != triFalse {
 				return true
 			}
 		}
@@ -303,8 +330,11 @@ func PossibleForTrace(e Expr, info *TraceInfo) bool {
 		return e.Cond == nil || evalCond(e.Cond, nil, info) != triFalse
 	case *SpansetOp:
 		l, r := PossibleForTrace(e.L, info), PossibleForTrace(e.R, info)
-		if e.Op == OpOr {
+		switch {
+		case e.Op == OpOr:
 			return l || r
+		case e.Op.Negated():
+			return r // an empty left side keeps every right-side span
 		}
 		return l && r
 	case *Pipeline:
@@ -365,19 +395,25 @@ func walkCompares(e Expr, f func(*Compare)) {
 	}
 }
 
-// evalCond evaluates c; a nil span makes span-level fields unknown and a nil
-// info makes trace-level fields unknown.
-func evalCond(c Cond, s *Span, info *TraceInfo) tri {
+// evalCond evaluates c on a span of a whole trace; a nil span makes
+// span-level fields unknown and a nil info makes trace-level fields unknown.
+func evalCond(c Cond, s *Span, info *TraceInfo) tri { return evalCondIn(c, s, info, true) }
+
+// evalCondIn evaluates c; whole says s belongs to a whole trace, with its
+// events and (when the query needs them) nested sets. Without it, event
+// fields and nested-set comparisons that need the rest of the trace are
+// unknown.
+func evalCondIn(c Cond, s *Span, info *TraceInfo, whole bool) tri {
 	switch c := c.(type) {
 	case BoolLiteral:
 		return triOf(bool(c))
 	case *Logical:
-		l := evalCond(c.L, s, info)
+		l := evalCondIn(c.L, s, info, whole)
 		if c.And {
 			if l == triFalse {
 				return triFalse
 			}
-			r := evalCond(c.R, s, info)
+			r := evalCondIn(c.R, s, info, whole)
 			if r == triFalse {
 				return triFalse
 			}
@@ -389,7 +425,7 @@ func evalCond(c Cond, s *Span, info *TraceInfo) tri {
 		if l == triTrue {
 			return triTrue
 		}
-		r := evalCond(c.R, s, info)
+		r := evalCondIn(c.R, s, info, whole)
 		if r == triTrue {
 			return triTrue
 		}
@@ -404,6 +440,18 @@ func evalCond(c Cond, s *Span, info *TraceInfo) tri {
 			}
 		} else if s == nil {
 			return triUnknown
+		}
+		switch f := c.Field; {
+		case c.byRoot:
+			parent := int64(1) // any value a non-root span can have
+			if s.isRoot() {
+				parent = -1
+			}
+			return triOf(c.match(IntValue(parent), true))
+		case !whole && (isNestedSet(f.Intrinsic) || isEventField(f)):
+			return triUnknown
+		case isEventField(f):
+			return triOf(c.matchEvents(s))
 		}
 		v, ok := FieldValue(c.Field, s, info)
 		return triOf(c.match(v, ok))
@@ -431,11 +479,23 @@ func FieldValue(f Field, s *Span, info *TraceInfo) (Value, bool) {
 		return StringValue(info.RootName), true
 	case IntrinsicRootServiceName:
 		return StringValue(info.RootServiceName), true
+	case IntrinsicNestedSetLeft:
+		return IntValue(s.NestedSetLeft), true
+	case IntrinsicNestedSetRight:
+		return IntValue(s.NestedSetRight), true
 	case IntrinsicNestedSetParent:
-		if s.ParentSpanID == ([8]byte{}) {
-			return IntValue(-1), true
-		}
-		return IntValue(1), true
+		return IntValue(s.NestedSetParent), true
+	case IntrinsicSpanID:
+		return idValue(s.SpanID[:]), true
+	case IntrinsicParentID:
+		return idValue(s.ParentSpanID[:]), true
+	case IntrinsicTraceID:
+		return idValue(info.TraceID[:]), true
+	case IntrinsicEventName, IntrinsicEventTimeSinceStart:
+		return firstEventValue(f, s)
+	}
+	if f.Scope == ScopeEvent {
+		return firstEventValue(f, s)
 	}
 	if f.Scope != ScopeResource {
 		if v, ok := lookup(s.Attrs, f.Name); ok {

@@ -33,6 +33,17 @@ const (
 	tNumber   // 12, 1.5, -3
 	tDuration // 10ms, 1.5s
 	tOther    // any other operator character; always rejected by the parser
+
+	// Union and negated structural operators (!~ is tNre).
+	tUnionDesc    // &>>
+	tUnionChild   // &>
+	tUnionAnc     // &<<
+	tUnionParent  // &<
+	tUnionSibling // &~
+	tNotDesc      // !>>
+	tNotChild     // !>
+	tNotAnc       // !<<
+	tNotParent    // !<
 )
 
 type token struct {
@@ -93,7 +104,29 @@ func lex(q string) ([]token, error) {
 			toks = append(toks, token{kind: k, text: q[start : start+n], pos: start})
 			i += n
 		}
+		three := ""
+		if i+2 < len(q) {
+			three = q[i : i+3]
+		}
 		switch {
+		case three == "&>>":
+			emit(tUnionDesc, 3)
+		case three == "&<<":
+			emit(tUnionAnc, 3)
+		case three == "!>>":
+			emit(tNotDesc, 3)
+		case three == "!<<":
+			emit(tNotAnc, 3)
+		case two == "&>":
+			emit(tUnionChild, 2)
+		case two == "&<":
+			emit(tUnionParent, 2)
+		case two == "&~":
+			emit(tUnionSibling, 2)
+		case two == "!>":
+			emit(tNotChild, 2)
+		case two == "!<":
+			emit(tNotParent, 2)
 		case two == "&&":
 			emit(tAnd, 2)
 		case two == "||":

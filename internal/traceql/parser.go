@@ -3,7 +3,6 @@ package traceql
 import (
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -115,18 +114,11 @@ func (p *parser) unexpected(t token, where string) error {
 		case "|":
 			return p.unsupported(t, "a pipeline | inside parentheses or a spanset filter (a pipeline must follow the whole spanset expression)")
 		case "!":
-			if n := p.toks[p.i+1]; n.kind == tDesc || n.kind == tGt || n.kind == tAnc || n.kind == tLt || n.kind == tSibling {
-				return p.unsupported(t, "negated structural operator !"+n.text)
-			}
 			return p.unsupported(t, "the negation operator !")
 		case "+", "-", "*", "/", "%", "^":
 			return p.unsupported(t, "arithmetic operator "+t.text)
 		case ",":
 			return p.unsupported(t, "a comma-separated list")
-		case "&":
-			if p.toks[p.i+1].kind == tGt || p.toks[p.i+1].kind == tDesc {
-				return p.unsupported(t, "the union structural operator &"+p.toks[p.i+1].text)
-			}
 		}
 	}
 	return p.errAt(t, "syntax error: unexpected %s %s", t, where)
@@ -182,19 +174,8 @@ func (p *parser) spansetStructural() (Expr, error) {
 		return nil, err
 	}
 	for {
-		var op SpansetOperator
-		switch p.peek().kind {
-		case tDesc:
-			op = OpDescendant
-		case tGt:
-			op = OpChild
-		case tAnc:
-			op = OpAncestor
-		case tLt:
-			op = OpParent
-		case tSibling:
-			op = OpSibling
-		default:
+		op, ok := structuralOps[p.peek().kind]
+		if !ok {
 			return l, nil
 		}
 		t := p.next()
@@ -424,20 +405,29 @@ func (p *parser) typeCheck(f operand, op CmpOp, v operand, opTok token) (Cond, e
 		if v.value.Type != TypeDuration || regex {
 			return nil, bad("expected a duration such as 100ms")
 		}
-	case IntrinsicNestedSetParent:
-		if v.value.Type == TypeNil && (op == CmpEq || op == CmpNeq) {
-			break
-		}
-		x, num := numeric(v.value)
-		if !num || v.value.Type == TypeDuration || regex {
+	case IntrinsicNestedSetLeft, IntrinsicNestedSetRight, IntrinsicNestedSetParent:
+		if !(v.value.Type == TypeInt || v.value.Type == TypeFloat || v.value.Type == TypeNil && !ordered) || regex {
 			return nil, bad("expected a number")
 		}
-		// Every non-root span must get the same answer, whatever its
-		// (positive integer) nestedSetParent: true of a bound below 1,
-		// and of < 1 and >= 1.
-		if !(x < 1 || x == 1 && (op == CmpLt || op == CmpGte) || x != math.Trunc(x) && (op == CmpEq || op == CmpNeq)) {
-			return nil, p.unsupported(v.tok, "comparing nestedSetParent with "+v.value.String()+" using "+op.String()+
-				" (Lookout knows only whether a span is a root: use nestedSetParent < 0 for root spans, nestedSetParent > 0 for the others)")
+		c.byRoot = rootDecided(c)
+	case IntrinsicSpanID, IntrinsicParentID, IntrinsicTraceID:
+		if ordered || regex || v.value.Type != TypeString && v.value.Type != TypeNil {
+			return nil, bad("IDs take = or != with a hex string")
+		}
+		if v.value.Type == TypeString {
+			id, ok := normalizeHexID(v.value.S, idDigits(f.field.Intrinsic))
+			if !ok {
+				return nil, bad(fmt.Sprintf("expected at most %d hex digits", idDigits(f.field.Intrinsic)))
+			}
+			c.Value.S = id
+		}
+	case IntrinsicEventName:
+		if v.value.Type != TypeString && !(v.value.Type == TypeNil && !ordered && !regex) {
+			return nil, bad("expected a string")
+		}
+	case IntrinsicEventTimeSinceStart:
+		if v.value.Type != TypeDuration && !(v.value.Type == TypeNil && !ordered) || regex {
+			return nil, bad("expected a duration such as 100ms")
 		}
 	default:
 		switch v.value.Type {
@@ -522,16 +512,18 @@ func (p *parser) ident(t token) (operand, error) {
 		return attr(ScopeSpan, s[len("span."):])
 	case strings.HasPrefix(s, "resource."):
 		return attr(ScopeResource, s[len("resource."):])
+	case strings.HasPrefix(s, "event."):
+		return attr(ScopeEvent, s[len("event."):])
 	}
 	if in, ok := intrinsicNames[s]; ok {
 		return operand{tok: t, isField: true, field: Field{Intrinsic: in}}, nil
 	}
-	for _, scope := range []string{"event", "link", "instrumentation", "scope"} {
+	for _, scope := range []string{"link", "instrumentation", "scope"} {
 		if strings.HasPrefix(s, scope+".") || strings.HasPrefix(s, scope+":") {
 			return operand{}, p.unsupported(t, "the "+scope+" scope ("+s+")")
 		}
 	}
-	if strings.HasPrefix(s, "span:") || strings.HasPrefix(s, "trace:") || strings.HasPrefix(s, "resource:") {
+	if strings.HasPrefix(s, "span:") || strings.HasPrefix(s, "trace:") || strings.HasPrefix(s, "resource:") || strings.HasPrefix(s, "event:") {
 		return operand{}, p.unsupported(t, "the intrinsic "+s)
 	}
 	switch s {
@@ -539,7 +531,7 @@ func (p *parser) ident(t token) (operand, error) {
 		return operand{tok: t, value: BoolValue(s == "true")}, nil
 	case "nil":
 		return operand{tok: t, value: Value{Type: TypeNil}}, nil
-	case "parent", "childCount", "nestedSetLeft", "nestedSetRight", "traceID", "spanID", "id", "instrumentation":
+	case "parent", "childCount", "traceID", "spanID", "id", "instrumentation":
 		return operand{}, p.unsupported(t, "the intrinsic "+s)
 	}
 	if v, ok := statusNames[s]; ok {

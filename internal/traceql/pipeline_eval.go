@@ -25,17 +25,24 @@ type GroupValue struct {
 
 // EvalSpansets returns the spansets e produces for tr; none means the trace
 // does not match. A query without a pipeline produces at most one spanset,
-// the spans Eval returns. Like Eval it stops with ctx's error.
+// the spans Eval returns. Like Eval it stops with ctx's error, and it
+// computes tr's nested sets when e refers to them, in its conditions or in
+// the fields its stages read (select(), by()).
 func EvalSpansets(ctx context.Context, e Expr, tr *Trace) ([]Spanset, error) {
+	prepare(e, tr)
+	return evalSpansets(ctx, e, tr)
+}
+
+func evalSpansets(ctx context.Context, e Expr, tr *Trace) ([]Spanset, error) {
 	p, ok := e.(*Pipeline)
 	if !ok {
-		spans, err := Eval(ctx, e, tr)
+		spans, err := eval(ctx, e, tr)
 		if err != nil || len(spans) == 0 {
 			return nil, err
 		}
 		return []Spanset{{Spans: spans}}, nil
 	}
-	spans, err := Eval(ctx, p.Input, tr)
+	spans, err := eval(ctx, p.Input, tr)
 	if err != nil || len(spans) == 0 {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ func TestParsePipelineBad(t *testing.T) {
 		{`{} | count_over_time() by (name)`, "the metrics function count_over_time()", true},
 		{`{} | topk(5)`, "the function or keyword topk", true},
 		{`{} | frobnicate()`, "unknown pipeline stage \"frobnicate\"", false},
-		{`{} | by(event.name)`, "event scope", true},
+		{`{} | by(link.name)`, "link scope", true},
 		{`{} | by(name) { }`, "after a pipeline stage", false},
 		{`{} | count() > 1 | by(nosuch)`, "unknown identifier", false},
 		{"{}" + strings.Repeat(" | coalesce()", MaxPipelineStages+1), "more than 128 pipeline stages", false},
