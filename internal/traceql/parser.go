@@ -57,27 +57,45 @@ func (p *parser) spansetOp(t token, op SpansetOperator, l, r Expr) (Expr, error)
 	return &SpansetOp{Op: op, L: l, R: r}, nil
 }
 
-// Parse parses a TraceQL query. An empty query is `{}`.
+// Parse parses a TraceQL query. An empty query is `{}`. A trailing
+// with(…) clause of query hints is accepted and dropped; ParseWithHints
+// returns it.
 func Parse(q string) (Expr, error) {
+	e, _, err := ParseWithHints(q)
+	return e, err
+}
+
+// ParseWithHints parses a TraceQL query like Parse and also returns the
+// hints of its trailing with(…) clause (nil when it has none).
+func ParseWithHints(q string) (Expr, Hints, error) {
 	if strings.TrimSpace(q) == "" {
-		return &Filter{}, nil
+		return &Filter{}, nil, nil
 	}
 	toks, err := lex(q)
 	if err != nil {
-		return nil, &ParseError{Pos: 1, Msg: err.Error()}
+		return nil, nil, &ParseError{Pos: 1, Msg: err.Error()}
 	}
 	p := &parser{toks: toks}
 	e, err := p.spansetOr()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if t := p.peek(); t.kind == tOther && t.text == "|" {
-		return p.pipeline(e)
+		if e, err = p.pipeline(e); err != nil {
+			return nil, nil, err
+		}
+	}
+	h, err := p.trailingHints()
+	if err != nil {
+		return nil, nil, err
+	}
+	if t := p.peek(); t.kind != tEOF && h != nil {
+		return nil, nil, p.errAt(t, "syntax error: unexpected %s after with(…), which must end the query", t)
 	}
 	if t := p.peek(); t.kind != tEOF {
-		return nil, p.unexpected(t, "after a complete spanset expression")
+		return nil, nil, p.unexpected(t, "after a complete spanset expression")
 	}
-	return e, nil
+	return e, h, nil
 }
 
 // MustParse is Parse for queries known to be valid; it panics otherwise.

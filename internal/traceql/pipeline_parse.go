@@ -32,6 +32,11 @@ func (p *parser) pipeline(in Expr) (Expr, error) {
 	switch t := p.peek(); t.kind {
 	case tEOF:
 		return pl, nil
+	case tIdent:
+		if isWith(t) {
+			return pl, nil // the query's hints, parsed by the caller
+		}
+		return nil, p.unexpected(t, "after a pipeline stage")
 	case tAnd, tOr, tDesc, tGt, tAnc, tLt, tSibling:
 		return nil, p.unsupported(t, "the operator "+t.text+" after a pipeline stage (combining pipelines or aggregate comparisons)")
 	default:
