@@ -1,15 +1,23 @@
 // Package traceql parses and evaluates the subset of Grafana Tempo's TraceQL
 // that Lookout supports: spanset filters with field conditions, attribute
-// scopes, intrinsics, the spanset operators &&, ||, >>, >, <<, < and ~, and
-// pipelines of spanset filters, aggregate comparisons (count, avg, min,
-// max, sum), by(), select() and coalesce().
+// scopes (span., resource., event. and unscoped), intrinsics (including
+// the nested-set numbers nestedSetLeft, nestedSetRight and
+// nestedSetParent, span:id, span:parentID, trace:id, event:name and
+// event:timeSinceStart), the spanset operators &&, ||, >>, >, <<, < and ~
+// with their union (&>> …) and negated (!>> …) forms, pipelines of
+// spanset filters, aggregate comparisons (count, avg, min, max, sum),
+// by(), select() and coalesce(), and a trailing with(…) clause of query
+// hints. That covers every search Grafana Traces Drilldown sends.
 //
 // Parse turns a query into an Expr with a hand-written lexer and
 // recursive-descent parser; anything outside the subset is rejected with an
-// error naming the construct. Eval runs an Expr over one Trace and
-// EvalSpansets returns the trace's spansets (one per by() group).
-// PossibleInSpans and PossibleForTrace are conservative pre-filters the
-// trace store uses to skip traces cheaply.
+// error naming the construct. ParseWithHints also returns the hints. Eval
+// runs an Expr over one Trace and EvalSpansets returns the trace's spansets
+// (one per by() group); both compute the trace's nested sets when the
+// query refers to them. PossibleInSpans and PossibleForTrace are
+// conservative pre-filters the trace store uses to skip traces cheaply,
+// and SpanLocal and NeedsEvents tell it when one stored batch of a trace's
+// spans decides a query and when spans need their events.
 //
 // # Metrics queries
 //

@@ -194,18 +194,29 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{}`, `{ name = "x" && .a >= 1.5 }`, `{ status = error } >> { kind = client }`,
 		`({ .a =~ "b.*" } || { resource.c != nil }) && { duration > 1ms }`, `{ span."x y" = true } | count() > 1`,
 		`{ .a > 1 } | by(resource.service.name, name) | avg(duration) >= 2ms | select(span.b) | coalesce()`,
-		`{} | { status = error } | min(span.n) < -1.5 | max(.n) != 3 | sum(traceDuration) = 1s`} {
+		`{} | { status = error } | min(span.n) < -1.5 | max(.n) != 3 | sum(traceDuration) = 1s`,
+		`{ nestedSetParent < 0 && true } | select(nestedSetLeft, nestedSetRight)`, `{ nestedSetLeft > 2 } &>> { nestedSetParent != -1 }`,
+		`{ } &> { } &<< { } &< { } &~ { }`, `{ } !>> { } !> { } !<< { } !< { } !~ { name !~ "x" }`,
+		`{ event.exception.message = "x" && event:name != nil } | select(event.exception.type, event:timeSinceStart)`,
+		`{ span:id = "1" && span:parentID != "0" && trace:id = "AB" }`,
+		`{ status = error } | select(resource.service.name) with(most_recent=true, sample=0.5, n=-1)`} {
 		f.Add(s)
 	}
-	tr := testTrace()
+	for _, s := range drilldownSearches {
+		f.Add(s)
+	}
+	tr := eventTrace()
 	f.Fuzz(func(t *testing.T, q string) {
-		e, err := Parse(q)
+		e, h, err := ParseWithHints(q)
 		if err != nil {
 			return
 		}
 		// A parsed query re-parses from its own rendering, and evaluates without panicking.
 		if _, err := Parse(e.String()); err != nil {
 			t.Fatalf("Parse(%q) ok, but its rendering %q fails: %v", q, e.String(), err)
+		}
+		if _, h2, err := ParseWithHints(e.String() + " " + h.String()); err != nil || h2.String() != h.String() {
+			t.Fatalf("ParseWithHints(%q) ok, but its rendering %q %q gives %v, %v", q, e.String(), h.String(), h2, err)
 		}
 		if _, err := Eval(context.Background(), e, tr); err != nil {
 			t.Fatalf("Eval(%q): %v", q, err)
