@@ -113,24 +113,26 @@ func TestStructuralMatchesBruteForce(t *testing.T) {
 				tr.Spans[i].ParentSpanID = tr.Spans[rng.IntN(n)].SpanID
 			}
 		}
-		parent := func(i int) int {
+		par := make([]int, n)
+		for i := range tr.Spans {
+			par[i] = -1
 			for j := range tr.Spans {
 				if j != i && tr.Spans[j].SpanID == tr.Spans[i].ParentSpanID {
-					return j
+					par[i] = j
+					break
 				}
 			}
-			return -1
 		}
-		ancestorOf := func(a, d int) bool { // a is met walking up from d
-			seen := map[int]bool{}
-			for p := parent(d); p >= 0 && !seen[p]; p = parent(p) {
-				if p == a {
-					return true
-				}
-				seen[p] = true
+		parent := func(i int) int { return par[i] }
+		// anc[d][a]: a is met walking up from d.
+		anc := make([][]bool, n)
+		for d := range anc {
+			anc[d] = make([]bool, n)
+			for p := parent(d); p >= 0 && !anc[d][p]; p = parent(p) {
+				anc[d][p] = true
 			}
-			return false
 		}
+		ancestorOf := func(a, d int) bool { return anc[d][a] }
 		// related(op, a, b): b, a right-side span, stands in op's relation
 		// to a, a left-side span.
 		related := func(op SpansetOperator, a, b int) bool {
