@@ -378,6 +378,13 @@ func cloneSpan(s traceql.Span) traceql.Span {
 	s.StatusMessage = strings.Clone(s.StatusMessage)
 	s.Attrs = cloneAttrs(s.Attrs)
 	s.Resource = cloneAttrs(s.Resource)
+	if s.Events != nil {
+		evs := make([]traceql.Event, len(s.Events))
+		for i, e := range s.Events {
+			evs[i] = traceql.Event{Name: strings.Clone(e.Name), TimeUnixNano: e.TimeUnixNano, Attrs: cloneAttrs(e.Attrs)}
+		}
+		s.Events = evs
+	}
 	return s
 }
 
@@ -494,9 +501,21 @@ func spansFromTraces(td ptrace.Traces, out []traceql.Span) []traceql.Span {
 					EndUnixNano:   uint64(s.EndTimestamp()),
 					Attrs:         attrsOf(s.Attributes()),
 					Resource:      res,
+					Events:        eventsOf(s.Events()),
 				})
 			}
 		}
+	}
+	return out
+}
+
+func eventsOf(evs ptrace.SpanEventSlice) []traceql.Event {
+	if evs.Len() == 0 {
+		return nil
+	}
+	out := make([]traceql.Event, 0, evs.Len())
+	for _, e := range evs.All() {
+		out = append(out, traceql.Event{Name: e.Name(), TimeUnixNano: uint64(e.Timestamp()), Attrs: attrsOf(e.Attributes())})
 	}
 	return out
 }

@@ -24,8 +24,9 @@ func triOf(b bool) int8 {
 
 // colScan decides which chunks of a column block may match a query, with
 // exactly the result traceql.PossibleInSpans gives on each chunk's search
-// record: a chunk is kept when some spanset filter of the query is not
-// false for one of its spans. Conditions are evaluated a column at a time:
+// record (except that conditions on fields the columns lack, span IDs and
+// nested-set numbers, count as unknown): a chunk is kept when some spanset
+// filter of the query is not false for one of its spans. Conditions are evaluated a column at a time:
 // string comparisons once per dictionary entry, then per span by id, and
 // only the columns a condition needs are decoded.
 //
@@ -309,8 +310,13 @@ func (cs *colScan) compare(c *traceql.Compare) ([]int8, error) {
 			v[i] = triOf(c.Match(traceql.Value{Type: traceql.TypeDuration, I: int64(d)}, true))
 		}
 		return v, nil
+	case traceql.IntrinsicNone:
+		if f.Scope != traceql.ScopeEvent {
+			return cs.compareAttr(c)
+		}
 	}
-	return cs.compareAttr(c)
+	// Span IDs, nested sets and events are not in the columns.
+	return fillTri(cs.vec(), triUnknown), nil
 }
 
 // cmpHolds applies one of the ordering operators (CmpEq to CmpLte) to a and b.

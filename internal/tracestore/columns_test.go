@@ -74,6 +74,11 @@ var equivalenceQueries = []string{
 	`{ rootServiceName = "svc-1" || .k1 = "x" }`,
 	`{ true && name = "a" }`,
 	`{ false || status = error }`,
+	`{ event.exception.type = "x" }`,
+	`{ event:name = "x" && name = "a" }`,
+	`{ nestedSetLeft > 1 || kind = server }`,
+	`{ nestedSetParent > 0 && status = error }`,
+	`{ name = "a" } &>> { event.k1 = "v1" } !< { nestedSetRight = 2 }`,
 	`{ .k2 = "v2" && (status = error || duration > 20ms) }`,
 	`{ name = "a" } && { status = error }`,
 	`{ kind = server } >> { status = error }`,
@@ -246,6 +251,29 @@ func TestColumnsDecideAsRecords(t *testing.T) {
 				}
 				if want := traceql.PossibleInSpans(q, spans); cand[j] != want {
 					t.Errorf("round %d, %s, chunk %d: column scan says %v, search record %v", round, qs, j, cand[j], want)
+				}
+			}
+		}
+		// Fields the search records hold and the columns lack (span IDs,
+		// the parent ID that decides nestedSetParent < 0): the columns keep
+		// at least what the records keep.
+		for _, qs := range []string{`{ nestedSetParent < 0 && true }`, `{ nestedSetParent != -1 && name = "a" }`,
+			`{ span:id = "cd00000000000001" }`, `{ span:parentID != "0" || status = error }`} {
+			q := traceql.MustParse(qs)
+			cs := newColScan(q)
+			cs.fetch = func(k string) ([]byte, error) { return attrs[k], nil }
+			_, cand, err := cs.match(block)
+			if err != nil {
+				t.Fatalf("%s: %v", qs, err)
+			}
+			for j, rec := range records {
+				sd := searchDecoder{spanAttrs: true, resAttrs: true}
+				spans, err := sd.decode(rec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if traceql.PossibleInSpans(q, spans) && !cand[j] {
+					t.Errorf("round %d, %s, chunk %d: the column scan drops a chunk its search record keeps", round, qs, j)
 				}
 			}
 		}

@@ -145,6 +145,9 @@ func FuzzSearchColumnsMatchRows(f *testing.F) {
 	}
 	f.Add(`{ .n / 0 > 1 }`)
 	f.Add(`{ duration > 1ms } | count() > 2`)
+	f.Add(`({nestedSetParent<0 && true } &>> { kind = server }) || ({nestedSetParent<0 && true }) | select(nestedSetLeft)`)
+	f.Add(`{ nestedSetParent<0 && true && event.exception.type = "x" } | select(event.exception.message) with(most_recent=true)`)
+	f.Add(`{ span:id != "1" } !>> { span:parentID != "0" }`)
 	opts := DefaultOptions()
 	opts.Now = func() time.Time { return base.Add(time.Hour) }
 	opts.RetentionInterval = time.Hour

@@ -101,7 +101,9 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	// only narrows its result, so a trace it rules out cannot match. The
 	// exact judgement evaluates the whole query on the candidates.
 	pre := traceql.SpansetExpr(q)
-	local := spanLocal(q) && req.MinDuration == 0 && req.MaxDuration == 0
+	// A span-local query is decided by each stored batch's search record,
+	// unless it reads events, which the records lack.
+	local := traceql.SpanLocal(q) && !traceql.NeedsEvents(q) && req.MinDuration == 0 && req.MaxDuration == 0
 	needInfo := traceql.NeedsTraceInfo(pre) || req.MinDuration > 0 || req.MaxDuration > 0
 	sc := scanner{s: s, q: pre, lits: requiredLiterals(pre), blocks: newBlockFilter(pre)}
 	for _, r := range sc.blocks {
@@ -111,8 +113,8 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	}
 	for _, f := range traceql.Fields(pre) {
 		if f.Intrinsic == traceql.IntrinsicNone {
-			sc.spanAttrs = sc.spanAttrs || f.Scope != traceql.ScopeResource
-			sc.resAttrs = sc.resAttrs || f.Scope != traceql.ScopeSpan
+			sc.spanAttrs = sc.spanAttrs || f.Scope == traceql.ScopeAny || f.Scope == traceql.ScopeSpan
+			sc.resAttrs = sc.resAttrs || f.Scope == traceql.ScopeAny || f.Scope == traceql.ScopeResource
 		}
 	}
 	var res SearchResult
@@ -467,6 +469,7 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 		return TraceMatch{}, false, err // not found: deleted by retention meanwhile
 	}
 	info := sum.info()
+	info.TraceID = c.tid
 	if needInfo {
 		d := time.Duration(info.Duration())
 		if (req.MinDuration > 0 && d < req.MinDuration) || (req.MaxDuration > 0 && d > req.MaxDuration) {
@@ -566,19 +569,6 @@ func indexBoundAfter(ts uint64) []byte {
 	return indexBound(ts + 1)
 }
 
-// spanLocal reports whether e is decided by single spans alone: filters
-// joined by || that use no trace-level intrinsics. A pipeline never is: its
-// stages look at all of a trace's matching spans.
-func spanLocal(e traceql.Expr) bool {
-	switch e := e.(type) {
-	case *traceql.Filter:
-		return !traceql.NeedsTraceInfo(e)
-	case *traceql.SpansetOp:
-		return e.Op == traceql.OpOr && spanLocal(e.L) && spanLocal(e.R)
-	}
-	return false
-}
-
 // literalSet is a byte-level pre-filter: for each spanset filter, strings
 // that must all occur in a search record for any of its spans to match.
 // A record passes if some filter's strings all occur (filters are joined
@@ -615,6 +605,9 @@ func condLiterals(c traceql.Cond) [][]byte {
 	case *traceql.Compare:
 		var out [][]byte
 		f := c.Field
+		if f.Scope == traceql.ScopeEvent {
+			return nil // events are not in the records
+		}
 		if f.Intrinsic == traceql.IntrinsicNone && len(f.Name) <= maxSearchValueLen &&
 			!(c.Value.Type == traceql.TypeNil && c.Op == traceql.CmpEq) {
 			out = append(out, []byte(f.Name))
@@ -644,7 +637,7 @@ next:
 	return false
 }
 
-// loadTrace reads the whole trace for evaluation.
+// loadTrace reads the whole trace for evaluation, with the spans' events.
 func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID) (traceql.Trace, bool, error) {
 	td, ok, err := s.GetTrace(ctx, tid)
 	if err != nil || !ok {
