@@ -192,7 +192,7 @@ func spanToJSON(s *traceql.Span, info *traceql.TraceInfo, fields []traceql.Field
 	for _, f := range fields {
 		switch f.Intrinsic {
 		case traceql.IntrinsicName, traceql.IntrinsicDuration, traceql.IntrinsicTraceDuration,
-			traceql.IntrinsicRootName, traceql.IntrinsicRootServiceName:
+			traceql.IntrinsicRootName, traceql.IntrinsicRootServiceName, traceql.IntrinsicSpanID, traceql.IntrinsicTraceID:
 			continue // reported in their own fields
 		}
 		v, ok := traceql.FieldValue(f, s, info)
