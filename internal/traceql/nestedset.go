@@ -35,8 +35,6 @@ func (t *Trace) ComputeNestedSets() {
 		return
 	}
 	var roots []int
-	byID := make(map[[8]byte][]int32, len(spans))
-	valid := true
 	for i := range spans {
 		s := &spans[i]
 		s.NestedSetLeft, s.NestedSetRight, s.NestedSetParent = 0, 0, 0
@@ -44,13 +42,12 @@ func (t *Trace) ComputeNestedSets() {
 			s.NestedSetParent = -1
 			roots = append(roots, i)
 		}
-		ids := append(byID[s.SpanID], int32(i))
-		byID[s.SpanID] = ids
-		if len(ids) > 2 {
-			valid = false
-		}
 	}
-	if !valid || len(roots) == 0 {
+	if len(roots) == 0 {
+		return
+	}
+	byID, valid := newSpanIndex(spans)
+	if !valid {
 		return
 	}
 	// Children lists as one slice: the children of span i are
@@ -104,29 +101,55 @@ func (t *Trace) ComputeNestedSets() {
 	}
 }
 
+// spanIndex finds spans by ID, allowing two spans per ID.
+type spanIndex struct {
+	first map[[8]byte]int32 // the first span with an ID
+	next  []int32           // the next span with span i's ID, or -1
+}
+
+// newSpanIndex indexes spans; valid is false when three share an ID.
+func newSpanIndex(spans []Span) (x spanIndex, valid bool) {
+	x = spanIndex{first: make(map[[8]byte]int32, len(spans)), next: make([]int32, len(spans))}
+	for i := range spans {
+		x.next[i] = -1
+		f, ok := x.first[spans[i].SpanID]
+		switch {
+		case !ok:
+			x.first[spans[i].SpanID] = int32(i)
+		case x.next[f] >= 0:
+			return x, false
+		default:
+			x.next[f] = int32(i)
+		}
+	}
+	return x, true
+}
+
 // nestedSetParentOf returns the index of span i's parent for the nested-set
 // walk, or -1: roots and spans whose parent is absent have none.
-func nestedSetParentOf(spans []Span, byID map[[8]byte][]int32, i int) int32 {
+func nestedSetParentOf(spans []Span, byID spanIndex, i int) int32 {
 	s := &spans[i]
 	if s.isRoot() {
 		return -1
 	}
-	cands := byID[s.ParentSpanID]
-	switch len(cands) {
-	case 1:
-		if int(cands[0]) == i {
+	a, ok := byID.first[s.ParentSpanID]
+	switch {
+	case !ok:
+		return -1
+	case byID.next[a] < 0:
+		if int(a) == i {
 			return -1 // its own parent: never reached from a root
 		}
-		return cands[0]
-	case 2:
-		want := int64(KindServer)
-		if s.Kind == KindServer {
-			want = KindClient
-		}
-		for _, c := range cands {
-			if spans[c].Kind == want {
-				return c
-			}
+		return a
+	}
+	// Two spans have the parent's ID: Zipkin's shared client and server.
+	want := int64(KindServer)
+	if s.Kind == KindServer {
+		want = KindClient
+	}
+	for _, c := range [2]int32{a, byID.next[a]} {
+		if spans[c].Kind == want {
+			return c
 		}
 	}
 	return -1

@@ -138,14 +138,13 @@ func TestNestedSetsDescribeTheTree(t *testing.T) {
 		tr := randomForest(rng, 1+rng.IntN(40))
 		tr.ComputeNestedSets()
 		spans := tr.Spans
-		byID := map[[8]byte][]int32{}
-		for i := range spans {
-			byID[spans[i].SpanID] = append(byID[spans[i].SpanID], int32(i))
-		}
+		count := map[[8]byte]int{}
 		invalid := false
-		for _, ids := range byID {
-			invalid = invalid || len(ids) > 2
+		for i := range spans {
+			count[spans[i].SpanID]++
+			invalid = invalid || count[spans[i].SpanID] > 2
 		}
+		byID, _ := newSpanIndex(spans)
 		// Reachability from the roots by walking up the walk parents.
 		parent := func(i int) int { return int(nestedSetParentOf(spans, byID, i)) }
 		reached := func(i int) bool {
@@ -309,5 +308,22 @@ func TestEvalNestedSets(t *testing.T) {
 	}
 	if !slices.Equal(vals, []int64{3, 4, 2}) {
 		t.Errorf("charge's nested set = %v, want [3 4 2]", vals)
+	}
+}
+
+// BenchmarkComputeNestedSets numbers a 1,000-span trace shaped like a
+// service call tree (each span the child of an earlier one).
+func BenchmarkComputeNestedSets(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	tr := &Trace{Spans: make([]Span, 1000)}
+	for i := range tr.Spans {
+		binary.BigEndian.PutUint64(tr.Spans[i].SpanID[:], uint64(i+1))
+		if i > 0 {
+			tr.Spans[i].ParentSpanID = tr.Spans[rng.IntN(i)].SpanID
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.ComputeNestedSets()
 	}
 }
