@@ -88,3 +88,17 @@ func walkFields(e Expr, f func(Field)) {
 		}
 	}
 }
+
+// OnEvents reports whether f is read from a span's events (event.<attr>,
+// event:name, event:timeSinceStart): storage must load them.
+func (f Field) OnEvents() bool { return isEventField(f) }
+
+// NestedSet reports whether f is a nested-set intrinsic, whose value needs
+// the whole trace's nested sets (Trace.ComputeNestedSets).
+func (f Field) NestedSet() bool { return isNestedSet(f.Intrinsic) }
+
+// RootDecided reports whether c compares nestedSetParent in a way that
+// whether the span is a root decides (see SpanLocal): storage that records
+// only that may evaluate c, as Eval does, with -1 for a root span and any
+// value of at least 0 for the others.
+func (c *Compare) RootDecided() bool { return c.byRoot }

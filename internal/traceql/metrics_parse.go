@@ -79,11 +79,11 @@ type MetricsQuery struct {
 	// TopK and BottomK are the second stage `| topk(n)` or `| bottomk(n)`;
 	// 0 is none. At most one of them is set.
 	TopK, BottomK int
-	// Hints are the query's with(…) hints, in the query's order. Lookout
+	// Hints are the query's with(…) hints (see Hints), by name. Lookout
 	// reads only "exemplars" (see ExemplarsHint) and ignores the others
 	// (sample, span_sample, trace_sample, most_recent, …): it does not
 	// sample, so an answer is always exact.
-	Hints []Hint
+	Hints Hints
 }
 
 // CompareArgs are the arguments of compare(): spans that match Selection
@@ -97,34 +97,19 @@ type CompareArgs struct {
 	Start, End time.Time
 }
 
-// Hint is one `name=value` of a query's with(…).
-type Hint struct {
-	Name  string
-	Value Value
-}
-
-func (h Hint) String() string { return h.Name + "=" + h.Value.String() }
-
 // ExemplarsHint returns the number of exemplars the query asks for with
 // `with(exemplars=N)` (negative counts as 0) or `with(exemplars=false)` (0);
 // ok is false when it does not ask, and then the request's parameter, or the
 // server's default, applies. Tempo gives the hint precedence over the
 // request's exemplars parameter in the same way.
 func (q *MetricsQuery) ExemplarsHint() (n int, ok bool) {
-	for i := len(q.Hints) - 1; i >= 0; i-- {
-		h := q.Hints[i]
-		if h.Name != "exemplars" {
-			continue
-		}
-		switch h.Value.Type {
-		case TypeInt:
-			return int(max(0, min(h.Value.I, math.MaxInt32))), true
-		case TypeBool:
-			if !h.Value.B {
-				return 0, true
-			}
-		}
-		return 0, false
+	h, ok := q.Hints["exemplars"]
+	switch {
+	case !ok:
+	case h.Type == TypeInt:
+		return int(max(0, min(h.I, math.MaxInt32))), true
+	case h.Type == TypeBool && !h.B:
+		return 0, true
 	}
 	return 0, false
 }
@@ -167,14 +152,7 @@ func (q *MetricsQuery) String() string {
 		b.WriteString(" | bottomk(" + strconv.Itoa(q.BottomK) + ")")
 	}
 	if len(q.Hints) > 0 {
-		b.WriteString(" with (")
-		for i, h := range q.Hints {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(h.String())
-		}
-		b.WriteByte(')')
+		b.WriteString(" " + q.Hints.String())
 	}
 	return b.String()
 }
@@ -278,15 +256,8 @@ func (p *parser) metricsQuery(spans Expr, fnTok token, fn MetricsFunc) (*Metrics
 	if err := p.secondStage(q); err != nil {
 		return nil, err
 	}
-	for {
-		t := p.peek()
-		if t.kind != tIdent || t.text != "with" {
-			break
-		}
-		p.next()
-		if err := p.hints(t, q); err != nil {
-			return nil, err
-		}
+	if q.Hints, err = p.trailingHints(); err != nil {
+		return nil, err
 	}
 	switch t := p.peek(); t.kind {
 	case tEOF:
@@ -478,37 +449,4 @@ func (p *parser) secondStage(q *MetricsQuery) error {
 		return p.unsupported(n, "a second stage after "+t.text+"()")
 	}
 	return nil
-}
-
-// hints parses `(name=value, …)` after with.
-func (p *parser) hints(with token, q *MetricsQuery) error {
-	if err := p.expect(tLParen, "(", "after with"); err != nil {
-		return err
-	}
-	for {
-		name := p.next()
-		if name.kind != tIdent || strings.ContainsAny(name.text, ".:") {
-			p.i--
-			return p.unexpected(name, "in with(), expected a hint name")
-		}
-		if err := p.expect(tEq, "=", "after the hint "+name.text); err != nil {
-			return err
-		}
-		v, err := p.operand()
-		if err != nil {
-			return err
-		}
-		if v.isField {
-			return p.errAt(v.tok, "the hint %s takes a value, not the field %s", name.text, v.field)
-		}
-		q.Hints = append(q.Hints, Hint{Name: name.text, Value: v.value})
-		if len(q.Hints) > MaxPipelineStages {
-			return p.errAt(name, "query has more than %d hints", MaxPipelineStages)
-		}
-		if isComma(p.peek()) {
-			p.next()
-			continue
-		}
-		return p.expect(tRParen, ") or ,", "in with()")
-	}
 }

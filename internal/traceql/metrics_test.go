@@ -33,20 +33,20 @@ func TestParseMetricsGood(t *testing.T) {
 		{`{ } | compare({ .a = 1 }, 5, 0, 0)`, `{ } | compare({ .a = 1 }, 5)`},
 		{`{} | rate() by (name) | topk(5)`, `{ } | rate() by (name) | topk(5)`},
 		{`{} | count_over_time() | bottomk(1)`, `{ } | count_over_time() | bottomk(1)`},
-		{`{} | rate() with(sample=true)`, `{ } | rate() with (sample=true)`},
-		{`{} | rate() by (name) | topk(3) with (exemplars=5, span_sample=0.1, x="y")`, `{ } | rate() by (name) | topk(3) with (exemplars=5, span_sample=0.1, x="y")`},
-		{`{} | rate() with(a=1) with(b=2s)`, `{ } | rate() with (a=1, b=2s)`},
+		{`{} | rate() with(sample=true)`, `{ } | rate() with(sample=true)`},
+		{`{} | rate() by (name) | topk(3) with(exemplars=5, span_sample=0.1, x="y")`, `{ } | rate() by (name) | topk(3) with(exemplars=5, span_sample=0.1, x="y")`},
+		{`{} | rate() with(a=1) with(b=2s)`, `{ } | rate() with(b=2s)`}, // the last with() clause wins, as in Tempo
 		{`{ .a = 1 } >> { .b = 2 } | rate()`, `({ .a = 1 } >> { .b = 2 }) | rate()`},
 		{`{ .a = 1 } | by(name) | count() > 2 | { status = error } | rate() by (name)`, `{ .a = 1 } | by(name) | count() > 2 | { status = error } | rate() by (name)`},
 		{`{} | select(span.x) | avg_over_time(span.x)`, `{ } | select(span.x) | avg_over_time(span.x)`},
 		{`{ duration > 1m30s } | rate()`, `{ duration > 1m30s } | rate()`},
 		// Grafana Traces Drilldown's queries, whitespace as it sends them.
-		{`{nestedSetParent<0 && true} | rate()  with(sample=true)`, `{ (nestedSetParent < 0 && true) } | rate() with (sample=true)`},
-		{`{nestedSetParent<0 && true} | histogram_over_time(duration) with(sample=true)`, `{ (nestedSetParent < 0 && true) } | histogram_over_time(duration) with (sample=true)`},
+		{`{nestedSetParent<0 && true} | rate()  with(sample=true)`, `{ (nestedSetParent < 0 && true) } | rate() with(sample=true)`},
+		{`{nestedSetParent<0 && true} | histogram_over_time(duration) with(sample=true)`, `{ (nestedSetParent < 0 && true) } | histogram_over_time(duration) with(sample=true)`},
 		{`{nestedSetParent<0 && true} | quantile_over_time(duration, 0.9) `, `{ (nestedSetParent < 0 && true) } | quantile_over_time(duration, 0.9)`},
 		{`{nestedSetParent<0 && true && status=error && resource.service.name != nil} | rate() by(resource.service.name)`, `{ (((nestedSetParent < 0 && true) && status = error) && resource.service.name != nil) } | rate() by (resource.service.name)`},
 		{`{nestedSetParent<0 && true} | compare({duration >= 134ms && duration <= 537ms}, 10, 1700000600000000000, 1700000900000000000)`, `{ (nestedSetParent < 0 && true) } | compare({ (duration >= 134ms && duration <= 537ms) }, 10, 1700000600000000000, 1700000900000000000)`},
-		{`{true && true} | rate()  with(sample=true)`, `{ (true && true) } | rate() with (sample=true)`},
+		{`{true && true} | rate()  with(sample=true)`, `{ (true && true) } | rate() with(sample=true)`},
 	}
 	for _, c := range cases {
 		q, err := ParseMetrics(c.in)
@@ -108,7 +108,7 @@ func TestParseMetricsFields(t *testing.T) {
 		{`{} | rate() with(exemplars=-3)`, 0, true},
 		{`{} | rate() with(exemplars=false)`, 0, true},
 		{`{} | rate() with(exemplars=true)`, 0, false},
-		{`{} | rate() with(exemplars=2, exemplars=9)`, 9, true},
+		{`{} | rate() with(exemplars=2, exemplars=9)`, 2, true}, // within a clause the first value wins, as in Tempo
 	} {
 		q, err := ParseMetrics(tc.q)
 		if err != nil {
@@ -125,7 +125,7 @@ func TestParseMetricsBad(t *testing.T) {
 		{``, "not a metrics query", false},
 		{`{}`, "not a metrics query", false},
 		{`{} | count() > 2`, "not a metrics query", false},
-		{`{} with (sample=true)`, "not a metrics query", false},
+		{`{} with(sample=true)`, "not a metrics query", false},
 		{`rate()`, "rate() must follow a spanset and |", false},
 		{`{} | frobnicate_over_time()`, "unknown pipeline stage \"frobnicate_over_time\"", false},
 		{`{} | rate(duration)`, "in rate(), which takes no arguments", false},
@@ -177,12 +177,12 @@ func TestParseMetricsBad(t *testing.T) {
 		{`{} | rate() with`, "after with, expected (", false},
 		{`{} | rate() with ()`, "expected a hint name", false},
 		{`{} | rate() with (sample)`, "after the hint sample, expected =", false},
-		{`{} | rate() with (sample=span.x)`, "takes a value, not the field", false},
-		{`{} | rate() with (a=1 b=2)`, "in with(), expected ) or ,", false},
-		{`{} | rate() with (a=1) | topk(1)`, "hints come last", false},
+		{`{} | rate() with(sample=span.x)`, "takes a literal value", false},
+		{`{} | rate() with(a=1 b=2)`, "in with(), expected ) or ,", false},
+		{`{} | rate() with(a=1) | topk(1)`, "hints come last", false},
 		{"{}" + strings.Repeat(" | coalesce()", MaxPipelineStages) + " | rate()", "more than 128 pipeline stages", false},
 		{strings.Repeat("(", 500) + "{}" + strings.Repeat(")", 500) + " | rate()", "deeper than", false},
-		{`{ name = "x" } | rate() with (a="` + "\xff" + `")`, "UTF-8", false},
+		{`{ name = "x" } | rate() with(a="` + "\xff" + `")`, "UTF-8", false},
 	}
 	for _, c := range cases {
 		_, err := ParseMetrics(c.in)
@@ -215,9 +215,9 @@ func TestParseMetricsBad(t *testing.T) {
 func FuzzParseMetrics(f *testing.F) {
 	for _, s := range []string{`{} | rate()`, `{ status = error } | count_over_time() by (resource.service.name, name)`,
 		`{} | quantile_over_time(duration, .5, 0.99, 1) by (span.x) | topk(3)`, `{} | histogram_over_time(duration)`,
-		`{ .a > 1 } | by(name) | avg(duration) > 1ms | sum_over_time(span.n) | bottomk(2) with (sample=true, x="y")`,
+		`{ .a > 1 } | by(name) | avg(duration) > 1ms | sum_over_time(span.n) | bottomk(2) with(sample=true, x="y")`,
 		`{} | compare({ status = error }, 20, 1713000000000000000, 1713000600000000000)`,
-		`{ duration > 1m30s } >> { kind = client } | min_over_time(traceDuration) with (exemplars=false)`} {
+		`{ duration > 1m30s } >> { kind = client } | min_over_time(traceDuration) with(exemplars=false)`} {
 		f.Add(s)
 	}
 	tr := testTrace()

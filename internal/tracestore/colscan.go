@@ -271,10 +271,10 @@ func (cs *colScan) compare(c *traceql.Compare) ([]int8, error) {
 		}
 		return v, nil
 	case traceql.IntrinsicNestedSetParent:
-		// Decided by root-ness (see traceql.IntrinsicNestedSetParent),
-		// which version 1 blocks do not record.
+		// Decided by root-ness when c.RootDecided, which version 1 blocks
+		// do not record; other comparisons need the whole trace.
 		v := cs.vec()
-		if cs.blk.version < colVersion {
+		if cs.blk.version < colVersion || !c.RootDecided() {
 			return fillTri(v, triUnknown), nil
 		}
 		parents, err := cs.cd.byteColumn(&cs.blk, colParent)

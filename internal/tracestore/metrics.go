@@ -98,12 +98,25 @@ func (s *Store) ObserveSpans(ctx context.Context, q SpanQuery, obs Observer) (*S
 		scan: &SpanScan{s: s},
 		o:    traceql.Observation{Group: make([]traceql.Value, len(q.By)), Present: make([]bool, len(q.By))},
 	}
-	fields := append(traceql.Fields(q.Spans), q.By...)
+	// The fields an observation reports: what the search records and
+	// column blocks cannot give makes every trace evaluated whole.
+	reported := q.By
 	if q.Value != nil {
-		fields = append(fields, *q.Value)
+		reported = append(slices.Clip(q.By), *q.Value)
 	}
-	ms.local = spanLocal(q.Spans)
-	for _, f := range fields {
+	ms.local = traceql.SpanLocal(q.Spans)
+	ms.events = traceql.NeedsEvents(q.Spans)
+	for _, f := range reported {
+		switch {
+		case f.OnEvents():
+			ms.events = true // only whole traces carry their events
+		case f.NestedSet():
+			ms.nested = true
+		case f.Intrinsic == traceql.IntrinsicSpanID || f.Intrinsic == traceql.IntrinsicParentID:
+			ms.ids = true // in search records, not column blocks
+		}
+	}
+	for _, f := range append(traceql.Fields(q.Spans), reported...) {
 		if f.Intrinsic.TraceLevel() {
 			ms.needInfo = true
 		}
@@ -115,7 +128,10 @@ func (s *Store) ObserveSpans(ctx context.Context, q SpanQuery, obs Observer) (*S
 	if q.OnSpan != nil {
 		ms.sd.spanAttrs, ms.sd.resAttrs = true, true
 	}
-	ms.columns = ms.local && !ms.needInfo && q.OnSpan == nil && !s.searchRows
+	// By() and value fields that need the whole trace make every trace
+	// evaluated whole.
+	ms.local = ms.local && !ms.events && !ms.nested
+	ms.columns = ms.local && !ms.needInfo && !ms.ids && q.OnSpan == nil && !s.searchRows
 	if !ms.local {
 		ms.decided = map[pcommon.TraceID]struct{}{}
 	}
@@ -182,6 +198,7 @@ type metricsScan struct {
 	o          traceql.Observation
 
 	local, needInfo, columns bool
+	events, nested, ids      bool                         // fields read from events, nested sets, span IDs
 	decided                  map[pcommon.TraceID]struct{} // whole-trace mode: traces evaluated
 	cs                       *colScan
 	blocks                   blockFilter
@@ -351,6 +368,7 @@ func (ms *metricsScan) record(tid pcommon.TraceID, rec []byte) error {
 		}
 		tr.Info = sum.info()
 	}
+	tr.Info.TraceID = tid
 	idx, err := traceql.Eval(ms.ctx, ms.q.Spans, &tr)
 	if err != nil {
 		return err
@@ -431,7 +449,7 @@ func (ms *metricsScan) evalTrace(tid pcommon.TraceID, sum *summary, rec []byte) 
 		return nil
 	}
 	var tr traceql.Trace
-	if len(sum.Chunks) > 1 {
+	if len(sum.Chunks) > 1 || ms.events {
 		full, ok, err := ms.s.loadTrace(ms.ctx, tid)
 		if err != nil || !ok {
 			return err
@@ -445,6 +463,10 @@ func (ms *metricsScan) evalTrace(tid pcommon.TraceID, sum *summary, rec []byte) 
 		tr.Spans = spans
 	}
 	tr.Info = info
+	tr.Info.TraceID = tid
+	if ms.nested {
+		tr.ComputeNestedSets()
+	}
 	sets, err := traceql.EvalSpansets(ms.ctx, ms.q.Spans, &tr)
 	if err != nil {
 		return err
@@ -623,9 +645,6 @@ func (cf *colField) load(cs *colScan) error {
 	case traceql.IntrinsicDuration:
 		cf.durs, err = uvarintColumn(cf.durs[:0], blk.cols[colDuration], blk.spans)
 		return err
-	case traceql.IntrinsicNestedSetParent:
-		cf.bytes, err = cs.cd.byteColumn(blk, colParent)
-		return err
 	}
 	cf.res, cf.attr = nil, nil
 	if cf.f.Scope != traceql.ScopeSpan {
@@ -670,11 +689,6 @@ func (cf *colField) value(i int) (traceql.Value, bool) {
 		return traceql.Value{Type: traceql.TypeKind, I: int64(cf.bytes[i])}, true
 	case traceql.IntrinsicDuration:
 		return traceql.Value{Type: traceql.TypeDuration, I: int64(cf.durs[i])}, true
-	case traceql.IntrinsicNestedSetParent:
-		if cf.bytes[i] == 0 {
-			return traceql.IntValue(-1), true
-		}
-		return traceql.IntValue(1), true
 	}
 	if cf.attr != nil {
 		if j := cf.pos[i]; j >= 0 {

@@ -89,6 +89,8 @@ func bruteForce(t *testing.T, reqs []ptrace.Traces, q SpanQuery) []observed {
 	for id, spans := range traces {
 		tr := traceql.Trace{Spans: spans}
 		tr.ComputeInfo()
+		tr.Info.TraceID = id
+		tr.ComputeNestedSets()
 		sets, err := traceql.EvalSpansets(context.Background(), q.Spans, &tr)
 		if err != nil {
 			t.Fatal(err)
@@ -154,6 +156,7 @@ func TestObserveSpansDifferential(t *testing.T) {
 		{value: field(".n"), by: []traceql.Field{*field("name"), *field(".k1")}},
 		{value: field("span.f"), by: []traceql.Field{*field("status"), *field("kind"), *field("span.k2")}},
 		{by: []traceql.Field{*field("rootServiceName"), *field("statusMessage"), *field(".mixed")}},
+		{value: field("nestedSetLeft"), by: []traceql.Field{*field("nestedSetParent"), *field("span:id"), *field("trace:id")}},
 	}
 	ranges := [][2]time.Time{
 		{base.Add(-time.Hour), base.Add(time.Hour)},
