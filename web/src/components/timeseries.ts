@@ -106,6 +106,8 @@ export class TimeSeriesChart {
   private exemplars: ExemplarDot[] = [];
   private tailOnly = false;
   private tailTarget = 0;
+  /** Whether onWhy and onCompare are offered (setAnalysis). */
+  private analysis = true;
   private exMax = -Infinity;
   private exMin = Infinity;
   private range: [number, number] = [0, 1];
@@ -154,6 +156,19 @@ export class TimeSeriesChart {
     this.tailTarget = target;
     this.applyExemplars();
     if (this.plot) this.build();
+  }
+
+  /**
+   * setAnalysis offers or withdraws "Why?" and "Compare with normal" (when
+   * their callbacks were given): a chart whose query the analysis cannot
+   * take withdraws them, and a shift-drag then zooms like a plain drag.
+   */
+  setAnalysis(on: boolean): void {
+    this.analysis = on;
+    if (!on) {
+      this.clearRegion();
+      this.unpin();
+    }
   }
 
   private applyExemplars(): void {
@@ -252,7 +267,7 @@ export class TimeSeriesChart {
     // Dots, the popup and the Why? button stop their own mousedowns, so this
     // sees presses on the plot only: a new drag drops the old region and the pin.
     this.plot.over.addEventListener("mousedown", (ev) => {
-      this.regionDrag = ev.shiftKey && this.opts.onWhy !== undefined;
+      this.regionDrag = ev.shiftKey && this.opts.onWhy !== undefined && this.analysis;
       this.clearRegion();
       this.unpin();
     });
@@ -346,7 +361,7 @@ export class TimeSeriesChart {
           click: (ev) => {
             ev.stopPropagation();
             this.opts.onExemplar?.(e);
-            if (this.opts.onCompare) {
+            if (this.opts.onCompare && this.analysis) {
               this.pinned = e;
               this.showExemplar(e, x, y, fmt);
             }
