@@ -228,14 +228,15 @@ export function histogramBody(name: string, service: string, attrs: Record<strin
 
 /**
  * dragAcross drags over a chart's plot (its .u-over) from one fraction of its
- * width to another at mid height, holding Shift when asked: a plain drag zooms,
- * a shift-drag selects a region for "Why?". Start where no exemplar dot is: a
- * press on a dot is the dot's, not the chart's.
+ * width to another at a fraction `y` of its height (mid height unless told),
+ * holding Shift when asked: a plain drag zooms, a shift-drag selects a region
+ * for "Why?". Start where no exemplar dot is: a press on a dot is the dot's,
+ * not the chart's.
  */
-export async function dragAcross(page: Page, over: Locator, from: number, to: number, opts: { shift?: boolean } = {}): Promise<void> {
+export async function dragAcross(page: Page, over: Locator, from: number, to: number, opts: { shift?: boolean; y?: number } = {}): Promise<void> {
   const box = await over.boundingBox();
   if (!box) throw new Error(`${over} is not visible`);
-  const y = box.y + box.height * 0.5;
+  const y = box.y + box.height * (opts.y ?? 0.5);
   if (opts.shift) await page.keyboard.down("Shift");
   await page.mouse.move(box.x + box.width * from, y);
   await page.mouse.down();

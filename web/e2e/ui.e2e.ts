@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   check,
   cleanup,
+  dragAcross,
   histogramBody,
   launchBrowser,
   LOOKOUT_BIN,
@@ -241,6 +242,71 @@ describe("explore", () => {
     await page.locator("textarea.promql").fill("sum(rate(webstore_payment_duration_bucket[5m]");
     await page.locator(".run-query").click();
     await check.text(page.locator(".query-error"), "parse error");
+    await page.close();
+  });
+
+  // Needs Lookout's TraceQL metrics endpoints (GET /tempo/api/metrics/query_range and /query, #20).
+  it("charts a TraceQL metrics query from the Tempo API with exemplar dots; a dot opens its trace", async () => {
+    const page = await newPage();
+    const asked: URL[] = [];
+    page.on("request", (r) => r.url().includes("/tempo/api/metrics/") && asked.push(new URL(r.url())));
+    const q = "{ } | rate() by (resource.service.name)";
+    await page.goto(`${lk.ui}/explore?from=now-15m&to=now&expr=${encodeURIComponent(q)}`);
+    const explore = page.locator(".explore");
+    // One series per service the shop runs, in the legend and in the instant table.
+    await check.text(explore.locator(".ts-legend"), 'resource.service.name="main-service"');
+    await check.attr(explore, "data-source", "tempo");
+    await check.text(explore.locator(".result-table"), 'resource.service.name="payments-service"');
+    await check.text(explore.locator(".table-title"), "over the whole range");
+    // Not a histogram_quantile: no "p95+ only" toggle.
+    expect(await explore.locator(".ex-tail-toggle").isHidden()).toBe(true);
+    const range = asked.find((u) => u.pathname === "/tempo/api/metrics/query_range")!;
+    expect(range.searchParams.get("q")).toBe(q);
+    expect(range.searchParams.get("step")).toMatch(/^\d+s$/);
+    expect(range.searchParams.get("start")).toMatch(/^\d+$/);
+    expect(range.searchParams.get("exemplars")).toBe("100");
+    expect(asked.some((u) => u.pathname === "/tempo/api/metrics/query")).toBe(true);
+
+    // The dots: a rate's exemplars are drawn on their series, at a rate above 0.
+    const dots = explore.locator(".exemplar-dot");
+    await dots.first().waitFor({ timeout: 20_000 });
+    expect(Number(await explore.getAttribute("data-exemplars"))).toBeGreaterThan(0);
+    const values = await dots.evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.value)));
+    expect(values.every((v) => Number.isFinite(v) && v > 0)).toBe(true);
+    await page.screenshot({ path: join(RESULTS_DIR, "explore-traceql-metrics.png") });
+    const dot = dots.first();
+    const traceId = (await dot.getAttribute("data-trace-id"))!;
+    const spanId = (await dot.getAttribute("data-span-id"))!;
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(spanId).toMatch(/^[0-9a-f]{16}$/);
+    await dot.hover();
+    await check.text(explore.locator(".ex-tooltip"), traceId);
+    await dot.click();
+    const pane = page.locator("#trace-pane .trace-view");
+    await pane.locator(".wf-row").first().waitFor({ timeout: 20_000 });
+    await check.attr(pane, "data-trace-id", traceId);
+    expect(await pane.locator(".wf-row.highlighted").getAttribute("data-span-id")).toBe(spanId);
+    // The analysis takes PromQL: the clicked dot offers no Compare with normal.
+    await check.count(explore.locator(".ex-compare"), 0);
+    await page.keyboard.press("Escape");
+    await check.count(page.locator("#trace-pane .trace-view"), 0);
+
+    // Exemplars off: none asked for, none drawn.
+    await explore.locator(".ex-toggle").uncheck();
+    await check.attr(explore, "data-exemplars", "0");
+    await check.count(dots, 0);
+    const lastRange = [...asked].reverse().find((u) => u.pathname === "/tempo/api/metrics/query_range")!;
+    expect(lastRange.searchParams.get("exemplars")).toBe("0");
+
+    // A shift-drag zooms instead of offering Why? (above the highest series, where no dot is).
+    await dragAcross(page, explore.locator(".u-over"), 0.3, 0.6, { shift: true, y: 0.03 });
+    await waitFor("zoomed URL", async () => /^\d{13}$/.test(new URL(page.url()).searchParams.get("from") ?? ""), 10_000, 100);
+    expect(await explore.locator(".ts-why").isHidden()).toBe(true);
+
+    // A refused query's message shows inline, as PromQL's do.
+    await page.locator("textarea.promql").fill("{ } | rate() by (");
+    await page.locator(".run-query").click();
+    await check.text(page.locator(".query-error"), "400");
     await page.close();
   });
 });
