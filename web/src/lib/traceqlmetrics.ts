@@ -147,9 +147,10 @@ function hexId(s: string | undefined, width: number): string {
 
 /**
  * valueAt is the series' value at time t (epoch seconds): that of the first
- * sample at or after t, whose step holds t when samples are stamped at their
- * step's end as Prometheus stamps them, else that of the last sample. NaN
- * when the series has no value there.
+ * sample at or after t, else that of the last sample; NaN when the series
+ * has no value there. Tempo's steps are right-closed, (ts-step, ts], and
+ * stamped at their end, as Prometheus's are: the first sample at or after t
+ * is the step that counted t.
  */
 export function valueAt(points: [number, number | null][], t: number): number {
   if (points.length === 0) return NaN;
