@@ -82,9 +82,14 @@ describe("valueAt", () => {
     [61, 2], // inside (60, 120]: the step ending at 120
     [119.9, 2],
     [150, NaN], // its step has no value
-    [500, NaN], // after the last: the last (a gap here)
+    [180, NaN],
+    [180.5, NaN], // after the last sample: in no step
   ])("at %s → %s", (t, want) => {
     expect(valueAt(pts, t)).toBe(want);
+  });
+  it("is NaN after a series' last value", () => {
+    expect(valueAt([[60, 3]], 60)).toBe(3);
+    expect(valueAt([[60, 3]], 61)).toBe(NaN);
   });
   it("is NaN on an empty series", () => expect(valueAt([], 5)).toBe(NaN));
 });
@@ -189,11 +194,15 @@ describe("parseQueryRange", () => {
         {
           labels: [{ key: "__bucket", value: { doubleValue: 2 } }],
           samples: [{ timestampMs: "60000", value: 7 }],
-          exemplars: [ex(1.7, "45000")],
+          // A duration, or (as Lookout answers) the bucket's count in the step.
+          exemplars: [ex(1.7, "45000"), ex(7, "50000", TRACE, "1111111111111111")],
         },
       ],
     });
-    expect(got.exemplars.map((e) => [e.value, e.labels])).toEqual([[7, { "exemplar value": "1.7" }]]);
+    expect(got.exemplars.map((e) => [e.value, e.labels])).toEqual([
+      [7, { "exemplar value": "1.7" }],
+      [7, {}],
+    ]);
   });
 
   it("keeps an exemplar's other labels and a repeated dot once per series", () => {

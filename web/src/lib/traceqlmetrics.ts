@@ -147,13 +147,12 @@ function hexId(s: string | undefined, width: number): string {
 
 /**
  * valueAt is the series' value at time t (epoch seconds): that of the first
- * sample at or after t, else that of the last sample; NaN when the series
- * has no value there. Tempo's steps are right-closed, (ts-step, ts], and
- * stamped at their end, as Prometheus's are: the first sample at or after t
- * is the step that counted t.
+ * sample at or after t; NaN when the series has no value there or ends
+ * before t. Tempo's steps are right-closed, (ts-step, ts], and stamped at
+ * their end, as Prometheus's are: the first sample at or after t is the step
+ * that counted t.
  */
 export function valueAt(points: [number, number | null][], t: number): number {
-  if (points.length === 0) return NaN;
   let lo = 0;
   let hi = points.length;
   while (lo < hi) {
@@ -161,8 +160,7 @@ export function valueAt(points: [number, number | null][], t: number): number {
     if (points[mid]![0] < t) lo = mid + 1;
     else hi = mid;
   }
-  const p = points[Math.min(lo, points.length - 1)]!;
-  return p[1] ?? NaN;
+  return points[lo]?.[1] ?? NaN;
 }
 
 /**
@@ -203,7 +201,7 @@ export function parseQueryRange(body: QueryRangeResponse | null | undefined): Me
       seen.add(key);
       const { [TRACE_ID]: _t, [SPAN_ID]: _s, ...rest } = exLabels;
       // A measured value the dot is not drawn at stays readable in its popup.
-      if (onSeries && Number.isFinite(own)) rest["exemplar value"] = String(own);
+      if (Number.isFinite(own) && own !== value) rest["exemplar value"] = String(own);
       exemplars.push({ time, value, traceId, spanId, labels: rest, seriesLabels: labels, found: undefined });
     }
   }
