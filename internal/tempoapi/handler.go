@@ -33,7 +33,7 @@ type TraceStore interface {
 	Search(ctx context.Context, req tracestore.SearchRequest) (tracestore.SearchResult, error)
 	TagNames(ctx context.Context, scope tracestore.TagScope, start, end time.Time) (map[tracestore.TagScope][]string, error)
 	TagValues(ctx context.Context, scope tracestore.TagScope, key string, start, end time.Time, limit int) ([]traceql.Value, error)
-	ObserveSpans(ctx context.Context, q tracestore.SpanQuery, obs tracestore.Observer) (*tracestore.SpanScan, error)
+	ObserveSpans(ctx context.Context, q tracestore.SpanQuery, obs ...tracestore.Observer) (*tracestore.SpanScan, error)
 }
 
 // ExemplarIndex is the reverse link from traces to exemplars; *exemplars.Index implements it.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,8 @@ const (
 	maxMetricsExemplars = 100
 	// maxMetricsIntervals caps (end-start)/step.
 	maxMetricsIntervals = 10_000
+	// maxMetricsWorkers caps the goroutines of one query.
+	maxMetricsWorkers = 4
 )
 
 // metricsRequest is a parsed TraceQL metrics request.
@@ -188,12 +191,23 @@ func defaultStep(start, end time.Time) time.Duration {
 // evalMetrics runs the query over the trace store. A result cut at the
 // series limit comes with the limit's message, for a PARTIAL answer.
 func (a *api) evalMetrics(ctx context.Context, req metricsRequest) ([]traceql.MetricSeries, *tracestore.SpanScan, string, error) {
-	ev, err := traceql.NewMetricsEval(req.query, traceql.MetricsOptions{
-		Start: req.start, End: req.end, Step: req.step, Instant: req.instant, Exemplars: req.exemplars,
-	})
-	if err != nil {
-		return nil, nil, "", badRequest("%v", err)
+	// One evaluation per core: the store reads parts of the range in
+	// parallel, one evaluation each, merged at the end.
+	opts := traceql.MetricsOptions{Start: req.start, End: req.end, Step: req.step, Instant: req.instant, Exemplars: req.exemplars}
+	parts := 1
+	if !req.query.NeedsSpan() {
+		parts = min(runtime.GOMAXPROCS(0), maxMetricsWorkers)
 	}
+	evs := make([]*traceql.MetricsEval, parts)
+	obs := make([]tracestore.Observer, parts)
+	for i := range evs {
+		ev, err := traceql.NewMetricsEval(req.query, opts)
+		if err != nil {
+			return nil, nil, "", badRequest("%v", err)
+		}
+		evs[i], obs[i] = ev, ev
+	}
+	ev := evs[0]
 	// Steps are right-closed, (start, end], except an instant query's
 	// one step, [start, end].
 	sq := tracestore.SpanQuery{Spans: req.query.Spans, Start: req.start.Add(1), End: req.end.Add(1), By: req.query.By}
@@ -206,9 +220,14 @@ func (a *api) evalMetrics(ctx context.Context, req metricsRequest) ([]traceql.Me
 	if req.query.NeedsSpan() {
 		sq.OnSpan = ev.ObserveSpan
 	}
-	scan, err := a.opts.Traces.ObserveSpans(ctx, sq, ev)
+	scan, err := a.opts.Traces.ObserveSpans(ctx, sq, obs...)
 	if err != nil {
 		return nil, nil, "", err
+	}
+	for _, other := range evs[1:] {
+		if err := ev.Merge(other); err != nil {
+			return nil, nil, "", err
+		}
 	}
 	var resolveErr error
 	series, err := ev.Result(func(_ [16]byte, ref uint64) ([8]byte, bool) {

@@ -718,20 +718,40 @@ func (m *MetricsEval) pickExemplars(resolve func([16]byte, uint64) ([8]byte, boo
 	if m.slots == 0 {
 		return out
 	}
-	filled := make([][]*exemplarSlot, len(m.series))
+	// The budget goes round the series in the order of their keys, not of
+	// their first span, so that merged evaluations choose alike.
+	order := make([]int, len(m.series))
+	keys := make([]string, len(m.series))
 	for i, s := range m.series {
+		order[i], keys[i] = i, string(m.seriesKey(nil, s))
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	filled := make([][]*exemplarSlot, len(m.series))
+	for k, i := range order {
+		s := m.series[i]
 		for j := range s.slots {
 			if s.slots[j].set {
-				filled[i] = append(filled[i], &s.slots[j])
+				filled[k] = append(filled[k], &s.slots[j])
 			}
 		}
 	}
-	for i, chosen := range spreadExemplars(filled, m.exemplars) {
+	for k, chosen := range spreadExemplars(filled, m.exemplars) {
 		for _, j := range chosen {
-			out[i] = append(out[i], exemplarOf(filled[i][j], resolve))
+			out[order[k]] = append(out[order[k]], exemplarOf(filled[k][j], resolve))
 		}
 	}
 	return out
+}
+
+// seriesKey appends to b the key m.index files series s under.
+func (m *MetricsEval) seriesKey(b []byte, s *evalSeries) []byte {
+	for _, v := range s.group {
+		b = appendValueKey(b, v)
+	}
+	if m.q.Func == MetricsHistogramOverTime {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.bucket))
+	}
+	return b
 }
 
 func exemplarOf(sl *exemplarSlot, resolve func([16]byte, uint64) ([8]byte, bool)) pickedExemplar {
@@ -949,3 +969,95 @@ func ObservedValue(v Value) (float64, bool) {
 // NeedsSpan reports whether the evaluation of q needs whole spans
 // (ObserveSpan) rather than Observations: compare() does.
 func (q *MetricsQuery) NeedsSpan() bool { return q.Func == MetricsCompare }
+
+// Merge adds the observations of o to m, as if m had observed them too: a
+// trace store that scans disjoint parts of its spans in parallel feeds one
+// MetricsEval per part and merges them before Result. o must evaluate the
+// same query with the same options, and is not usable afterwards. compare()
+// queries, which observe whole spans, do not merge.
+func (m *MetricsEval) Merge(o *MetricsEval) error {
+	if m.cmp != nil || o.cmp != nil {
+		return errors.New("compare() evaluations do not merge")
+	}
+	if o.q != m.q || o.start != m.start || o.end != m.end || o.step != m.step || o.slots != m.slots {
+		return errors.New("merging evaluations of different queries or ranges")
+	}
+	m.truncated = m.truncated || o.truncated
+	m.overflow = m.overflow || o.overflow
+	byValue := m.q.Func.takesField() && m.q.Func != MetricsHistogramOverTime
+	remap := make([]int32, len(o.series))
+	for oi, os := range o.series {
+		key := m.seriesKey(m.key[:0], os)
+		m.key = key
+		si, ok := m.index[string(key)]
+		if !ok {
+			if len(m.series) >= m.maxGroups {
+				m.truncated = true
+				remap[oi] = -1
+				continue
+			}
+			si = int32(len(m.series))
+			m.series = append(m.series, os)
+			m.index[string(key)] = si
+			remap[oi] = si
+			continue
+		}
+		remap[oi] = si
+		s := m.series[si]
+		for i, v := range os.vals {
+			switch m.q.Func {
+			case MetricsSumOverTime:
+				if c := s.vals[i]; c != c {
+					s.vals[i] = v
+				} else if v == v {
+					s.vals[i] = c + v
+				}
+			case MetricsMinOverTime:
+				if c := s.vals[i]; c != c || v < c {
+					s.vals[i] = v
+				}
+			case MetricsMaxOverTime:
+				if c := s.vals[i]; c != c || v > c {
+					s.vals[i] = v
+				}
+			default: // counts, and avg_over_time's sums
+				s.vals[i] += v
+			}
+		}
+		for i, c := range os.counts {
+			s.counts[i] += c
+		}
+		for j, sl := range os.slots {
+			if sl.set && beats(sl, s.slots[j], byValue) {
+				s.slots[j] = sl
+			}
+		}
+	}
+	for ck, c := range o.cells {
+		si := remap[ck>>36]
+		if si < 0 {
+			continue
+		}
+		nk := uint64(si)<<36 | ck&(1<<36-1)
+		if have, ok := m.cells[nk]; ok {
+			m.cells[nk] = have + c
+		} else if len(m.cells) < MaxQuantileBuckets {
+			m.cells[nk] = c
+		} else {
+			m.overflow = true
+		}
+	}
+	return nil
+}
+
+// beats reports whether exemplar candidate a wins slot b, by the rule
+// offerExemplar applies.
+func beats(a, b exemplarSlot, byValue bool) bool {
+	if !b.set {
+		return true
+	}
+	if byValue && a.value != b.value {
+		return a.value > b.value
+	}
+	return a.hash > b.hash
+}

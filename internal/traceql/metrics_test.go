@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"strconv"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -1124,4 +1125,99 @@ func BenchmarkMetricsEvalObserve(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestMetricsMerge: spans observed by several evaluations, split at random,
+// then merged give exactly the result of one evaluation observing them all,
+// exemplars included.
+func TestMetricsMerge(t *testing.T) {
+	queries := []string{
+		`{} | rate() by (span.svc)`,
+		`{} | count_over_time() by (span.code)`,
+		`{} | sum_over_time(span.size) by (name)`,
+		`{} | min_over_time(duration) by (span.svc)`,
+		`{} | max_over_time(span.size) by (.region, kind)`,
+		`{} | avg_over_time(duration) by (span.code)`,
+		`{} | quantile_over_time(duration, .5, .9, .99) by (span.svc)`,
+		`{} | histogram_over_time(duration) by (resource.region)`,
+		`{} | rate() by (span.svc) | topk(2)`,
+	}
+	for seed := range 4 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 91))
+		base := int64(1_700_000_000)*1e9 + rng.Int64N(1e12)
+		length := int64(time.Duration(1+rng.IntN(60)) * time.Minute)
+		spans := genSpans(rng, 500+rng.IntN(2000), base-length/4, base+length+length/4)
+		for _, qs := range queries {
+			q, err := ParseMetrics(qs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := MetricsOptions{Start: time.Unix(0, base), End: time.Unix(0, base+length), Step: 13 * time.Second, Exemplars: 20, MaxSeries: 1 + seed*40}
+			whole, err := NewMetricsEval(q, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := make([]*MetricsEval, 1+rng.IntN(3))
+			for i := range parts {
+				if parts[i], err = NewMetricsEval(q, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range spans {
+				whole.ObserveSpan(spans[i].traceID, &spans[i].span, nil)
+				parts[rng.IntN(len(parts))].ObserveSpan(spans[i].traceID, &spans[i].span, nil)
+			}
+			for _, p := range parts[1:] {
+				if err := parts[0].Merge(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, wantErr := whole.Result(nil)
+			got, gotErr := parts[0].Result(nil)
+			if (wantErr == nil) != (gotErr == nil) {
+				t.Fatalf("seed %d %s: merged error %v, whole %v", seed, qs, gotErr, wantErr)
+			}
+			if wantErr != nil {
+				continue // a partial result keeps the series seen first, which the split changes
+			}
+			if !sameSeries(got, want) {
+				t.Errorf("seed %d %s: merged result differs from the whole one:\n got %v\nwant %v", seed, qs, got, want)
+			}
+		}
+	}
+	q, _ := ParseMetrics(`{} | compare({ status = error })`)
+	a, _ := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: time.Minute})
+	b, _ := NewMetricsEval(q, MetricsOptions{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: time.Minute})
+	if a.Merge(b) == nil {
+		t.Error("compare() evaluations merged")
+	}
+}
+
+// sameSeries compares two results, values within 1e-9 of each other
+// relatively: sums added in another order may differ in their last bits.
+func sameSeries(a, b []MetricSeries) bool {
+	close := func(x, y float64) bool {
+		return x == y || math.Abs(x-y) <= 1e-9*math.Max(math.Abs(x), math.Abs(y))
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if !reflect.DeepEqual(x.Labels, y.Labels) || len(x.Samples) != len(y.Samples) || len(x.Exemplars) != len(y.Exemplars) {
+			return false
+		}
+		for j := range x.Samples {
+			if x.Samples[j].TimestampMs != y.Samples[j].TimestampMs || !close(x.Samples[j].Value, y.Samples[j].Value) {
+				return false
+			}
+		}
+		for j := range x.Exemplars {
+			ex, ey := x.Exemplars[j], y.Exemplars[j]
+			if ex.TraceID != ey.TraceID || ex.SpanID != ey.SpanID || ex.TimestampMs != ey.TimestampMs || !close(ex.Value, ey.Value) {
+				return false
+			}
+		}
+	}
+	return true
 }

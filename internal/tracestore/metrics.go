@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -54,7 +55,7 @@ type SpanScan struct {
 	InspectedTraces, InspectedSpans, InspectedBytes uint64
 
 	s      *Store
-	chunks []chunkLoc
+	chunks [][]chunkLoc // per worker
 }
 
 // chunkLoc names a stored chunk that column-path observations refer to.
@@ -63,14 +64,17 @@ type chunkLoc struct {
 	tid           pcommon.TraceID
 }
 
-// An observation's Ref is its chunk's index in SpanScan.chunks, shifted,
-// plus the span's position in the chunk.
-const refSpanBits = 20
+// An observation's Ref is its worker, its chunk's index in that worker's
+// SpanScan.chunks and the span's position in the chunk.
+const (
+	refSpanBits  = 20
+	refChunkBits = 40
+)
 
-// ObserveSpans hands obs one observation for every span whose start time
-// lies in [q.Start, q.End) and that q.Spans selects: for a query decided by
-// single spans (filters joined by ||), each span that satisfies a filter;
-// otherwise every span of the spansets the whole trace produces.
+// ObserveSpans hands the observers one observation for every span whose
+// start time lies in [q.Start, q.End) and that q.Spans selects: for a query
+// decided by single spans (filters joined by ||), each span that satisfies
+// a filter; otherwise every span of the spansets the whole trace produces.
 //
 // Single-span queries whose fields the column blocks hold are evaluated
 // there, a column at a time; observations then carry a Ref instead of a
@@ -78,97 +82,167 @@ const refSpanBits = 20
 // level fields, structural operators, pipelines, blocks written before the
 // start column) is evaluated exactly from the search records or the whole
 // trace, as Search judges traces.
-func (s *Store) ObserveSpans(ctx context.Context, q SpanQuery, obs Observer) (*SpanScan, error) {
+//
+// Single-span queries are read by one goroutine per observer, each over a
+// part of the range: every observer sees a disjoint share of the spans,
+// and the caller merges what they gathered. Other queries use the first
+// observer only.
+func (s *Store) ObserveSpans(ctx context.Context, q SpanQuery, obs ...Observer) (*SpanScan, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
+	}
+	if len(obs) == 0 {
+		return nil, errors.New("tracestore: ObserveSpans needs an observer")
 	}
 	if q.Spans == nil {
 		q.Spans = &traceql.Filter{}
 	}
+	scan := &SpanScan{s: s}
 	if !q.End.After(q.Start) {
-		return &SpanScan{s: s}, nil
+		return scan, nil
 	}
 	start, end := uint64(max(q.Start.UnixNano(), 0)), uint64(max(q.End.UnixNano(), 0))
 	lo := uint64(0)
 	if back := uint64(MetricsLookback); start > back {
 		lo = start - back
 	}
-	ms := &metricsScan{
-		s: s, ctx: ctx, q: q, obs: obs, start: start, end: end,
-		scan: &SpanScan{s: s},
-		o:    traceql.Observation{Group: make([]traceql.Value, len(q.By)), Present: make([]bool, len(q.By))},
+	plan := planMetrics(s, q)
+	if q.OnSpan != nil {
+		obs = obs[:1]
 	}
+	// Single-span queries split the range, whole minutes per worker, the
+	// first workers taking one more. Queries over whole traces split the
+	// traces instead (a trace's chunks may lie in several minutes): each
+	// worker reads the whole range and evaluates its share of the trace IDs.
+	first, last := lo/blockWidth, (end-1)/blockWidth
+	n := uint64(len(obs))
+	if plan.local {
+		n = min(n, last-first+1)
+	}
+	workers := make([]*metricsScan, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	from := first
+	for w := range workers {
+		minutes := (last - first + 1) / n
+		if uint64(w) < (last-first+1)%n {
+			minutes++
+		}
+		wlo, whi := max(lo, from*blockWidth), min(end-1, minuteLast(from+minutes-1))
+		from += minutes
+		ms := plan.worker(ctx, uint64(w), obs[w], start, end)
+		if !plan.local {
+			wlo, whi, ms.shares = lo, end-1, n
+		}
+		workers[w] = ms
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = ms.runAll(wlo, whi)
+		}()
+	}
+	wg.Wait()
+	for _, ms := range workers {
+		scan.InspectedTraces += ms.stats.InspectedTraces
+		scan.InspectedSpans += ms.stats.InspectedSpans
+		scan.InspectedBytes += ms.stats.InspectedBytes
+		scan.chunks = append(scan.chunks, ms.chunks)
+	}
+	return scan, errors.Join(errs...)
+}
+
+// metricsPlan is how ObserveSpans evaluates a query, shared by its workers.
+type metricsPlan struct {
+	s                        *Store
+	q                        SpanQuery
+	local, needInfo, columns bool
+	events, nested, ids      bool // fields read from events, nested sets, span IDs
+	spanAttrs, resAttrs      bool
+	firstColumnMinute        uint64
+}
+
+func planMetrics(s *Store, q SpanQuery) metricsPlan {
+	p := metricsPlan{s: s, q: q}
 	// The fields an observation reports: what the search records and
 	// column blocks cannot give makes every trace evaluated whole.
 	reported := q.By
 	if q.Value != nil {
 		reported = append(slices.Clip(q.By), *q.Value)
 	}
-	ms.local = traceql.SpanLocal(q.Spans)
-	ms.events = traceql.NeedsEvents(q.Spans)
+	p.local = traceql.SpanLocal(q.Spans)
+	p.events = traceql.NeedsEvents(q.Spans)
 	for _, f := range reported {
 		switch {
 		case f.OnEvents():
-			ms.events = true // only whole traces carry their events
+			p.events = true // only whole traces carry their events
 		case f.NestedSet():
-			ms.nested = true
+			p.nested = true
 		case f.Intrinsic == traceql.IntrinsicSpanID || f.Intrinsic == traceql.IntrinsicParentID:
-			ms.ids = true // in search records, not column blocks
+			p.ids = true // in search records, not column blocks
 		}
 	}
 	for _, f := range append(traceql.Fields(q.Spans), reported...) {
 		if f.Intrinsic.TraceLevel() {
-			ms.needInfo = true
+			p.needInfo = true
 		}
 		if f.Intrinsic == traceql.IntrinsicNone {
-			ms.sd.spanAttrs = ms.sd.spanAttrs || f.Scope != traceql.ScopeResource
-			ms.sd.resAttrs = ms.sd.resAttrs || f.Scope != traceql.ScopeSpan
+			p.spanAttrs = p.spanAttrs || f.Scope != traceql.ScopeResource
+			p.resAttrs = p.resAttrs || f.Scope != traceql.ScopeSpan
 		}
 	}
 	if q.OnSpan != nil {
-		ms.sd.spanAttrs, ms.sd.resAttrs = true, true
+		p.spanAttrs, p.resAttrs = true, true
 	}
-	// By() and value fields that need the whole trace make every trace
-	// evaluated whole.
-	ms.local = ms.local && !ms.events && !ms.nested
-	ms.columns = ms.local && !ms.needInfo && !ms.ids && q.OnSpan == nil && !s.searchRows
-	if !ms.local {
+	p.local = p.local && !p.events && !p.nested
+	p.columns = p.local && !p.needInfo && !p.ids && q.OnSpan == nil && !s.searchRows
+	p.firstColumnMinute = math.MaxUint64
+	if c := s.opts.Now().Add(-s.opts.Retention).UnixNano(); c > 0 && !s.searchRows {
+		p.firstColumnMinute = uint64(c) / blockWidth
+	}
+	return p
+}
+
+// worker returns the state of one goroutine of the scan.
+func (p *metricsPlan) worker(ctx context.Context, w uint64, obs Observer, start, end uint64) *metricsScan {
+	ms := &metricsScan{
+		metricsPlan: p, ctx: ctx, obs: obs, start: start, end: end, worker: w,
+		o:  traceql.Observation{Group: make([]traceql.Value, len(p.q.By)), Present: make([]bool, len(p.q.By))},
+		sd: searchDecoder{spanAttrs: p.spanAttrs, resAttrs: p.resAttrs},
+		cs: newColScan(p.q.Spans), blocks: newBlockFilter(p.q.Spans),
+	}
+	if !p.local {
 		ms.decided = map[pcommon.TraceID]struct{}{}
 	}
-	ms.cs = newColScan(q.Spans)
-	ms.blocks = newBlockFilter(q.Spans)
 	for _, r := range ms.blocks {
 		if len(r.lits) > 0 || r.minDur > 0 || r.status != 0 || r.kinds != 0 {
 			ms.useBlocks = true
 		}
 	}
-	ms.firstColumnMinute = math.MaxUint64
-	if c := s.opts.Now().Add(-s.opts.Retention).UnixNano(); c > 0 && !s.searchRows {
-		ms.firstColumnMinute = uint64(c) / blockWidth
-	}
-	done := ms.startObserver()
-	err := ms.run(lo, end-1)
+	return ms
+}
+
+// runAll reads the chunks indexed in [lo, hi] and evaluates the traces
+// that wait to be evaluated whole.
+func (ms *metricsScan) runAll(lo, hi uint64) error {
+	err := ms.run(lo, hi)
 	if err == nil {
 		err = ms.flushTraces()
 	}
 	if ms.sums != nil {
 		_ = ms.sums.Close()
 	}
-	ms.send()
-	close(ms.batches)
-	<-done
-	return ms.scan, err
+	return err
 }
 
 // SpanID returns the span ID an observation with ref stands for, reading
 // its chunk's search record; ok is false when the chunk is gone (deleted
 // by retention since).
 func (sc *SpanScan) SpanID(ref uint64) (id [8]byte, ok bool, err error) {
-	c, pos := ref>>refSpanBits, int(ref&(1<<refSpanBits-1))
-	if c >= uint64(len(sc.chunks)) {
+	w, c, pos := ref>>(refSpanBits+refChunkBits), ref>>refSpanBits&(1<<refChunkBits-1), int(ref&(1<<refSpanBits-1))
+	if w >= uint64(len(sc.chunks)) || c >= uint64(len(sc.chunks[w])) {
 		return id, false, nil
 	}
-	loc := sc.chunks[c]
+	loc := sc.chunks[w][c]
 	v, closer, err := sc.s.db.Get(indexKey(loc.minStart, loc.tid, loc.seq))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return id, false, nil
@@ -189,29 +263,25 @@ func (sc *SpanScan) SpanID(ref uint64) (id [8]byte, ok bool, err error) {
 }
 
 type metricsScan struct {
-	s          *Store
+	*metricsPlan
 	ctx        context.Context
-	q          SpanQuery
 	obs        Observer
 	start, end uint64
-	scan       *SpanScan
+	worker     uint64
+	shares     uint64   // with more than 1, the worker evaluates the traces whose ID is worker modulo shares
+	stats      SpanScan // the counts only
+	chunks     []chunkLoc
 	o          traceql.Observation
 
-	local, needInfo, columns bool
-	events, nested, ids      bool                         // fields read from events, nested sets, span IDs
-	decided                  map[pcommon.TraceID]struct{} // whole-trace mode: traces evaluated
-	cs                       *colScan
-	blocks                   blockFilter
-	useBlocks                bool
-	firstColumnMinute        uint64
-	sd                       searchDecoder
-	cf                       []colField
-	batch                    *obsBatch
-	batches                  chan *obsBatch // full, to the evaluator
-	free                     chan *obsBatch // taken, for reuse
-	pending                  []pendingTrace
-	sums                     *pebble.Iterator // summaries, for pending traces
-	seen                     []bool
+	decided   map[pcommon.TraceID]struct{} // whole-trace mode: traces evaluated
+	cs        *colScan
+	blocks    blockFilter
+	useBlocks bool
+	sd        searchDecoder
+	cf        []colField
+	pending   []pendingTrace
+	sums      *pebble.Iterator // summaries, for pending traces
+	seen      []bool
 }
 
 // run reads the chunks indexed in [lo, hi], minute by minute.
@@ -267,13 +337,11 @@ func (ms *metricsScan) run(lo, hi uint64) error {
 				return ms.ctx.Err()
 			}
 			k, v := rows.Key(), rows.Value()
-			if len(k) != 33 {
+			if len(k) != 33 || ms.shares > 1 && binary.BigEndian.Uint64(k[17:25])%ms.shares != ms.worker {
 				continue
 			}
-			ms.scan.InspectedBytes += uint64(len(v))
-			// Observations hold strings of the record until the
-			// evaluator has taken them: a copy outlives the iterator.
-			if err := ms.record(pcommon.TraceID(k[9:25]), bytes.Clone(v)); err != nil {
+			ms.stats.InspectedBytes += uint64(len(v))
+			if err := ms.record(pcommon.TraceID(k[9:25]), v); err != nil {
 				return fmt.Errorf("decode search record of %x: %w", k[9:25], err)
 			}
 		}
@@ -297,7 +365,7 @@ func (ms *metricsScan) minuteColumns(m, lo, hi uint64, it *pebble.Iterator, ar *
 			continue
 		}
 		ar.minute, ar.seq, ar.bytes = m, binary.BigEndian.Uint64(k[9:17]), 0
-		v := bytes.Clone(it.Value()) // outlives the iterator, as record's
+		v := it.Value()
 		blk, cand, err := ms.cs.match(v)
 		if err != nil {
 			return fmt.Errorf("decode column block %x: %w", k[1:], err)
@@ -308,7 +376,7 @@ func (ms *metricsScan) minuteColumns(m, lo, hi uint64, it *pebble.Iterator, ar *
 		} else if err == nil {
 			err = ms.blockRows(lo, hi, cand, starts)
 		}
-		ms.scan.InspectedBytes += uint64(len(v)) + ar.bytes
+		ms.stats.InspectedBytes += uint64(len(v)) + ar.bytes
 		if err != nil {
 			return fmt.Errorf("decode column block %x: %w", k[1:], err)
 		}
@@ -325,7 +393,7 @@ func (ms *metricsScan) blockRows(lo, hi uint64, cand []bool, starts []int32) err
 		if minStart < lo || minStart > hi {
 			continue
 		}
-		ms.scan.InspectedSpans += uint64(starts[j+1] - starts[j])
+		ms.stats.InspectedSpans += uint64(starts[j+1] - starts[j])
 		if !ok {
 			continue
 		}
@@ -338,7 +406,7 @@ func (ms *metricsScan) blockRows(lo, hi uint64, cand []bool, starts []int32) err
 		}
 		rec := bytes.Clone(v)
 		_ = closer.Close()
-		ms.scan.InspectedSpans -= uint64(starts[j+1] - starts[j]) // counted again by record
+		ms.stats.InspectedSpans -= uint64(starts[j+1] - starts[j]) // counted again by record
 		if err := ms.record(tid, rec); err != nil {
 			return err
 		}
@@ -352,14 +420,14 @@ func (ms *metricsScan) record(tid pcommon.TraceID, rec []byte) error {
 	if err != nil {
 		return err
 	}
-	ms.scan.InspectedSpans += uint64(len(spans))
+	ms.stats.InspectedSpans += uint64(len(spans))
 	if !ms.local {
 		if traceql.PossibleInSpans(ms.q.Spans, spans) {
 			return ms.wholeTrace(tid, rec)
 		}
 		return nil
 	}
-	ms.scan.InspectedTraces++
+	ms.stats.InspectedTraces++
 	tr := traceql.Trace{Spans: spans}
 	if ms.needInfo {
 		sum, found, err := ms.s.getSummary(tid)
@@ -387,7 +455,7 @@ func (ms *metricsScan) wholeTrace(tid pcommon.TraceID, rec []byte) error {
 		return nil
 	}
 	ms.decided[tid] = struct{}{}
-	ms.pending = append(ms.pending, pendingTrace{tid: tid, rec: rec})
+	ms.pending = append(ms.pending, pendingTrace{tid: tid, rec: bytes.Clone(rec)})
 	if len(ms.pending) >= pendingTraces {
 		return ms.flushTraces()
 	}
@@ -443,7 +511,7 @@ func (ms *metricsScan) flushTraces() error {
 // evalTrace evaluates the query on a whole trace and observes the spans of
 // its spansets.
 func (ms *metricsScan) evalTrace(tid pcommon.TraceID, sum *summary, rec []byte) error {
-	ms.scan.InspectedTraces++
+	ms.stats.InspectedTraces++
 	info := sum.info()
 	if !traceql.PossibleForTrace(ms.q.Spans, &info) {
 		return nil
@@ -505,7 +573,7 @@ func (ms *metricsScan) observeSpan(tid pcommon.TraceID, tr *traceql.Trace, i int
 			o.Value, o.HasValue = traceql.ObservedValue(v)
 		}
 	}
-	ms.emit(o)
+	ms.obs.Observe(o)
 }
 
 // block evaluates a single-span query on the current column block (one
@@ -550,8 +618,8 @@ func (ms *metricsScan) block(lo, hi uint64, cand []bool, starts []int32) error {
 			continue
 		}
 		first, last := int(starts[j]), int(starts[j+1])
-		ms.scan.InspectedSpans += uint64(last - first)
-		ms.scan.InspectedTraces++
+		ms.stats.InspectedSpans += uint64(last - first)
+		ms.stats.InspectedTraces++
 		if !ok {
 			continue
 		}
@@ -565,11 +633,11 @@ func (ms *metricsScan) block(lo, hi uint64, cand []bool, starts []int32) error {
 				continue
 			}
 			if chunk < 0 {
-				chunk = len(ms.scan.chunks)
-				ms.scan.chunks = append(ms.scan.chunks, chunkLoc{minStart: minStart, seq: seq, tid: tid})
+				chunk = len(ms.chunks)
+				ms.chunks = append(ms.chunks, chunkLoc{minStart: minStart, seq: seq, tid: tid})
 			}
 			o.StartUnixNano, o.TraceID, o.SpanID = st, tid, [8]byte{}
-			o.Ref = uint64(chunk)<<refSpanBits | uint64(min(i-first, 1<<refSpanBits-1))
+			o.Ref = ms.worker<<(refSpanBits+refChunkBits) | uint64(chunk)<<refSpanBits | uint64(min(i-first, 1<<refSpanBits-1))
 			for k := range ms.q.By {
 				o.Group[k], o.Present[k] = ms.cf[k].value(i)
 			}
@@ -579,7 +647,7 @@ func (ms *metricsScan) block(lo, hi uint64, cand []bool, starts []int32) error {
 					o.Value, o.HasValue = traceql.ObservedValue(v)
 				}
 			}
-			ms.emit(o)
+			ms.obs.Observe(o)
 		}
 	}
 	return nil
@@ -727,61 +795,4 @@ func fillInt32(s []int32, n int, v int32) []int32 {
 		s[i] = v
 	}
 	return s
-}
-
-// Observations go to the Observer in batches, from a goroutine of its own:
-// the scan decodes the next blocks while the evaluator aggregates.
-const obsBatchSize = 4096
-
-// obsBatch holds observations and the by() values they point into. The
-// values' strings alias blocks and records the scan copied for them.
-type obsBatch struct {
-	obs     []traceql.Observation
-	group   []traceql.Value
-	present []bool
-}
-
-// startObserver starts the goroutine that hands batches to the Observer;
-// the returned channel closes once it has handed the last.
-func (ms *metricsScan) startObserver() <-chan struct{} {
-	ms.batches, ms.free = make(chan *obsBatch, 2), make(chan *obsBatch, 3)
-	for range 3 {
-		ms.free <- &obsBatch{}
-	}
-	ms.batch = <-ms.free
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for b := range ms.batches {
-			for i := range b.obs {
-				ms.obs.Observe(&b.obs[i])
-			}
-			b.obs, b.group, b.present = b.obs[:0], b.group[:0], b.present[:0]
-			ms.free <- b
-		}
-	}()
-	return done
-}
-
-// emit queues a copy of o for the Observer.
-func (ms *metricsScan) emit(o *traceql.Observation) {
-	b := ms.batch
-	g, p := len(b.group), len(b.present)
-	b.group = append(b.group, o.Group...)
-	b.present = append(b.present, o.Present...)
-	c := *o
-	c.Group, c.Present = b.group[g:len(b.group):len(b.group)], b.present[p:len(b.present):len(b.present)]
-	b.obs = append(b.obs, c)
-	if len(b.obs) == obsBatchSize {
-		ms.send()
-		ms.batch = <-ms.free
-	}
-}
-
-// send hands the current batch to the Observer's goroutine.
-func (ms *metricsScan) send() {
-	if len(ms.batch.obs) > 0 {
-		ms.batches <- ms.batch
-		ms.batch = nil
-	}
 }

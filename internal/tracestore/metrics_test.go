@@ -169,12 +169,25 @@ func TestObserveSpansDifferential(t *testing.T) {
 		for _, r := range ranges {
 			q := SpanQuery{Spans: traceql.MustParse(qs), Start: r[0], End: r[1], Value: shape.value, By: shape.by}
 			want := bruteForce(t, reqs, q)
-			for _, rows := range []bool{false, true} {
+			for _, run := range []struct {
+				rows    bool
+				workers int
+			}{{false, 1}, {false, 3}, {true, 2}} {
+				rows := run.rows
 				s.searchRows = rows
-				c := &collector{}
-				scan, err := s.ObserveSpans(ctx, q, c)
+				cs := make([]*collector, run.workers)
+				obs := make([]Observer, run.workers)
+				for i := range cs {
+					cs[i] = &collector{}
+					obs[i] = cs[i]
+				}
+				scan, err := s.ObserveSpans(ctx, q, obs...)
 				if err != nil {
 					t.Fatal(err)
+				}
+				c := &collector{}
+				for _, x := range cs {
+					c.got = append(c.got, x.got...)
 				}
 				for i, o := range c.got {
 					if !strings.HasSuffix(o.span, "/") {
@@ -191,8 +204,8 @@ func TestObserveSpansDifferential(t *testing.T) {
 				}
 				slices.SortFunc(c.got, compareObserved)
 				if !slices.Equal(c.got, want) {
-					t.Errorf("%s by %v value %v over %v, rows %v: %d observations, want %d\n got %v\nwant %v",
-						qs, shape.by, shape.value, r, rows, len(c.got), len(want), head(c.got), head(want))
+					t.Errorf("%s by %v value %v over %v, rows %v, %d workers: %d observations, want %d\n got %v\nwant %v",
+						qs, shape.by, shape.value, r, rows, run.workers, len(c.got), len(want), head(c.got), head(want))
 				}
 			}
 			s.searchRows = false
