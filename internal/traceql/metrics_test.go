@@ -207,7 +207,7 @@ func TestParseMetricsBad(t *testing.T) {
 	}
 	// The search parser keeps refusing metrics queries.
 	for _, q := range []string{`{} | rate()`, `{} | compare({ .a = 1 })`, `{} | quantile_over_time(duration, .5)`} {
-		if _, err := Parse(q); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "in a search") && !strings.Contains(err.Error(), "compare") {
+		if _, err := Parse(q); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "makes a metrics query") && !strings.Contains(err.Error(), "compare") {
 			t.Errorf("Parse(%q) = %v, want the metrics stage refused", q, err)
 		}
 	}

@@ -124,6 +124,12 @@ func (p *parser) unsupported(t token, what string) error {
 	return &ParseError{Pos: t.pos + 1, Msg: what + " is not supported by Lookout's TraceQL subset", Err: ErrUnsupported}
 }
 
+// metricsInSearch refuses a metrics function in a search query.
+func (p *parser) metricsInSearch(t token) error {
+	return &ParseError{Pos: t.pos + 1, Err: ErrUnsupported,
+		Msg: "the metrics function " + t.text + "() makes a metrics query, which a search does not answer: ask the TraceQL metrics API (/api/metrics/query_range)"}
+}
+
 // unexpected explains a token that cannot appear where it is, naming
 // unsupported TraceQL constructs specifically.
 func (p *parser) unexpected(t token, where string) error {
@@ -251,7 +257,7 @@ func (p *parser) spansetPrimary() (Expr, error) {
 			return nil, p.errAt(t, "syntax error: %s() must follow a spanset and |, as in { } | rate() | topk(5)", t.text)
 		}
 		if metricsFunctions[t.text] {
-			return nil, p.unsupported(t, "the metrics function "+t.text+"() in a search")
+			return nil, p.metricsInSearch(t)
 		}
 		switch t.text {
 		case "compare", "topk", "bottomk", "with":

@@ -93,7 +93,7 @@ func (p *parser) stage() (Stage, error) {
 			return nil, p.unsupported(t, "the function or keyword "+t.text)
 		}
 		if metricsFunctions[t.text] {
-			return nil, p.unsupported(t, "the metrics function "+t.text+"() in a search")
+			return nil, p.metricsInSearch(t)
 		}
 		return nil, p.errAt(t, "unknown pipeline stage %q: expected a spanset filter { … }, count(), avg(), min(), max(), sum(), by(), select() or coalesce()", t.text)
 	}

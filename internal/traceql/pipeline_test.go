@@ -68,7 +68,7 @@ func TestParsePipelineBad(t *testing.T) {
 		{`{} | coalesce(name)`, "coalesce(), which takes no arguments", false},
 		{`{} | { .a = 1 } >> { .b = 1 }`, "the spanset operator >> inside a pipeline stage", true},
 		{`{} | ({ .a = 1 })`, "a parenthesised pipeline stage", true},
-		{`{} | rate()`, "the metrics function rate() in a search", true},
+		{`{} | rate()`, "the metrics function rate() makes a metrics query", true},
 		{`{} | quantile_over_time(duration, .9)`, "the metrics function quantile_over_time()", true},
 		{`{} | count_over_time() by (name)`, "the metrics function count_over_time()", true},
 		{`{} | topk(5)`, "the function or keyword topk", true},

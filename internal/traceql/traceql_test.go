@@ -72,7 +72,7 @@ func TestParseBad(t *testing.T) {
 		{`{ name = "unterminated }`, "unterminated string", false},
 		{`{ duration > 3parsecs }`, "invalid duration", false},
 		{`count() > 1`, "count() is a pipeline stage and must follow a spanset", false},
-		{`rate()`, "the metrics function rate() in a search", true},
+		{`rate()`, "the metrics function rate() makes a metrics query", true},
 		{`{ .a = 1 } { .b = 2 }`, "after a complete spanset expression", false},
 		{`{ span.foo }`, "bare field", true},
 		{strings.Repeat("(", 500) + "{}" + strings.Repeat(")", 500), "deeper than", false},
