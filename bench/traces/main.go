@@ -348,29 +348,35 @@ func benchSearch(base string, now time.Time, n int) {
 		// summaries cannot skip: this reads every record of the hour.
 		`{ name = "validate_cart" && duration > 300ms && status = error }`,
 	}
-	start, end := now.Add(-time.Hour).Unix(), now.Unix()
 	for _, q := range queries {
 		if _, err := traceql.Parse(q); err != nil {
 			panic(err)
 		}
-		var lat []time.Duration
-		found := 0
-		cpu0 := cpuTime()
-		for range n {
-			t0 := time.Now()
-			resp, err := http.Get(fmt.Sprintf("%s/api/search?q=%s&start=%d&end=%d&limit=20", base, url.QueryEscape(q), start, end))
-			check(err)
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				panic(string(body))
-			}
-			lat = append(lat, time.Since(t0))
-			found = strings.Count(string(body), `"traceID"`)
-		}
-		fmt.Printf("search last hour, limit 20, %-70s %2d found: %s; CPU %s per query\n", q, found, pct(lat),
-			((cpuTime() - cpu0) / time.Duration(n)).Round(100*time.Microsecond))
+		found, lat, cpu := timeQuery(base, "/api/search", q, "&limit=20", now, n, `"traceID"`)
+		fmt.Printf("search last hour, limit 20, %-70s %2d found: %s; CPU %s per query\n", q, found, pct(lat), cpu)
 	}
+}
+
+// timeQuery asks path n times for q over the last hour and returns how
+// often count occurs in the last answer, the latencies and the CPU time
+// per query.
+func timeQuery(base, path, q, params string, now time.Time, n int, count string) (int, []time.Duration, time.Duration) {
+	var lat []time.Duration
+	found := 0
+	cpu0 := cpuTime()
+	for range n {
+		t0 := time.Now()
+		resp, err := http.Get(fmt.Sprintf("%s%s?q=%s&start=%d&end=%d%s", base, path, url.QueryEscape(q), now.Add(-time.Hour).Unix(), now.Unix(), params))
+		check(err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			panic(string(body))
+		}
+		lat = append(lat, time.Since(t0))
+		found = strings.Count(string(body), count)
+	}
+	return found, lat, ((cpuTime() - cpu0) / time.Duration(n)).Round(100 * time.Microsecond)
 }
 
 // benchMetrics times TraceQL metrics queries over the last hour through
@@ -385,28 +391,12 @@ func benchMetrics(base string, now time.Time, n int) {
 		`{} | histogram_over_time(duration)`,
 		`{ kind = server } >> { status = error } | rate()`,
 	}
-	start, end := now.Add(-time.Hour).Unix(), now.Unix()
 	for _, q := range queries {
 		if _, err := traceql.ParseMetrics(q); err != nil {
 			panic(err)
 		}
-		var lat []time.Duration
-		series := 0
-		cpu0 := cpuTime()
-		for range n {
-			t0 := time.Now()
-			resp, err := http.Get(fmt.Sprintf("%s/api/metrics/query_range?q=%s&start=%d&end=%d", base, url.QueryEscape(q), start, end))
-			check(err)
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				panic(string(body))
-			}
-			lat = append(lat, time.Since(t0))
-			series = strings.Count(string(body), `"samples"`)
-		}
-		fmt.Printf("metrics last hour, %-78s %3d series: %s; CPU %s per query\n", q, series, pct(lat),
-			((cpuTime() - cpu0) / time.Duration(n)).Round(100*time.Microsecond))
+		series, lat, cpu := timeQuery(base, "/api/metrics/query_range", q, "", now, n, `"samples"`)
+		fmt.Printf("metrics last hour, %-78s %3d series: %s; CPU %s per query\n", q, series, pct(lat), cpu)
 	}
 }
 

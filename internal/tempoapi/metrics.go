@@ -247,79 +247,78 @@ func (a *api) evalMetrics(ctx context.Context, req metricsRequest) ([]traceql.Me
 	return series, scan, partial, err
 }
 
-func (a *api) metricsQueryRange(w http.ResponseWriter, r *http.Request) error {
-	req, err := a.parseMetricsRequest(r, false)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
-	defer cancel()
-	series, scan, partial, err := a.evalMetrics(ctx, req)
-	if err != nil {
-		return err
-	}
-	out := queryRangeJSON{Metrics: metricsJSON(scan), Message: partial}
-	if partial != "" {
-		out.Status = "PARTIAL"
-	}
-	for _, s := range series {
-		ts := timeSeriesJSON{Labels: labelsJSON(s.Labels)}
-		for _, p := range s.Samples {
-			ts.Samples = append(ts.Samples, sampleJSON{TimestampMs: strconv.FormatInt(p.TimestampMs, 10), Value: jsonFloat(p.Value)})
+// metricsQuery answers /api/metrics/query_range, or with instant
+// /api/metrics/query.
+func (a *api) metricsQuery(instant bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		req, err := a.parseMetricsRequest(r, instant)
+		if err != nil {
+			return err
 		}
-		for _, e := range s.Exemplars {
-			ts.Exemplars = append(ts.Exemplars, exemplarJSON{
-				Labels: []kvJSON{
-					{Key: "trace:id", Value: anyJSON{StringValue: ptr(hex.EncodeToString(e.TraceID[:]))}},
-					{Key: "span:id", Value: anyJSON{StringValue: ptr(hex.EncodeToString(e.SpanID[:]))}},
-				},
-				Value:       jsonFloat(e.Value),
-				TimestampMs: strconv.FormatInt(e.TimestampMs, 10),
-			})
+		ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
+		defer cancel()
+		series, scan, partial, err := a.evalMetrics(ctx, req)
+		if err != nil {
+			return err
 		}
-		if len(ts.Samples) > 0 {
-			out.Series = append(out.Series, ts)
+		st := metricsStatus{Metrics: metricsJSON(scan), Message: partial}
+		if partial != "" {
+			st.Status = "PARTIAL"
 		}
+		if instant {
+			out := queryInstantJSON{metricsStatus: st}
+			for _, s := range traceql.InstantResult(series) {
+				out.Series = append(out.Series, instantSeriesJSON{Labels: labelsJSON(s.Labels), Value: jsonFloat(s.Value)})
+			}
+			return writeJSON(w, out)
+		}
+		out := queryRangeJSON{metricsStatus: st}
+		for _, s := range series {
+			if len(s.Samples) > 0 {
+				out.Series = append(out.Series, timeSeriesOf(s))
+			}
+		}
+		return writeJSON(w, out)
 	}
-	return writeJSON(w, out)
 }
 
-func (a *api) metricsQueryInstant(w http.ResponseWriter, r *http.Request) error {
-	req, err := a.parseMetricsRequest(r, true)
-	if err != nil {
-		return err
+func timeSeriesOf(s traceql.MetricSeries) timeSeriesJSON {
+	ts := timeSeriesJSON{Labels: labelsJSON(s.Labels)}
+	for _, p := range s.Samples {
+		ts.Samples = append(ts.Samples, sampleJSON{TimestampMs: strconv.FormatInt(p.TimestampMs, 10), Value: jsonFloat(p.Value)})
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.opts.QueryTimeout)
-	defer cancel()
-	series, scan, partial, err := a.evalMetrics(ctx, req)
-	if err != nil {
-		return err
+	for _, e := range s.Exemplars {
+		ts.Exemplars = append(ts.Exemplars, exemplarJSON{
+			Labels: []kvJSON{
+				{Key: "trace:id", Value: anyJSON{StringValue: ptr(hex.EncodeToString(e.TraceID[:]))}},
+				{Key: "span:id", Value: anyJSON{StringValue: ptr(hex.EncodeToString(e.SpanID[:]))}},
+			},
+			Value:       jsonFloat(e.Value),
+			TimestampMs: strconv.FormatInt(e.TimestampMs, 10),
+		})
 	}
-	out := queryInstantJSON{Metrics: metricsJSON(scan), Message: partial}
-	if partial != "" {
-		out.Status = "PARTIAL"
-	}
-	for _, s := range traceql.InstantResult(series) {
-		out.Series = append(out.Series, instantSeriesJSON{Labels: labelsJSON(s.Labels), Value: jsonFloat(s.Value)})
-	}
-	return writeJSON(w, out)
+	return ts
 }
 
 // The response shapes are Tempo's protobuf messages as its HTTP API
 // renders them (jsonpb): camelCase names, zero values and empty lists
 // left out, 64-bit integers as strings, NaN as "NaN".
 type queryRangeJSON struct {
-	Series  []timeSeriesJSON `json:"series,omitempty"`
-	Metrics searchMetricsPB  `json:"metrics"`
-	Status  string           `json:"status,omitempty"`
-	Message string           `json:"message,omitempty"`
+	Series []timeSeriesJSON `json:"series,omitempty"`
+	metricsStatus
 }
 
 type queryInstantJSON struct {
-	Series  []instantSeriesJSON `json:"series,omitempty"`
-	Metrics searchMetricsPB     `json:"metrics"`
-	Status  string              `json:"status,omitempty"`
-	Message string              `json:"message,omitempty"`
+	Series []instantSeriesJSON `json:"series,omitempty"`
+	metricsStatus
+}
+
+// metricsStatus ends both answers: what was read, and PARTIAL with its
+// message when the series limit cut the answer.
+type metricsStatus struct {
+	Metrics searchMetricsPB `json:"metrics"`
+	Status  string          `json:"status,omitempty"`
+	Message string          `json:"message,omitempty"`
 }
 
 type timeSeriesJSON struct {

@@ -361,20 +361,8 @@ func (m *MetricsEval) Observe(o *Observation) {
 	switch q.Func {
 	case MetricsRate, MetricsCountOverTime, MetricsHistogramOverTime:
 		s.vals[iv]++
-	case MetricsSumOverTime:
-		if c := s.vals[iv]; c != c {
-			s.vals[iv] = v
-		} else {
-			s.vals[iv] = c + v
-		}
-	case MetricsMinOverTime:
-		if c := s.vals[iv]; c != c || v < c {
-			s.vals[iv] = v
-		}
-	case MetricsMaxOverTime:
-		if c := s.vals[iv]; c != c || v > c {
-			s.vals[iv] = v
-		}
+	case MetricsSumOverTime, MetricsMinOverTime, MetricsMaxOverTime:
+		s.vals[iv] = combine(q.Func, s.vals[iv], v)
 	case MetricsAvgOverTime:
 		s.vals[iv] += v
 		s.counts[iv]++
@@ -1006,19 +994,9 @@ func (m *MetricsEval) Merge(o *MetricsEval) error {
 		s := m.series[si]
 		for i, v := range os.vals {
 			switch m.q.Func {
-			case MetricsSumOverTime:
-				if c := s.vals[i]; c != c {
-					s.vals[i] = v
-				} else if v == v {
-					s.vals[i] = c + v
-				}
-			case MetricsMinOverTime:
-				if c := s.vals[i]; c != c || v < c {
-					s.vals[i] = v
-				}
-			case MetricsMaxOverTime:
-				if c := s.vals[i]; c != c || v > c {
-					s.vals[i] = v
+			case MetricsSumOverTime, MetricsMinOverTime, MetricsMaxOverTime:
+				if v == v { // NaN: the step has no value there
+					s.vals[i] = combine(m.q.Func, s.vals[i], v)
 				}
 			default: // counts, and avg_over_time's sums
 				s.vals[i] += v
@@ -1060,4 +1038,18 @@ func beats(a, b exemplarSlot, byValue bool) bool {
 		return a.value > b.value
 	}
 	return a.hash > b.hash
+}
+
+// combine folds value v into a step's sum, minimum or maximum c, which is
+// NaN while the step has no value.
+func combine(f MetricsFunc, c, v float64) float64 {
+	switch {
+	case c != c:
+		return v
+	case f == MetricsSumOverTime:
+		return c + v
+	case f == MetricsMinOverTime:
+		return min(c, v)
+	}
+	return max(c, v)
 }
