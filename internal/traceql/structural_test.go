@@ -2,7 +2,6 @@ package traceql
 
 import (
 	"context"
-	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -100,19 +99,7 @@ func TestStructuralMatchesBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 8))
 	for c := range 1500 {
 		n := 1 + rng.IntN(40)
-		tr := &Trace{Spans: make([]Span, n)}
-		for i := range tr.Spans {
-			binary.BigEndian.PutUint64(tr.Spans[i].SpanID[:], uint64(i+1))
-		}
-		for i := range tr.Spans {
-			switch x := rng.IntN(10); {
-			case x == 0: // root
-			case x == 1:
-				tr.Spans[i].ParentSpanID = [8]byte{0xff}
-			default:
-				tr.Spans[i].ParentSpanID = tr.Spans[rng.IntN(n)].SpanID
-			}
-		}
+		tr := cyclicForest(rng, n)
 		par := make([]int, n)
 		for i := range tr.Spans {
 			par[i] = -1

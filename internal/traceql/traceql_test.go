@@ -280,19 +280,7 @@ func TestDescendantMatchesBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20, 26))
 	for c := range 500 {
 		n := 1 + rng.IntN(60)
-		tr := &Trace{Spans: make([]Span, n)}
-		for i := range tr.Spans {
-			binary.BigEndian.PutUint64(tr.Spans[i].SpanID[:], uint64(i+1))
-		}
-		for i := range tr.Spans {
-			switch x := rng.IntN(10); {
-			case x == 0: // root
-			case x == 1: // dangling parent
-				tr.Spans[i].ParentSpanID = [8]byte{0xff}
-			default: // any span, possibly making a cycle
-				tr.Spans[i].ParentSpanID = tr.Spans[rng.IntN(n)].SpanID
-			}
-		}
+		tr := cyclicForest(rng, n)
 		var l, r []int
 		for i := range n {
 			if rng.IntN(3) == 0 {
@@ -356,4 +344,23 @@ func checkParseErrors(t *testing.T, cases []badParse) {
 			t.Errorf("Parse(%q): errors.Is(ErrUnsupported) = %v, want %v", c.in, got, c.unsupported)
 		}
 	}
+}
+
+// cyclicForest returns a trace of n spans whose parents are random: roots,
+// dangling parents, and any span, which may make cycles.
+func cyclicForest(rng *rand.Rand, n int) *Trace {
+	tr := &Trace{Spans: make([]Span, n)}
+	for i := range tr.Spans {
+		binary.BigEndian.PutUint64(tr.Spans[i].SpanID[:], uint64(i+1))
+	}
+	for i := range tr.Spans {
+		switch x := rng.IntN(10); {
+		case x == 0: // root
+		case x == 1: // dangling parent
+			tr.Spans[i].ParentSpanID = [8]byte{0xff}
+		default: // any span, possibly making a cycle
+			tr.Spans[i].ParentSpanID = tr.Spans[rng.IntN(n)].SpanID
+		}
+	}
+	return tr
 }

@@ -41,23 +41,7 @@ func TestSearchDrilldown(t *testing.T) {
 		{`{ trace:id = "AB000000000000000000000000000004" }`, []byte{4}},
 	}
 	for _, c := range cases {
-		t.Run(c.q, func(t *testing.T) {
-			q, _, err := traceql.ParseWithHints(c.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := s.Search(context.Background(), SearchRequest{Query: q})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []byte
-			for _, m := range res.Traces {
-				got = append(got, m.TraceID[15])
-			}
-			if !slices.Equal(got, c.want) {
-				t.Errorf("got traces %v, want %v", got, c.want)
-			}
-		})
+		t.Run(c.q, func(t *testing.T) { searchFinds(t, s, c.q, c.want) })
 	}
 	// The structure query reports each returned span's nested-set numbers,
 	// computed over the whole trace although it arrived in two requests.
@@ -123,23 +107,7 @@ func TestSearchEvents(t *testing.T) {
 		{`{ event:timeSinceStart >= 15ms }`, []byte{7}},
 	}
 	for _, c := range cases {
-		t.Run(c.q, func(t *testing.T) {
-			q, _, err := traceql.ParseWithHints(c.q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := s.Search(context.Background(), SearchRequest{Query: q})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []byte
-			for _, m := range res.Traces {
-				got = append(got, m.TraceID[15])
-			}
-			if !slices.Equal(got, c.want) {
-				t.Errorf("got traces %v, want %v", got, c.want)
-			}
-		})
+		t.Run(c.q, func(t *testing.T) { searchFinds(t, s, c.q, c.want) })
 	}
 	// The exceptions list selects event fields: the reported spans carry
 	// their events, so the fields can be read from them.
@@ -162,5 +130,26 @@ func addEvent(td ptrace.Traces, name string, at time.Duration, attrs map[string]
 	e.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(at)))
 	if err := e.Attributes().FromRaw(attrs); err != nil {
 		panic(err)
+	}
+}
+
+// searchFinds checks that q finds the traces whose IDs end in want, in
+// that order.
+func searchFinds(t *testing.T, s *Store, query string, want []byte) {
+	t.Helper()
+	q, _, err := traceql.ParseWithHints(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Search(context.Background(), SearchRequest{Query: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for _, m := range res.Traces {
+		got = append(got, m.TraceID[15])
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got traces %v, want %v", got, want)
 	}
 }
