@@ -19,10 +19,11 @@ const (
 	MaxMetricsPoints = 10_000
 	// DefaultMaxSeries is MetricsOptions.MaxSeries when it is 0.
 	DefaultMaxSeries = 1000
-	// MaxQuantileBuckets bounds the non-empty histogram buckets
-	// quantile_over_time keeps over all its series and steps (each takes
-	// about 20 bytes).
-	MaxQuantileBuckets = 2 << 20
+	// MaxQuantileBuckets bounds the histogram buckets quantile_over_time
+	// keeps over all its series and steps: 4 bytes each in a step's dense
+	// histogram, which holds every bucket between its smallest and largest
+	// value, about 20 in the map of a histogram spread wider.
+	MaxQuantileBuckets = 4 << 20
 	// maxExemplarSlots bounds the exemplar candidates kept per series.
 	maxExemplarSlots = 128
 	// maxSeriesCap bounds MetricsOptions.MaxSeries (a quantile cell key
@@ -204,9 +205,9 @@ type MetricsEval struct {
 	series []*evalSeries
 	key    []byte
 
-	cells     map[uint64]uint32 // quantile: series<<36 | step<<18 | bucket code → count
+	buckets   int // quantile: buckets of all the series' histograms
 	truncated bool
-	overflow  bool // quantile cells over MaxQuantileBuckets
+	overflow  bool // quantile buckets over MaxQuantileBuckets
 
 	cmp     *compareState
 	scratch Observation
@@ -217,7 +218,8 @@ type evalSeries struct {
 	group  []Value // by() values, nil type for absent
 	bucket float64 // histogram_over_time's bucket
 	vals   []float64
-	counts []float64 // avg_over_time's counts
+	counts []float64      // avg_over_time's counts
+	hists  []quantileHist // quantile_over_time's, per step
 	slots  []exemplarSlot
 }
 
@@ -271,7 +273,6 @@ func NewMetricsEval(q *MetricsQuery, o MetricsOptions) (*MetricsEval, error) {
 	m.maxGroups = m.maxSeries
 	if q.Func == MetricsQuantileOverTime {
 		m.maxGroups = max(1, m.maxSeries/max(1, len(q.Quantiles)))
-		m.cells = make(map[uint64]uint32)
 	}
 	if m.exemplars > 0 {
 		m.slots = min(m.exemplars, m.n, maxExemplarSlots)
@@ -367,14 +368,7 @@ func (m *MetricsEval) Observe(o *Observation) {
 		s.vals[iv] += v
 		s.counts[iv]++
 	case MetricsQuantileOverTime:
-		ck := uint64(si)<<36 | uint64(iv)<<18 | uint64(quantileCode(v))
-		if c, ok := m.cells[ck]; ok {
-			m.cells[ck] = c + 1
-		} else if len(m.cells) < MaxQuantileBuckets {
-			m.cells[ck] = 1
-		} else {
-			m.overflow = true
-		}
+		m.addQuantile(&s.hists[iv], int32(quantileCode(v)), 1)
 	}
 	if m.slots > 0 {
 		m.offerExemplar(s.slots, iv, o.StartUnixNano, v, q.Func.takesField() && q.Func != MetricsHistogramOverTime, o.TraceID, o.SpanID, o.Ref)
@@ -428,7 +422,7 @@ func (m *MetricsEval) newSeries(o *Observation, bucket float64) int32 {
 	case MetricsAvgOverTime:
 		s.counts = make([]float64, m.n)
 	case MetricsQuantileOverTime:
-		s.vals = nil
+		s.vals, s.hists = nil, make([]quantileHist, m.n)
 	}
 	if m.slots > 0 {
 		s.slots = make([]exemplarSlot, m.slots)
@@ -506,7 +500,7 @@ func quantileCode(v float64) uint32 {
 	if v == 0 {
 		return quantileZeroCode
 	}
-	k := int(math.Ceil(math.Log2(math.Abs(v)) * quantileSubBuckets))
+	k := quantileK(math.Abs(v))
 	if v > 0 {
 		return uint32(quantileZeroCode + 1 + k + quantileKOffset)
 	}
@@ -656,39 +650,29 @@ func (m *MetricsEval) groupLabels(group []Value) []Label {
 	return labels
 }
 
+// addQuantile counts c values of bucket code in h, within
+// MaxQuantileBuckets.
+func (m *MetricsEval) addQuantile(h *quantileHist, code int32, c uint32) {
+	if m.overflow {
+		return
+	}
+	if m.buckets += h.add(code, c); m.buckets > MaxQuantileBuckets {
+		m.overflow = true
+	}
+}
+
 // quantileValues computes each quantile of each series' non-empty steps
-// from the histogram cells.
+// from their histograms.
 func (m *MetricsEval) quantileValues() [][][]float64 {
 	out := make([][][]float64, len(m.series))
-	for i := range out {
+	for i, s := range m.series {
 		out[i] = make([][]float64, m.n)
-	}
-	keys := make([]uint64, 0, len(m.cells))
-	for k := range m.cells {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for lo := 0; lo < len(keys); {
-		cell := keys[lo] >> 18
-		hi := lo
-		var total uint64
-		for hi < len(keys) && keys[hi]>>18 == cell {
-			total += uint64(m.cells[keys[hi]])
-			hi++
-		}
-		vals := make([]float64, len(m.q.Quantiles))
-		for qi, p := range m.q.Quantiles {
-			rank := uint64(max(1, math.Ceil(p*float64(total))))
-			var cum uint64
-			for _, k := range keys[lo:hi] {
-				if cum += uint64(m.cells[k]); cum >= rank {
-					vals[qi] = quantileValue(uint32(k & (1<<18 - 1)))
-					break
-				}
+		for iv := range s.hists {
+			vals := make([]float64, len(m.q.Quantiles))
+			if s.hists[iv].quantiles(m.q.Quantiles, vals) {
+				out[i][iv] = vals
 			}
 		}
-		out[cell>>18][cell&(1<<18-1)] = vals
-		lo = hi
 	}
 	return out
 }
@@ -973,25 +957,30 @@ func (m *MetricsEval) Merge(o *MetricsEval) error {
 	m.truncated = m.truncated || o.truncated
 	m.overflow = m.overflow || o.overflow
 	byValue := m.q.Func.takesField() && m.q.Func != MetricsHistogramOverTime
-	remap := make([]int32, len(o.series))
-	for oi, os := range o.series {
+	for _, os := range o.series {
 		key := m.seriesKey(m.key[:0], os)
 		m.key = key
 		si, ok := m.index[string(key)]
 		if !ok {
 			if len(m.series) >= m.maxGroups {
 				m.truncated = true
-				remap[oi] = -1
 				continue
 			}
-			si = int32(len(m.series))
+			m.index[string(key)] = int32(len(m.series))
 			m.series = append(m.series, os)
-			m.index[string(key)] = si
-			remap[oi] = si
+			for _, h := range os.hists {
+				m.buckets += h.size()
+			}
+			m.overflow = m.overflow || m.buckets > MaxQuantileBuckets
 			continue
 		}
-		remap[oi] = si
 		s := m.series[si]
+		for iv := range os.hists {
+			os.hists[iv].each(func(code int32, c uint32) bool {
+				m.addQuantile(&s.hists[iv], code, c)
+				return true
+			})
+		}
 		for i, v := range os.vals {
 			switch m.q.Func {
 			case MetricsSumOverTime, MetricsMinOverTime, MetricsMaxOverTime:
@@ -1009,20 +998,6 @@ func (m *MetricsEval) Merge(o *MetricsEval) error {
 			if sl.set && beats(sl, s.slots[j], byValue) {
 				s.slots[j] = sl
 			}
-		}
-	}
-	for ck, c := range o.cells {
-		si := remap[ck>>36]
-		if si < 0 {
-			continue
-		}
-		nk := uint64(si)<<36 | ck&(1<<36-1)
-		if have, ok := m.cells[nk]; ok {
-			m.cells[nk] = have + c
-		} else if len(m.cells) < MaxQuantileBuckets {
-			m.cells[nk] = c
-		} else {
-			m.overflow = true
 		}
 	}
 	return nil
