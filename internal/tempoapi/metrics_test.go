@@ -240,3 +240,32 @@ func bruteMetrics(spans []genSpan, q *traceql.MetricsQuery, from, to time.Time, 
 	}
 	return out
 }
+
+// FuzzMetricsRequest sends arbitrary query_range and query parameters: the
+// answer is a 200 with JSON or a 400, never another status, a panic or a
+// hang (steps are bounded before anything is allocated).
+func FuzzMetricsRequest(f *testing.F) {
+	fx := newFixture(f, Options{})
+	for _, c := range [][5]string{
+		{`{ } | rate() by (resource.service.name)`, "1795521540", "1795521720", "1m", "10"},
+		{`{ status = error } | quantile_over_time(duration, .5, .99)`, "1795521540.5", "2026-11-24T12:03:00Z", "15", ""},
+		{`{ } | compare({ kind = server }, 3)`, "1795521540000000000", "1795521720000000000", "", "0"},
+		{`{ } | histogram_over_time(duration) with (exemplars=3)`, "", "", "1s", "1000"},
+		{`{ } | rate()`, "0", "99999999999999999999", "0.001", "-1"},
+		{`{ } | count_over_time() | topk(1)`, "1795521540", "1795521720", "1h", "x"},
+	} {
+		f.Add(c[0], c[1], c[2], c[3], c[4])
+	}
+	f.Fuzz(func(t *testing.T, q, start, end, step, exemplars string) {
+		v := url.Values{"q": {q}, "start": {start}, "end": {end}, "step": {step}, "exemplars": {exemplars}}
+		for _, path := range []string{"/api/metrics/query_range?", "/api/metrics/query?"} {
+			code, body := serve(fx.h, path+v.Encode())
+			if code != 200 && code != 400 {
+				t.Fatalf("%s%s: %d %s", path, v.Encode(), code, body)
+			}
+			if code == 200 && !json.Valid(body) {
+				t.Fatalf("%s%s: invalid JSON %s", path, v.Encode(), body)
+			}
+		}
+	})
+}
