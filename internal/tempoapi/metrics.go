@@ -27,6 +27,8 @@ const (
 	maxMetricsExemplars = 100
 	// maxMetricsIntervals caps (end-start)/step.
 	maxMetricsIntervals = 10_000
+	// metricsEndCutoff is Tempo's query_end_cutoff.
+	metricsEndCutoff = 30 * time.Second
 	// maxMetricsWorkers caps the goroutines of one query.
 	maxMetricsWorkers = 4
 )
@@ -88,7 +90,14 @@ func (a *api) parseMetricsRequest(r *http.Request, instant bool) (metricsRequest
 	if a.opts.MaxMetricsDuration > 0 && req.end.Sub(req.start) > a.opts.MaxMetricsDuration {
 		return req, badRequest("metrics query time range exceeds the maximum allowed duration of %s", a.opts.MaxMetricsDuration)
 	}
+	// As Tempo, the freshest metricsEndCutoff is left out: its spans are
+	// still arriving, and a step over it would show a false drop.
+	cutoff := now.Add(-metricsEndCutoff)
 	if instant {
+		req.end = minTime(req.end, cutoff)
+		if !req.end.After(req.start) {
+			return req, badRequest("query window falls entirely within query_end_cutoff")
+		}
 		req.step, req.instant = req.end.Sub(req.start), true
 		return req, nil
 	}
@@ -116,6 +125,14 @@ func (a *api) parseMetricsRequest(r *http.Request, instant bool) (metricsRequest
 		req.exemplars = min(n, maxMetricsExemplars)
 	}
 	req.start, req.end = traceql.AlignMetricsRange(req.start, req.end, req.step)
+	if req.end.After(cutoff) {
+		// Back to the last whole step before the cutoff.
+		e := cutoff.UnixNano()
+		req.end = time.Unix(0, e-e%req.step.Nanoseconds())
+		if !req.end.After(req.start) {
+			return req, badRequest("query window falls entirely within query_end_cutoff")
+		}
+	}
 	return req, nil
 }
 

@@ -269,3 +269,55 @@ func FuzzMetricsRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestMetricsEndCutoff: a range ending now stops at the last whole step
+// before the freshest 30 s, as Tempo's query_end_cutoff does, so no step
+// shows spans that are still arriving as a drop.
+func TestMetricsEndCutoff(t *testing.T) {
+	store, err := tracestore.Open(t.TempDir(), tracestore.DefaultOptions(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "a")
+	for i := range 3 {
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{1, 15: byte(i)})
+		sp.SetSpanID(pcommon.SpanID{1, 7: byte(i)})
+		sp.SetName("op")
+		start := now.Add(-time.Duration(60+40*i) * time.Second)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Millisecond)))
+	}
+	if _, err := store.ConsumeTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(Options{Traces: store})
+	v := url.Values{"q": {`{ } | count_over_time()`}, "start": {strconv.FormatInt(now.Add(-5*time.Minute).Unix(), 10)},
+		"end": {strconv.FormatInt(now.Unix(), 10)}, "step": {"20s"}}
+	code, body := serve(h, "/api/metrics/query_range?"+v.Encode())
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var total float64
+	last := int64(0)
+	for _, samples := range parseRange(t, body) {
+		for ts, v := range samples {
+			total += v
+			last = max(last, ts)
+		}
+	}
+	if total != 3 {
+		t.Errorf("counted %v spans, want 3", total)
+	}
+	if limit := now.Add(-30 * time.Second).UnixMilli(); last > limit || last < limit-20_000 {
+		t.Errorf("last step ends at %d, want the last whole 20 s step before %d", last, limit)
+	}
+	v.Set("start", strconv.FormatInt(now.Add(-10*time.Second).Unix(), 10))
+	if code, body := serve(h, "/api/metrics/query?"+v.Encode()); code != 400 {
+		t.Errorf("an instant query within the cutoff: %d %s", code, body)
+	}
+}
