@@ -251,6 +251,13 @@ describe("explore", () => {
     const asked: URL[] = [];
     page.on("request", (r) => r.url().includes("/tempo/api/metrics/") && asked.push(new URL(r.url())));
     const q = "{ } | rate() by (resource.service.name)";
+    // As Tempo, TraceQL metrics leave out the last 30 s (spans still
+    // arriving): wait until the shop's spans are older than that.
+    await waitFor("the shop's spans in TraceQL metrics", async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const b = await getJSON(`/tempo/api/metrics/query_range?q=${encodeURIComponent(q)}&start=${now - 900}&end=${now}&step=15s`);
+      return JSON.stringify(b.series ?? []).includes("main-service");
+    }, 90_000);
     await page.goto(`${lk.ui}/explore?from=now-15m&to=now&expr=${encodeURIComponent(q)}`);
     const explore = page.locator(".explore");
     // One series per service the shop runs, in the legend and in the instant table.
