@@ -13,12 +13,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -88,6 +90,7 @@ func main() {
 	now := time.Now()
 	span0 := now.Add(-time.Duration(*hours * float64(time.Hour)))
 	var sample []pcommon.TraceID
+	var otlpBytes, ingested int64 // unknown with -skip-ingest
 	if !*skipIngest {
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
@@ -110,7 +113,7 @@ func main() {
 				fmt.Printf("span metrics: %d data points flushed\n", points.n.Load())
 			}
 		}
-		sample = ingestSpans(sink, *total, *perTrace, *batch, *workers, span0, now)
+		sample, otlpBytes, ingested = ingestSpans(sink, *total, *perTrace, *batch, *workers, span0, now)
 		stopDerive()
 		if *cpuProfile != "" {
 			pprof.StopCPUProfile()
@@ -123,6 +126,9 @@ func main() {
 		}
 	}
 	printMem("after ingest")
+	if !*skipIngest {
+		diskReport("after ingest", *dir, store, otlpBytes, ingested, true)
+	}
 	if opts.Sampling != nil {
 		// Decide every ingested trace now: the store's clock moves past
 		// the last span's window.
@@ -163,11 +169,11 @@ func main() {
 		pprof.StopCPUProfile()
 	}
 	printMem("at end")
-	fmt.Printf("disk: %s\n", du(*dir))
+	diskReport("at end", *dir, store, otlpBytes, ingested, !*compact)
 	if *compact {
 		t0 := time.Now()
 		check(store.Compact(context.Background()))
-		fmt.Printf("disk after compaction (%s): %s\n", time.Since(t0).Round(time.Millisecond), du(*dir))
+		diskReport(fmt.Sprintf("after compaction (%s)", time.Since(t0).Round(time.Millisecond)), *dir, store, otlpBytes, ingested, true)
 	}
 }
 
@@ -230,21 +236,35 @@ func (c *countingMetrics) ConsumeMetrics(_ context.Context, md pmetric.Metrics) 
 	return ingest.Result{}, nil
 }
 
-func ingestSpans(store ingest.TracesSink, total, perTrace, batch, workers int, from, to time.Time) []pcommon.TraceID {
+// ingestSpans stores total spans and returns a sample of their trace IDs,
+// the OTLP protobuf bytes of the requests it sent and the spans stored.
+func ingestSpans(store ingest.TracesSink, total, perTrace, batch, workers int, from, to time.Time) ([]pcommon.TraceID, int64, int64) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	var templates [][]byte
 	for range 16 {
 		templates = append(templates, template(batch, perTrace, rng))
 	}
 	requests := (total + batch - 1) / batch
-	var next, spans atomic.Int64
+	// The protobuf size of each template's requests: stamp sets only
+	// fixed-width fields (IDs, timestamps) but makes zero timestamps,
+	// which protobuf omits, non-zero. The first request of each template
+	// checks it.
+	var marshaler ptrace.ProtoMarshaler
+	var un ptrace.ProtoUnmarshaler
+	sizes := make([]int, len(templates))
+	for i, t := range templates {
+		td, err := un.UnmarshalTraces(t)
+		check(err)
+		stamp(td, int64(i), uint64(from.UnixNano()))
+		sizes[i] = marshaler.TracesSize(td)
+	}
+	var next, spans, otlpBytes atomic.Int64
 	var mu sync.Mutex
 	var sample []pcommon.TraceID
 	span := to.Sub(from)
 	start := time.Now()
 	cpu0 := cpuTime()
 	var wg sync.WaitGroup
-	var un ptrace.ProtoUnmarshaler
 	progressDone := make(chan struct{})
 	go func() {
 		t := time.NewTicker(10 * time.Second)
@@ -267,33 +287,23 @@ func ingestSpans(store ingest.TracesSink, total, perTrace, batch, workers int, f
 				if r >= int64(requests) {
 					return
 				}
-				// Decode like a receiver, then give every trace a unique ID,
-				// whose lower 8 bytes look random as real IDs' do (samplers
-				// decide on them), and a start time spread evenly over
-				// [from, to].
+				// Decode like a receiver, then give every trace a unique ID
+				// and a start time spread evenly over [from, to].
 				td, err := un.UnmarshalTraces(templates[r%int64(len(templates))])
 				check(err)
-				base := uint64(from.UnixNano()) + uint64(float64(span)*float64(r)/float64(requests))
-				n := 0
-				for _, rs := range td.ResourceSpans().All() {
-					for _, ss := range rs.ScopeSpans().All() {
-						for _, sp := range ss.Spans().All() {
-							id := sp.TraceID()
-							binary.BigEndian.PutUint64(id[8:], mix(uint64(r)))
-							id[2] = 0xbe
-							sp.SetTraceID(id)
-							d := sp.EndTimestamp() - sp.StartTimestamp()
-							sp.SetStartTimestamp(pcommon.Timestamp(base) + sp.StartTimestamp())
-							sp.SetEndTimestamp(sp.StartTimestamp() + d)
-							n++
-						}
-					}
-				}
+				n := stamp(td, r, uint64(from.UnixNano())+uint64(float64(span)*float64(r)/float64(requests)))
 				if r%int64(max(requests/4000, 1)) == 0 {
 					mu.Lock()
 					sample = append(sample, td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID())
 					mu.Unlock()
 				}
+				size := sizes[r%int64(len(templates))]
+				if r < int64(len(templates)) {
+					if n := marshaler.TracesSize(td); n != size {
+						panic(fmt.Sprintf("request %d marshals to %d bytes, not %d", r, n, size))
+					}
+				}
+				otlpBytes.Add(int64(size))
 				res, err := store.ConsumeTraces(context.Background(), td)
 				check(err)
 				if res.Rejected > 0 {
@@ -311,7 +321,30 @@ func ingestSpans(store ingest.TracesSink, total, perTrace, batch, workers int, f
 	fmt.Printf("ingest: %d spans in %d requests of %d spans (%d-span traces), %d concurrent, synced commits: %.1fs, %.0f spans/s; %.2f CPU-s per million spans (incl. protobuf decode) = %.0f spans/s per fully available core\n",
 		spans.Load(), requests, batch, perTrace, workers, el.Seconds(), float64(spans.Load())/el.Seconds(),
 		cpu.Seconds()/float64(spans.Load())*1e6, float64(spans.Load())/cpu.Seconds())
-	return sample
+	fmt.Printf("OTLP protobuf ingested: %.1f MiB, %.1f B/span\n", float64(otlpBytes.Load())/(1<<20), float64(otlpBytes.Load())/float64(spans.Load()))
+	return sample, otlpBytes.Load(), spans.Load()
+}
+
+// stamp gives every trace of request r a unique ID, whose lower 8 bytes
+// look random as real IDs' do (samplers decide on them), and moves its
+// spans to start at base; it returns the number of spans.
+func stamp(td ptrace.Traces, r int64, base uint64) int {
+	n := 0
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				id := sp.TraceID()
+				binary.BigEndian.PutUint64(id[8:], mix(uint64(r)))
+				id[2] = 0xbe
+				sp.SetTraceID(id)
+				d := sp.EndTimestamp() - sp.StartTimestamp()
+				sp.SetStartTimestamp(pcommon.Timestamp(base) + sp.StartTimestamp())
+				sp.SetEndTimestamp(sp.StartTimestamp() + d)
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func benchGets(base string, ids []pcommon.TraceID, n int) {
@@ -435,15 +468,100 @@ func printMem(when string) {
 	fmt.Printf("memory %s: RSS %s, peak RSS %s, Go heap in use %d MiB\n", when, rss, hwm, ms.HeapInuse>>20)
 }
 
-func du(dir string) string {
-	var n int64
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			n += info.Size()
+// fileUsage is the space of some files: allocated is what du counts
+// (blocks, including Pebble's preallocated WAL space), apparent their
+// lengths.
+type fileUsage struct {
+	files               int
+	allocated, apparent int64
+}
+
+func (u *fileUsage) add(o fileUsage) {
+	u.files += o.files
+	u.allocated += o.allocated
+	u.apparent += o.apparent
+}
+
+// Kinds of files in a Pebble directory, in the order diskReport prints them.
+var fileKinds = []string{"sstables", "WAL", "MANIFEST", "OPTIONS", "other"}
+
+func fileKind(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".sst"):
+		return "sstables"
+	case strings.HasSuffix(name, ".log"):
+		return "WAL"
+	case strings.HasPrefix(name, "MANIFEST-"):
+		return "MANIFEST"
+	case strings.HasPrefix(name, "OPTIONS-"):
+		return "OPTIONS"
+	}
+	return "other"
+}
+
+// du sums the files under dir by kind, as du does: allocated blocks, not
+// apparent size.
+func du(dir string) map[string]fileUsage {
+	out := map[string]fileUsage{}
+	check(filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		u := fileUsage{files: 1, apparent: info.Size(), allocated: info.Size()}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			u.allocated = st.Blocks * 512
+		}
+		k := out[fileKind(e.Name())]
+		k.add(u)
+		out[fileKind(e.Name())] = k
+		return nil
+	}))
+	return out
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// diskReport prints dir's real usage, its ratio to the OTLP protobuf bytes
+// ingested (when known) and, with detail, the usage by kind of file and
+// the store's tables' live bytes.
+func diskReport(when, dir string, store *tracestore.Store, otlpBytes, spans int64, detail bool) {
+	files := du(dir)
+	var all fileUsage
+	for _, u := range files {
+		all.add(u)
+	}
+	line := fmt.Sprintf("disk %s: %s (du), %s apparent", when, mib(all.allocated), mib(all.apparent))
+	if otlpBytes > 0 {
+		line += fmt.Sprintf("; %.1f B/span, %.2f× the OTLP protobuf ingested (%s)",
+			float64(all.allocated)/float64(spans), float64(all.allocated)/float64(otlpBytes), mib(otlpBytes))
+	}
+	fmt.Println(line)
+	if !detail {
+		return
+	}
+	for _, k := range fileKinds {
+		if u, ok := files[k]; ok {
+			fmt.Printf("  %-9s %3d files %10s du %10s apparent\n", k, u.files, mib(u.allocated), mib(u.apparent))
 		}
 	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	usage, err := store.TableUsage()
+	check(err)
+	var sum uint64
+	for _, t := range usage {
+		sum += t.Bytes
+	}
+	fmt.Printf("  tables (live sstable bytes by key prefix, Pebble's estimate; %s in all):\n", mib(int64(sum)))
+	for _, t := range usage {
+		line := fmt.Sprintf("    %c %-22s %10s %5.1f%%", t.Prefix, t.Name, mib(int64(t.Bytes)), 100*float64(t.Bytes)/float64(max(sum, 1)))
+		if spans > 0 {
+			line += fmt.Sprintf(" %6.1f B/span %5.3f× OTLP", float64(t.Bytes)/float64(spans), float64(t.Bytes)/float64(otlpBytes))
+		}
+		fmt.Println(line)
+	}
 }
 
 func check(err error) {
