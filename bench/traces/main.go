@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -171,9 +172,11 @@ func main() {
 	printMem("at end")
 	diskReport("at end", *dir, store, otlpBytes, ingested, !*compact)
 	if *compact {
-		t0 := time.Now()
+		cpu0, t0 := cpuTime(), time.Now()
 		check(store.Compact(context.Background()))
-		diskReport(fmt.Sprintf("after compaction (%s)", time.Since(t0).Round(time.Millisecond)), *dir, store, otlpBytes, ingested, true)
+		took, cpu := time.Since(t0), cpuTime()-cpu0
+		settleFiles(*dir)
+		diskReport(fmt.Sprintf("after compaction (%s, %.2f CPU-s)", took.Round(time.Millisecond), cpu.Seconds()), *dir, store, otlpBytes, ingested, true)
 	}
 }
 
@@ -508,6 +511,9 @@ func du(dir string) map[string]fileUsage {
 			return err
 		}
 		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted by Pebble since the directory was read
+		}
 		if err != nil {
 			return err
 		}
@@ -521,6 +527,20 @@ func du(dir string) map[string]fileUsage {
 		return nil
 	}))
 	return out
+}
+
+// settleFiles waits, up to 10 s, until the files under dir stop changing:
+// Pebble deletes the files a compaction made obsolete in the background.
+func settleFiles(dir string) {
+	prev := du(dir)["sstables"]
+	for range 50 {
+		time.Sleep(200 * time.Millisecond)
+		cur := du(dir)["sstables"]
+		if cur == prev {
+			return
+		}
+		prev = cur
+	}
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
