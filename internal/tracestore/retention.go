@@ -8,10 +8,24 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
+// memtableFlushInterval is how often the background loop flushes the
+// memtable when anything was written since its last flush. Spans are
+// durable in the WAL either way, but there they take their full batch size
+// on disk until a flush compresses them into an sstable, and a 32 MiB
+// memtable takes several minutes of a small deployment's traffic to fill:
+// without these flushes the demo's trace directory was 2.5 times its
+// sstables after 10 minutes, with them 1.0 times.
+// Under heavy ingest the memtable fills in seconds, so the extra flush
+// adds one small L0 file per interval.
+const memtableFlushInterval = 30 * time.Second
+
 func (s *Store) retentionLoop() {
 	defer close(s.done)
 	t := time.NewTicker(s.opts.RetentionInterval)
 	defer t.Stop()
+	flush := time.NewTicker(memtableFlushInterval)
+	defer flush.Stop()
+	var walBytes uint64 // the WAL's bytes written at the last flush
 	// The sampling pass, when a policy is set, runs on its own tick.
 	var sampling <-chan time.Time
 	if s.sampler != nil {
@@ -33,11 +47,27 @@ func (s *Store) retentionLoop() {
 			if err := s.RunRetention(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Warn("trace retention failed", "err", err)
 			}
+		case <-flush.C:
+			s.flushWritten(&walBytes)
 		case <-sampling:
 			if err := s.RunSampling(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Warn("trace sampling failed", "err", err)
 			}
 		}
+	}
+}
+
+// flushWritten starts a flush of the memtable if the WAL took writes since
+// *walBytes was read, and updates *walBytes. Flushing an empty memtable
+// would still start a new WAL file, so an idle store does nothing.
+func (s *Store) flushWritten(walBytes *uint64) {
+	in := s.db.Metrics().WAL.BytesIn
+	if in == *walBytes {
+		return
+	}
+	*walBytes = in
+	if _, err := s.db.AsyncFlush(); err != nil {
+		s.logger.Warn("trace store memtable flush failed", "err", err)
 	}
 }
 

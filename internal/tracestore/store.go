@@ -178,11 +178,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cache := pebble.NewCache(opts.CacheSize)
-	db, err := pebbledb.Open(dir, "trace store", &pebble.Options{
-		Cache:        cache,
-		MemTableSize: opts.MemTableSize,
-		Merger:       storeMerger,
-	}, logger)
+	db, err := pebbledb.Open(dir, "trace store", pebbleOptions(opts, cache), logger)
 	if err != nil {
 		cache.Unref()
 		return nil, err
@@ -241,6 +237,25 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	}
 	go s.retentionLoop()
 	return s, nil
+}
+
+// pebbleOptions returns the trace store's Pebble options: the merge
+// operator, the block cache and memtable size of opts, and a WAL that
+// takes only the space of what it holds (pebbledb.LeanWAL; the background
+// loop flushes the memtable so that the WAL holds at most
+// memtableFlushInterval's writes). Pebble's defaults stay for the rest:
+// Snappy-compressed 4 KiB blocks. Larger blocks and Zstandard make the
+// store a quarter to a half smaller, but every point read then
+// decompresses more, and the searches that read search records or whole
+// traces took 20–200% more CPU (BENCHMARKS.md, "Trace store at rest").
+func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
+	po := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: opts.MemTableSize,
+		Merger:       storeMerger,
+	}
+	pebbledb.LeanWAL(po)
+	return po
 }
 
 // Close stops retention and closes the database. Calls after Close return ErrClosed.
