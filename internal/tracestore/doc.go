@@ -12,11 +12,11 @@
 // stored column by column with dictionary-coded strings, each span
 // attribute key in a column of its own (see columns.go). Writes commit
 // with Pebble's synced WAL, whose group commit batches concurrent requests
-// into one fsync: a span is acknowledged only once it is durable. The WAL
-// takes only the space of what it holds and is deleted once flushed
-// (pebbledb.LeanWAL), and the background loop flushes the memtable every
-// 30 seconds in which anything was written, so that a store with little
-// traffic holds little more on disk than its compressed sstables.
+// into one fsync: a span is acknowledged only once it is durable. WAL
+// files take only the space written to them (pebbledb.UnreservedWAL), and
+// the background loop flushes the memtable every 30 seconds in which
+// anything was written, so that a store with little traffic holds little
+// more on disk than its compressed sstables.
 //
 // Search walks the time range newest first in windows of whole minutes that
 // start at one minute and grow, two windows in parallel, skipping minutes

@@ -240,21 +240,23 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 }
 
 // pebbleOptions returns the trace store's Pebble options: the merge
-// operator, the block cache and memtable size of opts, and a WAL that
-// takes only the space of what it holds (pebbledb.LeanWAL; the background
-// loop flushes the memtable so that the WAL holds at most
-// memtableFlushInterval's writes). Pebble's defaults stay for the rest:
-// Snappy-compressed 4 KiB blocks. Larger blocks and Zstandard make the
-// store a quarter to a half smaller, but every point read then
-// decompresses more, and the searches that read search records or whole
-// traces took 20–200% more CPU (BENCHMARKS.md, "Trace store at rest").
+// operator, the block cache and memtable size of opts, and WAL files that
+// take only the space written to them (pebbledb.UnreservedWAL; the
+// background loop flushes the memtable so that a WAL file holds at most
+// memtableFlushInterval's writes unless ingest fills the memtable first).
+// Pebble's defaults stay for the rest: Snappy-compressed 4 KiB blocks, and
+// flushed WAL files kept for reuse, which saves CPU on every synced
+// commit. Larger blocks and Zstandard make the sstables a quarter to a
+// half smaller, but every point read then decompresses more, and the
+// searches that read search records or whole traces took 20–200% more CPU
+// (BENCHMARKS.md, "Trace store at rest").
 func pebbleOptions(opts Options, cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: opts.MemTableSize,
 		Merger:       storeMerger,
 	}
-	pebbledb.LeanWAL(po)
+	pebbledb.UnreservedWAL(po)
 	return po
 }
 
