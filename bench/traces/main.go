@@ -1,8 +1,11 @@
 // Command traces benchmarks Lookout's trace store and Tempo API on this
 // machine: sustained durable ingest (requests decoded from OTLP protobuf,
 // as a receiver would, then stored with synced commits), GET /api/traces/<id>
-// latency over HTTP at the stored scale, and TraceQL search latency over the
-// last hour. It prints one report; RESULTS.md records the runs.
+// latency over HTTP at the stored scale, TraceQL search latency over the
+// last hour, and the data directory's disk use as du counts it, by kind of
+// file and by table of the store's key layout, against the OTLP protobuf
+// bytes it sent. It prints one report; RESULTS.md and BENCHMARKS.md record
+// the runs.
 //
 //	go run ./bench/traces -spans 1000000 -hours 1
 package main
