@@ -263,7 +263,15 @@ async function eventually(what: string, fn: () => Promise<boolean>, timeoutMs = 
 }
 
 export const check = {
-  text: (loc: Locator, s: string) => eventually(`${loc} to contain text ${JSON.stringify(s)}`, async () => ((await loc.first().textContent()) ?? "").includes(s)),
+  /** text waits until loc's text contains s; a failure says what it last read. */
+  text: async (loc: Locator, s: string, timeoutMs = 15_000) => {
+    let seen: string | null = null;
+    try {
+      await eventually(`${loc} to contain text ${JSON.stringify(s)}`, async () => (seen = (await loc.first().textContent()) ?? "").includes(s), timeoutMs);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; it last read ${seen === null ? "nothing" : JSON.stringify((seen as string).slice(0, 400))}`);
+    }
+  },
   exactText: (loc: Locator, s: string) => eventually(`${loc} to have text ${JSON.stringify(s)}`, async () => ((await loc.first().textContent()) ?? "").trim() === s),
   count: (loc: Locator, n: number) => eventually(`${loc} to match ${n} elements`, async () => (await loc.count()) === n),
   attr: (loc: Locator, name: string, v: string) => eventually(`${loc} to have ${name}=${v}`, async () => (await loc.getAttribute(name)) === v),

@@ -263,7 +263,13 @@ describe("explore", () => {
     await page.goto(`${lk.ui}/explore?from=now-15m&to=now&expr=${encodeURIComponent(q)}`);
     const explore = page.locator(".explore");
     // One series per service the shop runs, in the legend and in the instant table.
-    await check.text(explore.locator(".ts-legend"), 'resource.service.name="main-service"');
+    try {
+      await check.text(explore.locator(".ts-legend"), 'resource.service.name="main-service"', 30_000);
+    } catch (e) {
+      await page.screenshot({ path: join(RESULTS_DIR, "explore-traceql-metrics-failed.png") });
+      const asks = asked.map((u) => u.pathname + u.search).join(" ");
+      throw new Error(`${(e as Error).message}; the page shows ${JSON.stringify(((await explore.textContent()) ?? "").slice(0, 600))}; it asked ${asks}`);
+    }
     await check.attr(explore, "data-source", "tempo");
     await check.text(explore.locator(".result-table"), 'resource.service.name="payments-service"');
     await check.text(explore.locator(".table-title"), "over the whole range");
