@@ -95,6 +95,11 @@ func fill(b *testing.B, s *Store, requests int) {
 func BenchmarkGetTrace(b *testing.B) {
 	s := openBench(b)
 	fill(b, s, 400)
+	getRandomTraces(b, s)
+}
+
+// getRandomTraces reads b.N random traces of a store that fill wrote.
+func getRandomTraces(b *testing.B, s *Store) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	b.ResetTimer()
 	for range b.N {

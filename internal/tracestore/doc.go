@@ -10,13 +10,16 @@
 // codes, kinds, Bloom filter of names and attribute strings). Each request
 // also writes, per minute, a column block: the search fields of its spans
 // stored column by column with dictionary-coded strings, each span
-// attribute key in a column of its own (see columns.go). Writes commit
-// with Pebble's synced WAL, whose group commit batches concurrent requests
-// into one fsync: a span is acknowledged only once it is durable. WAL
-// files take only the space written to them (pebbledb.UnreservedWAL), and
-// the background loop flushes the memtable every 30 seconds in which
-// anything was written, so that a store with little traffic holds little
-// more on disk than its compressed sstables.
+// attribute key in a column of its own (see columns.go). Two minutes
+// after a minute ends, the background loop moves its OTLP protobuf records
+// into pages, runs of consecutive records compressed together with
+// Zstandard (see pages.go); GetTrace reads a record, else its page.
+// Writes commit with Pebble's synced WAL, whose group commit batches
+// concurrent requests into one fsync: a span is acknowledged only once it
+// is durable. WAL files take only the space written to them
+// (pebbledb.UnreservedWAL), and the background loop flushes the memtable
+// every 30 seconds in which anything was written, so that a store with
+// little traffic holds little more on disk than its compressed sstables.
 //
 // Search walks the time range newest first in windows of whole minutes that
 // start at one minute and grow, two windows in parallel, skipping minutes

@@ -14,8 +14,8 @@ import (
 // its WAL files stopped reserving space (pebbledb.UnreservedWAL):
 // testdata/store-a676135 holds searchFixture's traces 1–6 in an sstable,
 // trace 7 only in the WAL, and a flushed WAL file Pebble kept to reuse.
-// Every trace must read back, before and after a compaction, and the
-// store must take new writes.
+// Every trace must read back, before and after a compaction (which cuts
+// its protobuf rows into pages), and the store must take new writes.
 func TestReadsStoreOfA676135(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join("testdata", "store-a676135")
@@ -65,6 +65,10 @@ func TestReadsStoreOfA676135(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("compacted", s, 4)
+	// Compact cut the old store's protobuf rows into pages.
+	if entries, rows := pageStats(t, s); rows != 0 || len(entries) != 8 {
+		t.Errorf("after Compact: %d rows, %d traces in pages; want 0 and 8", rows, len(entries))
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

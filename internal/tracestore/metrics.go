@@ -518,7 +518,7 @@ func (ms *metricsScan) evalTrace(tid pcommon.TraceID, sum *summary, rec []byte) 
 	}
 	var tr traceql.Trace
 	if len(sum.Chunks) > 1 || ms.events {
-		full, ok, err := ms.s.loadTrace(ms.ctx, tid)
+		full, ok, err := ms.s.loadTrace(ms.ctx, tid, sum, ms.events)
 		if err != nil || !ok {
 			return err
 		}

@@ -2,6 +2,8 @@ package tracestore
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -49,6 +51,9 @@ func (s *Store) retentionLoop() {
 			}
 		case <-flush.C:
 			s.flushWritten(&walBytes)
+			if err := s.CutPages(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				s.logger.Warn("trace store page cut failed", "err", err)
+			}
 		case <-sampling:
 			if err := s.RunSampling(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Warn("trace sampling failed", "err", err)
@@ -172,7 +177,7 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 			return err
 		}
 		if found {
-			deleteTrace(b, tid, &sum)
+			s.deleteTrace(b, tid, &sum)
 		}
 		_ = b.Delete(k, nil)
 		deleted++
@@ -192,6 +197,16 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 	if err := flush(); err != nil {
 		return err
 	}
+	// The deleted traces' entries leave their pages: those the deletions
+	// noted and, for age, every page older than the cutoff not yet
+	// rewritten since it expired (deletions noted before a restart).
+	expired := uint64(0)
+	if budget < 0 {
+		expired = cutoff
+	}
+	if err := s.rewritePages(ctx, expired); err != nil {
+		return err
+	}
 	if deleted == 0 {
 		return nil
 	}
@@ -202,23 +217,82 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 	if err := s.db.Compact(ctx, indexBound(0), end, false); err != nil {
 		return err
 	}
-	return s.db.Compact(ctx, []byte{pData}, dEnd, false)
+	if err := s.db.Compact(ctx, []byte{pData}, dEnd, false); err != nil {
+		return err
+	}
+	// Pages end up to a minute after their first row.
+	pEnd := binary.BigEndian.AppendUint64([]byte{pPage}, binary.BigEndian.Uint64(end[1:9])+2*blockWidth)
+	return s.db.Compact(ctx, []byte{pPage}, pEnd, false)
 }
 
-// Compact compacts the whole store, so that deleted traces' space returns
-// now rather than with Pebble's next compactions of their files
-// (bench/traces measures disk use after it).
+// CutPages moves the OTLP protobuf rows of the minutes that ended more than
+// the cut delay ago (and, with sampling, its window) into pages and drops
+// deleted traces from the pages deletions noted. The background loop runs
+// it every 30 seconds.
+func (s *Store) CutPages(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	delay := uint64(cutDelay)
+	if s.sampler != nil {
+		delay += uint64(s.sampler.policy.Window)
+	}
+	now := uint64(max(s.opts.Now().UnixNano(), 0))
+	if now < delay {
+		return nil
+	}
+	before := (now - delay) / blockWidth * blockWidth
+	return s.cutPagesBefore(ctx, before)
+}
+
+func (s *Store) cutPagesBefore(ctx context.Context, before uint64) error {
+	s.pageMu.Lock()
+	defer s.pageMu.Unlock()
+	n, err := s.cutPages(ctx, before)
+	s.m.rowsPaged.Add(float64(n))
+	if err != nil {
+		return err
+	}
+	dropped, err := s.gcDirtyPages(ctx)
+	s.m.pageEntriesDropped.Add(float64(dropped))
+	return err
+}
+
+// rewritePages drops deleted traces from the pages deletions noted and,
+// when expired > 0, from the pages older than expired (gcExpiredPages).
+func (s *Store) rewritePages(ctx context.Context, expired uint64) error {
+	s.pageMu.Lock()
+	defer s.pageMu.Unlock()
+	dropped, err := s.gcDirtyPages(ctx)
+	s.m.pageEntriesDropped.Add(float64(dropped))
+	if err != nil || expired == 0 {
+		return err
+	}
+	dropped, err = s.gcExpiredPages(ctx, expired)
+	s.m.pageEntriesDropped.Add(float64(dropped))
+	return err
+}
+
+// Compact cuts every OTLP protobuf row into pages, whatever its age, and
+// compacts the whole store, so that deleted traces' space returns now
+// rather than with Pebble's next compactions of their files (bench/traces
+// measures disk use after it).
 func (s *Store) Compact(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if err := s.cutPagesBefore(ctx, ^uint64(0)); err != nil {
+		return err
 	}
 	return s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
 }
 
 // deleteTrace adds to b the deletion of a trace's spans, search records and
 // summary. Its minutes' block summaries and columns stay: search skips
-// candidates whose records are gone.
-func deleteTrace(b *pebble.Batch, tid pcommon.TraceID, sum *summary) {
+// candidates whose records are gone. Its entries in pages stay until the
+// pages of the minutes noted dirty are rewritten.
+func (s *Store) deleteTrace(b *pebble.Batch, tid pcommon.TraceID, sum *summary) {
+	s.dirty.note(sum.Chunks)
 	for _, c := range sum.Chunks {
 		_ = b.Delete(dataKey(c.MinStart, tid, c.Seq), nil)
 		_ = b.Delete(indexKey(c.MinStart, tid, c.Seq), nil)

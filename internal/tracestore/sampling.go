@@ -325,7 +325,7 @@ func (s *Store) RunSampling(ctx context.Context) error {
 				sm.kept.WithLabelValues(reason).Inc()
 				continue
 			}
-			deleteTrace(b, t.tid, &t.sum)
+			s.deleteTrace(b, t.tid, &t.sum)
 			sm.dropped.Inc()
 			if len(sm.late) < maxLateChecks {
 				sm.late = append(sm.late, droppedTrace{id: t.tid, at: now})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -503,7 +504,7 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 	if local && len(sum.Chunks) <= 1 {
 		tr = traceql.Trace{Info: info, Spans: spans}
 	} else {
-		full, ok, err := s.loadTrace(ctx, c.tid)
+		full, ok, err := s.loadTrace(ctx, c.tid, &sum, traceql.NeedsEvents(q))
 		if err != nil || !ok {
 			return TraceMatch{}, false, err
 		}
@@ -637,13 +638,51 @@ next:
 	return false
 }
 
-// loadTrace reads the whole trace for evaluation, with the spans' events.
-func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID) (traceql.Trace, bool, error) {
-	td, ok, err := s.GetTrace(ctx, tid)
-	if err != nil || !ok {
-		return traceql.Trace{}, ok, err
+// loadTrace reads the whole trace for evaluation: from the search records
+// its summary lists, which hold what a span-local query judges one record
+// by, or, when the query needs the spans' events (not in the records),
+// from its OTLP protobuf. A span repeated by a client's retry counts once.
+func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID, sum *summary, events bool) (traceql.Trace, bool, error) {
+	if events {
+		td, ok, err := s.GetTrace(ctx, tid)
+		if err != nil || !ok {
+			return traceql.Trace{}, ok, err
+		}
+		return traceql.Trace{Spans: spansFromTraces(td, nil)}, true, nil
 	}
-	return traceql.Trace{Spans: spansFromTraces(td, nil)}, true, nil
+	// In request order, as GetTrace reads them.
+	chunks := slices.SortedFunc(slices.Values(sum.Chunks), func(a, b chunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
+	var spans []traceql.Span
+	seen := make(map[[8]byte]struct{}, sum.Spans)
+	for _, c := range chunks {
+		v, closer, err := s.db.Get(indexKey(c.MinStart, tid, c.Seq))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // being deleted by retention
+		}
+		if err != nil {
+			return traceql.Trace{}, false, err
+		}
+		// The spans alias their own copy of the record and decoder arena.
+		rec := append([]byte(nil), v...)
+		_ = closer.Close()
+		sd := searchDecoder{spanAttrs: true, resAttrs: true}
+		dec, err := sd.decode(rec)
+		if err != nil {
+			s.m.undecodable.Inc()
+			s.logger.Warn("skipping a search record that does not decode", "trace_id", tid.String(), "chunk", c.Seq, "err", err)
+			continue
+		}
+		for _, sp := range dec {
+			if _, dup := seen[sp.SpanID]; !dup {
+				seen[sp.SpanID] = struct{}{}
+				spans = append(spans, sp)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return traceql.Trace{}, false, err
+		}
+	}
+	return traceql.Trace{Spans: spans}, len(spans) > 0, nil
 }
 
 // minuteLast is the last nanosecond of minute m, saturating at the end of time.

@@ -143,6 +143,12 @@ type Store struct {
 	tags   tagCache
 	// sampler is the sampling pass's state; nil without a policy.
 	sampler *sampler
+	// pages compresses OTLP protobuf rows into pages (pages.go); dirty
+	// notes the minutes whose pages hold deleted traces; pageMu serialises
+	// the passes that rewrite pages.
+	pages  *pageCodec
+	dirty  dirtyPages
+	pageMu sync.Mutex
 
 	// searchRows makes Search read search records only, never column
 	// blocks; tests compare the two.
@@ -166,6 +172,10 @@ type metrics struct {
 	tracesDeleted *prometheus.CounterVec
 	pinnedKept    prometheus.Counter
 	retentionRuns prometheus.Counter
+	// rowsPaged counts OTLP protobuf rows cut into pages; pageEntriesDropped
+	// the deleted traces' entries dropped from pages.
+	rowsPaged          prometheus.Counter
+	pageEntriesDropped prometheus.Counter
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -177,10 +187,15 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	codec, err := newPageCodec()
+	if err != nil {
+		return nil, err
+	}
 	cache := pebble.NewCache(opts.CacheSize)
 	db, err := pebbledb.Open(dir, "trace store", pebbleOptions(opts, cache), logger)
 	if err != nil {
 		cache.Unref()
+		codec.close()
 		return nil, err
 	}
 	s := &Store{
@@ -188,6 +203,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		logger: logger,
 		db:     db,
 		cache:  cache,
+		pages:  codec,
 		sem:    make(chan struct{}, opts.MaxConcurrentWrites),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -215,6 +231,12 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		retentionRuns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lookout_tracestore_retention_runs_total", Help: "Retention passes run.",
 		}),
+		rowsPaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_rows_paged_total", Help: "Stored span chunks moved from their own records into compressed pages.",
+		}),
+		pageEntriesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_page_entries_dropped_total", Help: "Span chunks of deleted traces dropped from compressed pages.",
+		}),
 	}
 	if opts.Sampling != nil {
 		if s.sampler, err = newSampler(db, *opts.Sampling, opts.Now()); err != nil {
@@ -226,7 +248,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lookout_tracestore_disk_bytes", Help: "Disk space used by the trace store.",
 	}, func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
-	cs := []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, diskUsage}
+	cs := []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, s.m.rowsPaged, s.m.pageEntriesDropped, diskUsage}
 	if s.sampler != nil {
 		cs = append(cs, s.sampler.collectors()...)
 	}
@@ -275,6 +297,7 @@ func (s *Store) Close() error {
 		}
 		err = s.db.Close()
 		s.cache.Unref()
+		s.pages.close()
 	})
 	return err
 }
@@ -616,17 +639,36 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 	var un ptrace.ProtoUnmarshaler
 	found := false
 	slices.SortFunc(sum.Chunks, func(a, b chunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
+	pages := pageReader{s: s}
+	defer pages.close()
 	for _, c := range sum.Chunks {
-		v, closer, err := s.db.Get(dataKey(c.MinStart, traceID, c.Seq))
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue // being deleted by retention
-		}
-		if err != nil {
+		key := dataKey(c.MinStart, traceID, c.Seq)
+		var data []byte
+		v, closer, err := s.db.Get(key)
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			// Cut into a page, or being deleted by retention.
+			pv, ok, err := pages.get(ctx, key[1:])
+			if err != nil && !errors.Is(err, errCorrupt) {
+				return ptrace.Traces{}, false, err
+			}
+			if err != nil {
+				s.m.undecodable.Inc()
+				s.logger.Warn("skipping a page that does not decode", "trace_id", traceID.String(), "chunk", c.Seq, "err", err)
+				continue
+			}
+			if !ok {
+				continue
+			}
+			data = pv // a copy, decompressed for this read
+		case err != nil:
 			return ptrace.Traces{}, false, err
+		default:
+			// Copy: decoded values must not alias Pebble's buffer.
+			data = append([]byte(nil), v...)
+			_ = closer.Close()
 		}
-		// Copy: decoded values must not alias Pebble's buffer.
-		td, err := un.UnmarshalTraces(append([]byte(nil), v...))
-		_ = closer.Close()
+		td, err := un.UnmarshalTraces(data)
 		if err != nil {
 			// One undecodable chunk (written before a limit existed, or
 			// damaged) must not make the rest of the trace, or every

@@ -103,6 +103,18 @@ func openTest(t *testing.T, dir string, opts Options) *Store {
 	return s
 }
 
+// openPinner opens an exemplar index, closed with the test, keeping
+// exemplars 48 hours by clock.
+func openPinner(t *testing.T, clock func() time.Time) *exemplars.Index {
+	t.Helper()
+	idx, err := exemplars.Open(t.TempDir(), exemplars.Options{Retention: 48 * time.Hour, Now: clock}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	return idx
+}
+
 func consume(t *testing.T, s *Store, td ptrace.Traces) ingest.Result {
 	t.Helper()
 	res, err := s.ConsumeTraces(context.Background(), td)
@@ -517,11 +529,7 @@ func TestRetention(t *testing.T) {
 	dir := t.TempDir()
 	now := base.Add(time.Hour)
 	clock := func() time.Time { return now }
-	idx, err := exemplars.Open(t.TempDir(), exemplars.Options{Retention: 48 * time.Hour, Now: clock}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
+	idx := openPinner(t, clock)
 	s := openTest(t, dir, Options{Retention: 24 * time.Hour, SizeLimit: -1, Pinner: idx, Now: clock})
 	defer s.Close()
 	ctx := context.Background()
@@ -529,7 +537,7 @@ func TestRetention(t *testing.T) {
 		consume(t, s, makeTraces(spanSpec{trace: i, span: 1, service: "svc", name: "op", start: time.Duration(i) * time.Minute, dur: time.Millisecond}))
 	}
 	// An exemplar at base points at trace 2.
-	err = idx.WriteExemplars(ctx, []exemplars.Record{{
+	err := idx.WriteExemplars(ctx, []exemplars.Record{{
 		Series:   labels.FromStrings("__name__", "latency_bucket", "le", "1"),
 		Exemplar: exemplar.Exemplar{Labels: labels.FromStrings("trace_id", tid(2).String()), Value: 0.5, Ts: base.UnixMilli(), HasTs: true},
 	}})

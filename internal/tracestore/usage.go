@@ -22,6 +22,7 @@ var tables = []struct {
 	name   string
 }{
 	{pData, "OTLP protobuf records"},
+	{pPage, "OTLP protobuf pages"},
 	{pIndex, "search records"},
 	{pSummary, "trace summaries"},
 	{pBlock, "block summaries"},
