@@ -11,8 +11,8 @@
 // also writes, per minute, a column block: the search fields of its spans
 // stored column by column with dictionary-coded strings, each span
 // attribute key in a column of its own (see columns.go). Two minutes
-// after a minute ends, the background loop moves its OTLP protobuf records
-// into pages, runs of consecutive records compressed together with
+// after a minute ends, once it has taken no writes for a minute, the
+// background loop moves its OTLP protobuf records into pages, runs of consecutive records compressed together with
 // Zstandard (see pages.go); GetTrace reads a record, else its page.
 // Writes commit with Pebble's synced WAL, whose group commit batches
 // concurrent requests into one fsync: a span is acknowledged only once it

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 
@@ -50,6 +51,11 @@ const (
 	// cutDelay is how long after its minute ends a row waits before it is
 	// cut into a page, so that a minute's rows are usually complete.
 	cutDelay = 2 * 60 * 1e9
+	// cutQuiet is how long no row of a minute must have been written for
+	// its rows to be cut: a backfill writing old minutes for a while has
+	// each minute cut once it is done, not once per pass, merging its
+	// new rows into the pages of the last pass each time.
+	cutQuiet = 60 * 1e9
 	// pageBatchBytes commits a pass's batch once it holds this much.
 	pageBatchBytes = 4 << 20
 	// maxPageRaw bounds a page's decompressed size when read: a page holds
@@ -227,11 +233,48 @@ func (r *pageReader) get(ctx context.Context, key []byte) (v []byte, ok bool, er
 	return r.entries[i].value, true, nil
 }
 
+// recentWrites remembers, per minute of start times, when rows were last
+// written to it (by the store's clock).
+type recentWrites struct {
+	mu sync.Mutex
+	at map[uint64]int64 // minute → unix ns
+}
+
+// touch records a write to each minute at now.
+func (r *recentWrites) touch(now int64, minutes iter.Seq[uint64]) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = map[uint64]int64{}
+	}
+	for m := range minutes {
+		r.at[m] = now
+	}
+}
+
+// busy returns, sorted, the minutes written to after since, and forgets
+// the others.
+func (r *recentWrites) busy(since int64) []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for m, at := range r.at {
+		if at > since {
+			out = append(out, m)
+		} else {
+			delete(r.at, m)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // cutPages moves every OTLP protobuf row that started before the time
-// before into pages, merging rows that fall in an existing page's range
-// into it, and returns the rows moved. Each batch it commits leaves every
-// row readable, as a row or in a page.
-func (s *Store) cutPages(ctx context.Context, before uint64) (int, error) {
+// before into pages, but for the rows of the busy minutes (sorted),
+// merging rows that fall in an existing page's range into it, and returns
+// the rows moved. Each batch it commits leaves every row readable, as a
+// row or in a page.
+func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int, error) {
 	rows, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pData}, UpperBound: binary.BigEndian.AppendUint64([]byte{pData}, before)})
 	if err != nil {
 		return 0, err
@@ -300,6 +343,17 @@ func (s *Store) cutPages(ctx context.Context, before uint64) (int, error) {
 			continue
 		}
 		rk := k[1:]
+		if m := binary.BigEndian.Uint64(rk[:8]) / blockWidth; len(busy) > 0 && busy[0] <= m {
+			for len(busy) > 0 && busy[0] < m {
+				busy = busy[1:]
+			}
+			if len(busy) > 0 && busy[0] == m {
+				// Still being written: its rows wait, and no page spans it.
+				flush()
+				ok = rows.SeekGE(binary.BigEndian.AppendUint64([]byte{pData}, (m+1)*blockWidth))
+				continue
+			}
+		}
 		if err := locate(rk); err != nil {
 			return moved, err
 		}

@@ -89,7 +89,8 @@ func TestPagesDifferential(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
-			s := openTest(t, t.TempDir(), Options{})
+			now := base.Add(time.Hour)
+			s := openTest(t, t.TempDir(), Options{Now: func() time.Time { return now }})
 			defer s.Close()
 			ctx := context.Background()
 			const traces = 600
@@ -146,6 +147,7 @@ func TestPagesDifferential(t *testing.T) {
 						consume(t, s, r.td)
 					}
 				}
+				now = now.Add(cutQuiet + time.Second) // the minutes written are quiet again
 				if err := s.CutPages(ctx); err != nil {
 					t.Fatal(err)
 				}
@@ -188,18 +190,31 @@ func TestPagesDifferential(t *testing.T) {
 }
 
 // TestCutPagesWaitsForTheCutDelay: rows of the minutes that ended less
-// than the cut delay ago stay rows.
+// than the cut delay ago stay rows, and so do the rows of a minute written
+// to less than cutQuiet ago, whatever its age.
 func TestCutPagesWaitsForTheCutDelay(t *testing.T) {
-	now := base.Add(3 * time.Minute)
+	now := base.Add(2 * time.Minute)
 	s := openTest(t, t.TempDir(), Options{Now: func() time.Time { return now }})
 	defer s.Close()
 	ctx := context.Background()
 	consume(t, s, makeTraces(spanSpec{trace: 1, span: 1, service: "a", name: "old", start: 10 * time.Second, dur: time.Millisecond}))
 	consume(t, s, makeTraces(spanSpec{trace: 2, span: 1, service: "a", name: "young", start: 2*time.Minute + 10*time.Second, dur: time.Millisecond}))
+	now = base.Add(3*time.Minute + 30*time.Second) // trace 1's minute is old enough, but was written 90 s ago...
+	consume(t, s, makeTraces(spanSpec{trace: 3, span: 1, service: "a", name: "late", start: 20 * time.Second, dur: time.Millisecond}))
+	if err := s.CutPages(ctx); err != nil { // ...and again now
+		t.Fatal(err)
+	}
+	if entries, rows := pageStats(t, s); len(entries) != 0 || rows != 3 {
+		t.Fatalf("entries %v, rows %d: want all rows, as the old minute was just written", entries, rows)
+	}
+	now = now.Add(cutQuiet + time.Second)
 	if err := s.CutPages(ctx); err != nil {
 		t.Fatal(err)
 	}
 	entries, rows := pageStats(t, s)
+	if entries[tid(1)] != 1 || entries[tid(3)] != 1 || entries[tid(2)] != 0 || rows != 1 {
+		t.Fatalf("entries %v, rows %d: want traces 1 and 3 paged and trace 2 a row", entries, rows)
+	}
 	if entries[tid(1)] != 1 || entries[tid(2)] != 0 || rows != 1 {
 		t.Fatalf("entries %v, rows %d: want trace 1 paged and trace 2 a row", entries, rows)
 	}
@@ -235,6 +250,7 @@ func TestPagesDropDeletedTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	now = now.Add(cutQuiet + time.Second)
 	if err := s.CutPages(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -309,10 +325,12 @@ func TestExpiredPagesLoseUnnotedTraces(t *testing.T) {
 // TestCorruptPageIsSkipped: a page that does not decode fails neither a
 // read of the trace nor a cut, and is counted.
 func TestCorruptPageIsSkipped(t *testing.T) {
-	s := openTest(t, t.TempDir(), Options{})
+	now := base.Add(time.Hour)
+	s := openTest(t, t.TempDir(), Options{Now: func() time.Time { return now }})
 	defer s.Close()
 	ctx := context.Background()
 	consume(t, s, makeTraces(spanSpec{trace: 1, span: 1, service: "a", name: "x", start: time.Second, dur: time.Millisecond}))
+	now = now.Add(cutQuiet + time.Second)
 	if err := s.CutPages(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +350,7 @@ func TestCorruptPageIsSkipped(t *testing.T) {
 	}
 	// A second request of the trace lands in the corrupt page's range.
 	consume(t, s, makeTraces(spanSpec{trace: 1, span: 2, service: "a", name: "y", start: time.Second, dur: time.Millisecond}))
+	now = now.Add(cutQuiet + time.Second)
 	if err := s.CutPages(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +392,7 @@ func BenchmarkCutPages(b *testing.B) {
 		s := openBench(b)
 		fill(b, s, 400)
 		b.StartTimer()
-		if err := s.cutPagesBefore(ctx, ^uint64(0)); err != nil {
+		if err := s.cutPagesBefore(ctx, ^uint64(0), nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -226,9 +226,9 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 }
 
 // CutPages moves the OTLP protobuf rows of the minutes that ended more than
-// the cut delay ago (and, with sampling, its window) into pages and drops
-// deleted traces from the pages deletions noted. The background loop runs
-// it every 30 seconds.
+// the cut delay ago (and, with sampling, its window) and took no write for
+// cutQuiet into pages, and drops deleted traces from the pages deletions
+// noted. The background loop runs it every 30 seconds.
 func (s *Store) CutPages(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -242,13 +242,16 @@ func (s *Store) CutPages(ctx context.Context) error {
 		return nil
 	}
 	before := (now - delay) / blockWidth * blockWidth
-	return s.cutPagesBefore(ctx, before)
+	return s.cutPagesBefore(ctx, before, s.recent.busy(int64(now)-cutQuiet))
 }
 
-func (s *Store) cutPagesBefore(ctx context.Context, before uint64) error {
+// cutPagesBefore cuts the rows that started before the time before, but
+// for those of the busy minutes (sorted), and rewrites the pages of the
+// dirty minutes.
+func (s *Store) cutPagesBefore(ctx context.Context, before uint64, busy []uint64) error {
 	s.pageMu.Lock()
 	defer s.pageMu.Unlock()
-	n, err := s.cutPages(ctx, before)
+	n, err := s.cutPages(ctx, before, busy)
 	s.m.rowsPaged.Add(float64(n))
 	if err != nil {
 		return err
@@ -281,7 +284,7 @@ func (s *Store) Compact(ctx context.Context) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.cutPagesBefore(ctx, ^uint64(0)); err != nil {
+	if err := s.cutPagesBefore(ctx, ^uint64(0), nil); err != nil {
 		return err
 	}
 	return s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)

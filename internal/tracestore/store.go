@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -144,10 +145,12 @@ type Store struct {
 	// sampler is the sampling pass's state; nil without a policy.
 	sampler *sampler
 	// pages compresses OTLP protobuf rows into pages (pages.go); dirty
-	// notes the minutes whose pages hold deleted traces; pageMu serialises
-	// the passes that rewrite pages.
+	// notes the minutes whose pages hold deleted traces, recent when each
+	// minute last took rows; pageMu serialises the passes that rewrite
+	// pages.
 	pages  *pageCodec
 	dirty  dirtyPages
+	recent recentWrites
 	pageMu sync.Mutex
 
 	// searchRows makes Search read search records only, never column
@@ -497,6 +500,7 @@ func (s *Store) write(td ptrace.Traces, acc *accepted, now time.Time) (int, erro
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, fmt.Errorf("commit spans: %w", err)
 	}
+	s.recent.touch(now.UnixNano(), maps.Keys(blocks))
 	return stored, nil
 }
 
