@@ -22,6 +22,8 @@ import (
 //	x | minStart(8) | traceID(16) | seq(8)   → search record of the same spans (time index)
 //	t | traceID(16)                          → trace summary with the list of its d/x keys,
 //	                                           combined with a merge operator
+//	p | minStart(8) | traceID(16) | seq(8)   → Zstandard page of consecutive d records, keyed
+//	                                           by its last (pages.go); they leave d once cut
 //
 // Data and search records are keyed by time so that ingest appends mostly
 // in key order and retention deletes contiguous ranges that compact cheaply.

@@ -123,7 +123,7 @@ func (c *pageCodec) encode(entries []pageEntry) []byte {
 	return out
 }
 
-// firstKey returns a page's first row key without decompressing it.
+// pageFirstKey returns a page's first row key without decompressing it.
 func pageFirstKey(v []byte) ([]byte, error) {
 	if len(v) < 1+rowKeyLen || v[0] != pageVersion {
 		return nil, fmt.Errorf("%w: page header", errCorrupt)
