@@ -397,15 +397,13 @@ func (ms *metricsScan) blockRows(lo, hi uint64, cand []bool, starts []int32) err
 		if !ok {
 			continue
 		}
-		v, closer, err := ms.s.db.Get(indexKey(minStart, tid, seq))
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue // deleted by retention meanwhile
-		}
+		rec, ok, err := ms.s.readRecord(nil, minStart, tid, seq)
 		if err != nil {
 			return err
 		}
-		rec := bytes.Clone(v)
-		_ = closer.Close()
+		if !ok {
+			continue // deleted by retention meanwhile
+		}
 		ms.stats.InspectedSpans -= uint64(starts[j+1] - starts[j]) // counted again by record
 		if err := ms.record(tid, rec); err != nil {
 			return err

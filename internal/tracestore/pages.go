@@ -166,7 +166,6 @@ func (c *pageCodec) decode(v []byte) ([]pageEntry, error) {
 type pageWriter struct {
 	codec *pageCodec
 	b     *pebble.Batch
-	pages int
 }
 
 func (w *pageWriter) write(entries []pageEntry) {
@@ -179,7 +178,6 @@ func (w *pageWriter) write(entries []pageEntry) {
 		page := entries[:n]
 		key := append([]byte{pPage}, page[n-1].key[:]...)
 		_ = w.b.Set(key, w.codec.encode(page), nil)
-		w.pages++
 		entries = entries[n:]
 	}
 }
@@ -536,13 +534,24 @@ type dirtyPages struct {
 
 // note records the minutes of a deleted trace's chunks.
 func (d *dirtyPages) note(chunks []chunkRef) {
+	d.add(func(yield func(uint64) bool) {
+		for _, c := range chunks {
+			if !yield(c.MinStart / blockWidth) {
+				return
+			}
+		}
+	})
+}
+
+// add records minutes.
+func (d *dirtyPages) add(minutes iter.Seq[uint64]) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.minutes == nil {
 		d.minutes = map[uint64]struct{}{}
 	}
-	for _, c := range chunks {
-		d.minutes[c.MinStart/blockWidth] = struct{}{}
+	for m := range minutes {
+		d.minutes[m] = struct{}{}
 	}
 }
 
@@ -571,10 +580,7 @@ func (s *Store) gcDirtyPages(ctx context.Context) (int, error) {
 		n, err := s.gcPages(ctx, minutes[i]*blockWidth, (minutes[j-1]+1)*blockWidth)
 		dropped += n
 		if err != nil {
-			// Noted again, so that a later pass retries.
-			for _, m := range minutes[i:] {
-				s.dirty.note([]chunkRef{{MinStart: m * blockWidth}})
-			}
+			s.dirty.add(slices.Values(minutes[i:])) // a later pass retries
 			return dropped, err
 		}
 		i = j

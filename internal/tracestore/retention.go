@@ -256,9 +256,7 @@ func (s *Store) cutPagesBefore(ctx context.Context, before uint64, busy []uint64
 	if err != nil {
 		return err
 	}
-	dropped, err := s.gcDirtyPages(ctx)
-	s.m.pageEntriesDropped.Add(float64(dropped))
-	return err
+	return s.collectPages(ctx, 0)
 }
 
 // rewritePages drops deleted traces from the pages deletions noted and,
@@ -266,6 +264,11 @@ func (s *Store) cutPagesBefore(ctx context.Context, before uint64, busy []uint64
 func (s *Store) rewritePages(ctx context.Context, expired uint64) error {
 	s.pageMu.Lock()
 	defer s.pageMu.Unlock()
+	return s.collectPages(ctx, expired)
+}
+
+// collectPages is rewritePages with pageMu held.
+func (s *Store) collectPages(ctx context.Context, expired uint64) error {
 	dropped, err := s.gcDirtyPages(ctx)
 	s.m.pageEntriesDropped.Add(float64(dropped))
 	if err != nil || expired == 0 {

@@ -484,16 +484,12 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 	var spans []traceql.Span
 	if local {
 		if c.rec == nil {
-			v, closer, err := s.db.Get(indexKey(c.minStart, c.tid, c.seq))
-			if errors.Is(err, pebble.ErrNotFound) {
-				return TraceMatch{}, false, nil // deleted by retention meanwhile
+			r, ok, err := s.readRecord((*rec)[:0], c.minStart, c.tid, c.seq)
+			if err != nil || !ok {
+				return TraceMatch{}, false, err // not found: deleted by retention meanwhile
 			}
-			if err != nil {
-				return TraceMatch{}, false, err
-			}
-			*rec = append((*rec)[:0], v...)
-			_ = closer.Close()
-			c.rec = *rec
+			*rec = r
+			c.rec = r
 		}
 		if spans, err = sd.decode(c.rec); err != nil {
 			return TraceMatch{}, false, err
@@ -655,16 +651,14 @@ func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID, sum *summary
 	var spans []traceql.Span
 	seen := make(map[[8]byte]struct{}, sum.Spans)
 	for _, c := range chunks {
-		v, closer, err := s.db.Get(indexKey(c.MinStart, tid, c.Seq))
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue // being deleted by retention
-		}
+		// The spans alias their own copy of the record and decoder arena.
+		rec, ok, err := s.readRecord(nil, c.MinStart, tid, c.Seq)
 		if err != nil {
 			return traceql.Trace{}, false, err
 		}
-		// The spans alias their own copy of the record and decoder arena.
-		rec := append([]byte(nil), v...)
-		_ = closer.Close()
+		if !ok {
+			continue // being deleted by retention
+		}
 		sd := searchDecoder{spanAttrs: true, resAttrs: true}
 		dec, err := sd.decode(rec)
 		if err != nil {
@@ -683,6 +677,20 @@ func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID, sum *summary
 		}
 	}
 	return traceql.Trace{Spans: spans}, len(spans) > 0, nil
+}
+
+// readRecord appends the search record of a chunk to dst; ok is false when
+// it is gone (deleted by retention meanwhile).
+func (s *Store) readRecord(dst []byte, minStart uint64, tid pcommon.TraceID, seq uint64) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(indexKey(minStart, tid, seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return dst, false, nil
+	}
+	if err != nil {
+		return dst, false, err
+	}
+	dst = append(dst, v...)
+	return dst, true, closer.Close()
 }
 
 // minuteLast is the last nanosecond of minute m, saturating at the end of time.
