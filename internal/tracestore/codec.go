@@ -3,6 +3,7 @@ package tracestore
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -19,14 +20,16 @@ import (
 // Key layout. Every key starts with a one-byte table prefix.
 //
 //	d | minStart(8) | traceID(16) | seq(8)   → OTLP protobuf of one trace's spans from one request
-//	x | minStart(8) | traceID(16) | seq(8)   → search record of the same spans (time index)
+//	x | minStart(8) | traceID(16) | seq(8)   → search record of the same spans, until they
+//	                                           are cut into a page (then made from it)
 //	t | traceID(16)                          → trace summary with the list of its d/x keys,
 //	                                           combined with a merge operator
 //	p | minStart(8) | traceID(16) | seq(8)   → Zstandard page of consecutive d records, keyed
 //	                                           by its last (pages.go); they leave d once cut
 //
 // Data and search records are keyed by time so that ingest appends mostly
-// in key order and retention deletes contiguous ranges that compact cheaply.
+// in key order and retention deletes contiguous ranges that compact cheaply;
+// d rows and page entries together are the time index (walk.go).
 //
 //	b | minute(8)                            → block summary (blocks.go)
 //	c | minute(8) | seq(8)                   → column block (columns.go)
@@ -207,7 +210,47 @@ const (
 	maxSearchValueLen = 1024
 )
 
-// appendSearchSpans encodes the spans of one resource for the search record.
+// appendRecordOf appends the search record of a chunk's spans given as
+// the OTLP protobuf stored for it: per scope's spans, its resource, their
+// count and the spans, which is what ingest writes per part of a request.
+// Chunks cut into pages have no search record row (pages.go); readers take
+// their records from here.
+func appendRecordOf(b []byte, pb []byte) ([]byte, error) {
+	w := wireRecords.Get().(*wireRecord)
+	out, ok := w.recordFromWire(b, pb)
+	w.reset()
+	wireRecords.Put(w)
+	if ok {
+		return out, nil
+	}
+	return recordFromPdata(b, pb)
+}
+
+// recordFromPdata is appendRecordOf through pdata, for what recordFromWire
+// leaves to it.
+func recordFromPdata(b []byte, pb []byte) ([]byte, error) {
+	var un ptrace.ProtoUnmarshaler
+	td, err := un.UnmarshalTraces(pb)
+	if err != nil {
+		return b, fmt.Errorf("%w: %v", errCorrupt, err)
+	}
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			spans := ss.Spans()
+			if spans.Len() == 0 {
+				continue
+			}
+			b = appendResource(b, rs.Resource())
+			b = binary.AppendUvarint(b, uint64(spans.Len()))
+			for _, sp := range spans.All() {
+				b = appendSpan(b, sp)
+			}
+		}
+	}
+	return b, nil
+}
+
+// appendResource encodes a resource's attributes for the search record.
 func appendResource(b []byte, res pcommon.Resource) []byte {
 	return appendAttrs(b, res.Attributes())
 }

@@ -13,13 +13,17 @@
 // attribute key in a column of its own (see columns.go). Two minutes
 // after a minute ends, once it has taken no writes for a minute, the
 // background loop moves its OTLP protobuf records into pages, runs of consecutive records compressed together with
-// Zstandard (see pages.go); GetTrace reads a record, else its page.
+// Zstandard (see pages.go), and deletes their search records; GetTrace
+// reads a record, else its page, and readers of search records make those
+// of cut chunks from their protobuf (walk.go, readRecord).
 // Writes commit with Pebble's synced WAL, whose group commit batches
 // concurrent requests into one fsync: a span is acknowledged only once it
 // is durable. WAL files take only the space written to them
 // (pebbledb.UnreservedWAL), and the background loop flushes the memtable
-// every 30 seconds in which anything was written, so that a store with
-// little traffic holds little more on disk than its compressed sstables.
+// every 30 seconds in which anything was written, and then, when little
+// was, truncates the flushed WAL files Pebble keeps for reuse (trimWAL),
+// so that a store with little traffic holds little more on disk than its
+// compressed sstables.
 //
 // Search walks the time range newest first in windows of whole minutes that
 // start at one minute and grow, two windows in parallel, skipping minutes

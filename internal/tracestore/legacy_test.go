@@ -69,6 +69,9 @@ func TestReadsStoreOfA676135(t *testing.T) {
 	if entries, rows := pageStats(t, s); rows != 0 || len(entries) != 8 {
 		t.Errorf("after Compact: %d rows, %d traces in pages; want 0 and 8", rows, len(entries))
 	}
+	if n := len(rowsOf(t, s, pIndex)); n != 0 {
+		t.Errorf("after Compact: %d search records left", n)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -243,14 +244,10 @@ func (sc *SpanScan) SpanID(ref uint64) (id [8]byte, ok bool, err error) {
 		return id, false, nil
 	}
 	loc := sc.chunks[w][c]
-	v, closer, err := sc.s.db.Get(indexKey(loc.minStart, loc.tid, loc.seq))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return id, false, nil
-	}
-	if err != nil {
+	v, ok, err := sc.s.readRecord(context.Background(), nil, loc.minStart, loc.tid, loc.seq)
+	if err != nil || !ok {
 		return id, false, err
 	}
-	defer closer.Close()
 	var sd searchDecoder
 	spans, err := sd.decode(v)
 	if err != nil {
@@ -286,10 +283,10 @@ type metricsScan struct {
 
 // run reads the chunks indexed in [lo, hi], minute by minute.
 func (ms *metricsScan) run(lo, hi uint64) error {
-	var rows, cols *pebble.Iterator
+	var cols *pebble.Iterator
 	ar := attrReader{db: ms.s.db, ctx: ms.ctx}
 	defer func() {
-		for _, it := range []*pebble.Iterator{rows, cols, ar.it} {
+		for _, it := range []*pebble.Iterator{cols, ar.it} {
 			if it != nil {
 				_ = it.Close()
 			}
@@ -323,29 +320,23 @@ func (ms *metricsScan) run(lo, hi uint64) error {
 				continue
 			}
 		}
-		if rows == nil {
-			it, err := ms.s.db.NewIterWithContext(ms.ctx, &pebble.IterOptions{})
-			if err != nil {
-				return err
-			}
-			rows = it
+		if m < ms.firstColumnMinute {
+			// The minutes before the retention are read as one range.
+			last := min(hi/blockWidth, ms.firstColumnMinute-1)
+			mhi, m = min(hi, minuteLast(last)), last
 		}
-		rows.SetBounds(indexBound(mlo), indexBoundAfter(mhi))
-		n := 0
-		for ok := rows.First(); ok; ok = rows.Next() {
-			if n++; n%256 == 0 && ms.ctx.Err() != nil {
-				return ms.ctx.Err()
-			}
-			k, v := rows.Key(), rows.Value()
-			if len(k) != 33 || ms.shares > 1 && binary.BigEndian.Uint64(k[17:25])%ms.shares != ms.worker {
-				continue
-			}
+		var want func([]byte) bool
+		if ms.shares > 1 {
+			want = func(k []byte) bool { return binary.BigEndian.Uint64(k[16:24])%ms.shares == ms.worker }
+		}
+		err := ms.s.walkRecords(ms.ctx, mlo, mhi+1, want, func(k, v []byte) error {
 			ms.stats.InspectedBytes += uint64(len(v))
-			if err := ms.record(pcommon.TraceID(k[9:25]), v); err != nil {
-				return fmt.Errorf("decode search record of %x: %w", k[9:25], err)
+			if err := ms.record(pcommon.TraceID(k[8:24]), v); err != nil {
+				return fmt.Errorf("decode search record of %x: %w", k[8:24], err)
 			}
-		}
-		if err := rows.Error(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -397,7 +388,7 @@ func (ms *metricsScan) blockRows(lo, hi uint64, cand []bool, starts []int32) err
 		if !ok {
 			continue
 		}
-		rec, ok, err := ms.s.readRecord(nil, minStart, tid, seq)
+		rec, ok, err := ms.s.readRecord(ms.ctx, nil, minStart, tid, seq)
 		if err != nil {
 			return err
 		}
@@ -466,7 +457,15 @@ func (ms *metricsScan) wholeTrace(tid pcommon.TraceID, rec []byte) error {
 const pendingTraces = 4096
 
 type pendingTrace struct {
-	tid pcommon.TraceID
+	tid   pcommon.TraceID
+	rec   []byte
+	sum   summary
+	found bool
+	recs  []seqRecord // of a trace of several chunks
+}
+
+type seqRecord struct {
+	seq uint64
 	rec []byte
 }
 
@@ -483,7 +482,8 @@ func (ms *metricsScan) flushTraces() error {
 		ms.sums = it
 	}
 	slices.SortFunc(ms.pending, func(a, b pendingTrace) int { return bytes.Compare(a.tid[:], b.tid[:]) })
-	for _, p := range ms.pending {
+	for i := range ms.pending {
+		p := &ms.pending[i]
 		if err := ms.ctx.Err(); err != nil {
 			return err
 		}
@@ -498,31 +498,95 @@ func (ms *metricsScan) flushTraces() error {
 		if err != nil {
 			return fmt.Errorf("summary of trace %s: %w", p.tid, err)
 		}
-		if err := ms.evalTrace(p.tid, &sum, p.rec); err != nil {
-			return err
+		p.sum, p.found = sum, true
+	}
+	if err := ms.readChunks(); err != nil {
+		return err
+	}
+	for i := range ms.pending {
+		if p := &ms.pending[i]; p.found {
+			if err := ms.evalTrace(p); err != nil {
+				return err
+			}
 		}
 	}
+	clear(ms.pending)
 	ms.pending = ms.pending[:0]
 	return nil
 }
 
+// readChunks reads the search records of the pending traces of several
+// chunks, in key order: those of cut chunks are made from their pages,
+// which the store's page cache then decompresses once for all the records
+// they hold, not once per trace.
+func (ms *metricsScan) readChunks() error {
+	if ms.events {
+		return nil // evalTrace reads the protobuf
+	}
+	type ref struct {
+		minStart, seq uint64
+		i             int
+	}
+	var refs []ref
+	for i := range ms.pending {
+		if p := &ms.pending[i]; p.found && len(p.sum.Chunks) > 1 {
+			for _, c := range p.sum.Chunks {
+				refs = append(refs, ref{c.MinStart, c.Seq, i})
+			}
+		}
+	}
+	slices.SortFunc(refs, func(a, b ref) int {
+		if c := cmp.Compare(a.minStart, b.minStart); c != 0 {
+			return c
+		}
+		ta, tb := ms.pending[a.i].tid, ms.pending[b.i].tid
+		if c := bytes.Compare(ta[:], tb[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	for _, r := range refs {
+		p := &ms.pending[r.i]
+		rec, ok, err := ms.s.readRecord(ms.ctx, nil, r.minStart, p.tid, r.seq)
+		if err != nil {
+			return err
+		}
+		if ok { // else being deleted by retention
+			p.recs = append(p.recs, seqRecord{r.seq, rec})
+		}
+	}
+	return ms.ctx.Err()
+}
+
 // evalTrace evaluates the query on a whole trace and observes the spans of
 // its spansets.
-func (ms *metricsScan) evalTrace(tid pcommon.TraceID, sum *summary, rec []byte) error {
+func (ms *metricsScan) evalTrace(p *pendingTrace) error {
 	ms.stats.InspectedTraces++
+	tid, sum := p.tid, &p.sum
 	info := sum.info()
 	if !traceql.PossibleForTrace(ms.q.Spans, &info) {
 		return nil
 	}
 	var tr traceql.Trace
-	if len(sum.Chunks) > 1 || ms.events {
-		full, ok, err := ms.s.loadTrace(ms.ctx, tid, sum, ms.events)
+	switch {
+	case ms.events:
+		full, ok, err := ms.s.loadTrace(ms.ctx, tid, sum, true)
 		if err != nil || !ok {
 			return err
 		}
 		tr = full
-	} else {
-		spans, err := ms.sd.decode(rec)
+	case len(sum.Chunks) > 1:
+		// In request order, as loadTrace reads them.
+		slices.SortFunc(p.recs, func(a, b seqRecord) int { return cmp.Compare(a.seq, b.seq) })
+		recs := make([][]byte, len(p.recs))
+		for i, r := range p.recs {
+			recs[i] = r.rec
+		}
+		if tr = ms.s.traceOfRecords(tid, recs); len(tr.Spans) == 0 {
+			return nil
+		}
+	default:
+		spans, err := ms.sd.decode(p.rec)
 		if err != nil {
 			return err
 		}

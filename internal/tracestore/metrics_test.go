@@ -139,7 +139,25 @@ func TestObserveSpansDifferential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
 	var reqs []ptrace.Traces
 	for i := range 16 {
-		td := randomRequest(rng, 25, byte(i), base.Add(time.Duration(i)*40*time.Second))
+		first := byte(i)
+		if i%4 == 3 {
+			first = byte(i - 1) // traces continued: several chunks
+		}
+		td := randomRequest(rng, 25, first, base.Add(time.Duration(i)*40*time.Second))
+		if first != byte(i) {
+			// Spans of their own, their parents among them.
+			for _, rs := range td.ResourceSpans().All() {
+				for _, sp := range rs.ScopeSpans().At(0).Spans().All() {
+					sid, pid := sp.SpanID(), sp.ParentSpanID()
+					sid[6] = 0x80
+					sp.SetSpanID(sid)
+					if !pid.IsEmpty() {
+						pid[6] = 0x80
+						sp.SetParentSpanID(pid)
+					}
+				}
+			}
+		}
 		reqs = append(reqs, td)
 		consume(t, s, td)
 	}
@@ -147,10 +165,7 @@ func TestObserveSpansDifferential(t *testing.T) {
 		f := traceql.SelectedFields(traceql.MustParse("{} | select(" + q + ")"))[0]
 		return &f
 	}
-	shapes := []struct {
-		value *traceql.Field
-		by    []traceql.Field
-	}{
+	shapes := []observeShape{
 		{},
 		{value: field("duration"), by: []traceql.Field{*field("resource.service.name")}},
 		{value: field(".n"), by: []traceql.Field{*field("name"), *field(".k1")}},
@@ -163,6 +178,26 @@ func TestObserveSpansDifferential(t *testing.T) {
 		{base.Add(70*time.Second + 123), base.Add(200 * time.Second)},
 		{base.Add(5 * time.Minute), base.Add(5*time.Minute + 30*time.Second)},
 	}
+	ctx := context.Background()
+	// Then again with every chunk cut into pages, its records made from them.
+	for _, cut := range []bool{false, true} {
+		if cut {
+			if err := s.Compact(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		observeEach(t, s, reqs, shapes, ranges, cut)
+	}
+}
+
+type observeShape = struct {
+	value *traceql.Field
+	by    []traceql.Field
+}
+
+// observeEach runs every equivalence query with each range through
+// ObserveSpans and compares the observations with the brute force's.
+func observeEach(t *testing.T, s *Store, reqs []ptrace.Traces, shapes []observeShape, ranges [][2]time.Time, cut bool) {
 	ctx := context.Background()
 	for qi, qs := range equivalenceQueries {
 		shape := shapes[qi%len(shapes)]
@@ -204,8 +239,8 @@ func TestObserveSpansDifferential(t *testing.T) {
 				}
 				slices.SortFunc(c.got, compareObserved)
 				if !slices.Equal(c.got, want) {
-					t.Errorf("%s by %v value %v over %v, rows %v, %d workers: %d observations, want %d\n got %v\nwant %v",
-						qs, shape.by, shape.value, r, rows, run.workers, len(c.got), len(want), head(c.got), head(want))
+					t.Errorf("%s by %v value %v over %v, rows %v, %d workers, cut into pages %v: %d observations, want %d\n got %v\nwant %v",
+						qs, shape.by, shape.value, r, rows, run.workers, cut, len(c.got), len(want), head(c.got), head(want))
 				}
 			}
 			s.searchRows = false

@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -29,6 +30,13 @@ import (
 // most one page's [first, last] range, so the page that may hold a key is
 // the first page whose key is not below it. A row that arrives later
 // inside a page's range is merged into that page when it is cut.
+//
+// The pass that cuts a row also deletes its search record (x): a search
+// record is a re-encoding of the protobuf, and readRecord makes it from
+// the page byte for byte as ingest wrote it. A chunk thus has a search
+// record exactly while it is a row, and the x rows and the pages together
+// are the time index (walk.go). Stores that paged rows before this kept
+// their records; the first pass drops them (dropPagedRecords).
 //
 // GetTrace reads a chunk's row, else its page. Deleting a trace (retention,
 // sampling) deletes its rows and summary; its entries in pages become
@@ -164,8 +172,39 @@ func (c *pageCodec) decode(v []byte) ([]pageEntry, error) {
 
 // pageWriter adds pages to a batch, splitting entries at pageTarget.
 type pageWriter struct {
-	codec *pageCodec
-	b     *pebble.Batch
+	s       *Store
+	b       *pebble.Batch
+	touched [][]byte // the page keys the batch sets or deletes
+	x       []byte
+}
+
+func newPageWriter(s *Store) pageWriter { return pageWriter{s: s, b: s.db.NewBatch()} }
+
+// commit commits the batch, if it holds anything, and starts a new one.
+func (w *pageWriter) commit() error {
+	if w.b.Empty() {
+		return nil
+	}
+	err := w.b.Commit(pebble.NoSync)
+	w.s.pageCache.invalidate(w.touched)
+	w.touched = w.touched[:0]
+	w.b.Close()
+	w.b = w.s.db.NewBatch()
+	return err
+}
+
+// deleteRow deletes the row with key, moved into a page, and its search
+// record: a chunk has a search record exactly while it is a row.
+func (w *pageWriter) deleteRow(key []byte) {
+	_ = w.b.Delete(key, nil)
+	w.x = append(append(w.x[:0], pIndex), key[1:]...)
+	_ = w.b.Delete(w.x, nil)
+}
+
+// delete deletes the page with key.
+func (w *pageWriter) delete(key []byte) {
+	_ = w.b.Delete(key, nil)
+	w.touched = append(w.touched, slices.Clone(key))
 }
 
 func (w *pageWriter) write(entries []pageEntry) {
@@ -177,16 +216,19 @@ func (w *pageWriter) write(entries []pageEntry) {
 		}
 		page := entries[:n]
 		key := append([]byte{pPage}, page[n-1].key[:]...)
-		_ = w.b.Set(key, w.codec.encode(page), nil)
+		_ = w.b.Set(key, w.s.pages.encode(page), nil)
+		w.touched = append(w.touched, key)
 		entries = entries[n:]
 	}
 }
 
 // pageReader finds chunks in pages for one reader; it keeps the last page
-// it decoded, as a trace's chunks usually share one.
+// it decoded, as a trace's chunks usually share one, and takes pages other
+// readers decoded lately from the store's page cache.
 type pageReader struct {
 	s       *Store
 	it      *pebble.Iterator
+	gen     uint64
 	lastKey []byte
 	entries []pageEntry
 }
@@ -198,9 +240,13 @@ func (r *pageReader) close() {
 }
 
 // get returns the protobuf of the chunk whose row key (without its table
-// byte) is key, from its page; ok is false when no page holds it.
+// byte) is key, from its page; ok is false when no page holds it. The
+// value is shared with other readers: it must not be modified.
 func (r *pageReader) get(ctx context.Context, key []byte) (v []byte, ok bool, err error) {
 	if r.it == nil {
+		// The generation is read before the iterator opens: a page read
+		// through an iterator older than a later rewrite is not cached.
+		r.gen = r.s.pageCache.generation()
 		r.it, err = r.s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pPage}, UpperBound: []byte{pPage + 1}})
 		if err != nil {
 			return nil, false, err
@@ -219,9 +265,14 @@ func (r *pageReader) get(ctx context.Context, key []byte) (v []byte, ok bool, er
 		if bytes.Compare(first, key) > 0 {
 			return nil, false, nil
 		}
-		if r.entries, err = r.s.pages.decode(pv); err != nil {
-			return nil, false, err
+		entries, ok := r.s.pageCache.get(r.it.Key())
+		if !ok {
+			if entries, err = r.s.pages.decode(pv); err != nil {
+				return nil, false, err
+			}
+			r.s.pageCache.put(r.it.Key(), entries, r.gen)
 		}
+		r.entries = entries
 		r.lastKey = append(r.lastKey[:0], r.it.Key()...)
 	}
 	i, found := slices.BinarySearchFunc(r.entries, key, func(e pageEntry, k []byte) int { return bytes.Compare(e.key[:], k) })
@@ -229,6 +280,107 @@ func (r *pageReader) get(ctx context.Context, key []byte) (v []byte, ok bool, er
 		return nil, false, nil
 	}
 	return r.entries[i].value, true, nil
+}
+
+// pageCache keeps the entries of the pages decoded last, up to a budget of
+// decoded bytes: a search's candidates and their traces' other chunks lie
+// in a few pages, and repeated queries read the same ones, and a page takes
+// about 90 µs to decompress. It is to pages what Pebble's block cache is to
+// the blocks of rows. A commit that rewrites pages drops them from the
+// cache and starts a new generation: a page decoded from a read begun in
+// an earlier generation may predate the commit, and is not cached.
+type pageCache struct {
+	mu     sync.Mutex
+	budget int
+	gen    uint64
+	size   int
+	pages  map[string]*list.Element // of *cachedPage
+	lru    list.List                // most recently used first
+}
+
+type cachedPage struct {
+	key     string
+	entries []pageEntry
+	size    int
+}
+
+func newPageCache(budget int) *pageCache {
+	return &pageCache{budget: budget, pages: map[string]*list.Element{}}
+}
+
+func (c *pageCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// invalidate drops the pages with keys and starts a new generation;
+// pageWriter.commit calls it.
+func (c *pageCache) invalidate(keys [][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, k := range keys {
+		if e, ok := c.pages[string(k)]; ok {
+			c.remove(e)
+		}
+	}
+}
+
+func (c *pageCache) remove(e *list.Element) {
+	p := e.Value.(*cachedPage)
+	c.lru.Remove(e)
+	delete(c.pages, p.key)
+	c.size -= p.size
+}
+
+// get returns the cached entries of the page with key. A cached page is
+// current: every commit since it was cached left it alone.
+func (c *pageCache) get(key []byte) ([]pageEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.pages[string(key)]
+	if !ok {
+		return nil, false
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*cachedPage).entries, true
+}
+
+// put caches a page's entries decoded from a read in generation gen.
+func (c *pageCache) put(key []byte, entries []pageEntry, gen uint64) {
+	size := len(key) + 64
+	for i := range entries {
+		size += len(entries[i].value) + len(entries[i].key) + 24
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen || size > c.budget {
+		return
+	}
+	if _, ok := c.pages[string(key)]; ok {
+		return
+	}
+	p := &cachedPage{key: string(key), entries: entries, size: size}
+	c.pages[p.key] = c.lru.PushFront(p)
+	c.size += size
+	for c.size > c.budget {
+		c.remove(c.lru.Back())
+	}
+}
+
+// loadCutBefore starts cutBefore, after a restart, at the index time of
+// the last page's last chunk: the passes cut rows in time order.
+func (s *Store) loadCutBefore() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pPage}, UpperBound: []byte{pPage + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if it.Last() && len(it.Key()) == 1+rowKeyLen {
+		s.cutBefore.Store(binary.BigEndian.Uint64(it.Key()[1:9]))
+	}
+	return it.Error()
 }
 
 // recentWrites remembers, per minute of start times, when rows were last
@@ -283,7 +435,7 @@ func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int
 		return 0, err
 	}
 	defer pages.Close()
-	w := pageWriter{codec: s.pages, b: s.db.NewBatch()}
+	w := newPageWriter(s)
 	defer func() { w.b.Close() }()
 	var bld []pageEntry // free rows: in no page's range
 	bldBytes, moved := 0, 0
@@ -295,13 +447,7 @@ func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int
 	}
 	commit := func() error {
 		flush()
-		if w.b.Empty() {
-			return nil
-		}
-		err := w.b.Commit(pebble.NoSync)
-		w.b.Close()
-		w.b = s.db.NewBatch()
-		return err
+		return w.commit()
 	}
 	// The page that may hold the current row: the first whose last key is
 	// not below it. Rows come in key order, so the iterator seeks again
@@ -377,10 +523,10 @@ func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int
 				copy(e.key[:], rows.Key()[1:])
 				e.value = slices.Clone(rows.Value())
 				add = append(add, e)
-				_ = w.b.Delete(rows.Key(), nil)
+				w.deleteRow(rows.Key())
 				moved++
 			}
-			_ = w.b.Delete(pages.Key(), nil)
+			w.delete(pages.Key())
 			w.write(mergeEntries(entries, add))
 			if w.b.Len() >= pageBatchBytes {
 				if err := commit(); err != nil {
@@ -403,7 +549,7 @@ func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int
 		e.value = slices.Clone(rows.Value())
 		bld = append(bld, e)
 		bldBytes += len(e.value)
-		_ = w.b.Delete(k, nil)
+		w.deleteRow(k)
 		moved++
 		if bldBytes >= pageTarget {
 			flush()
@@ -460,7 +606,7 @@ func (s *Store) gcPages(ctx context.Context, lo, hi uint64) (int, error) {
 		return 0, err
 	}
 	defer it.Close()
-	w := pageWriter{codec: s.pages, b: s.db.NewBatch()}
+	w := newPageWriter(s)
 	defer func() { w.b.Close() }()
 	live := map[pcommon.TraceID][]chunkRef{}
 	dropped := 0
@@ -504,14 +650,12 @@ func (s *Store) gcPages(ctx context.Context, lo, hi uint64) (int, error) {
 			continue
 		}
 		dropped += len(entries) - len(keep)
-		_ = w.b.Delete(it.Key(), nil)
+		w.delete(it.Key())
 		w.write(keep)
 		if w.b.Len() >= pageBatchBytes {
-			if err := w.b.Commit(pebble.NoSync); err != nil {
+			if err := w.commit(); err != nil {
 				return dropped, err
 			}
-			w.b.Close()
-			w.b = s.db.NewBatch()
 		}
 		if err := ctx.Err(); err != nil {
 			return dropped, err
@@ -520,10 +664,7 @@ func (s *Store) gcPages(ctx context.Context, lo, hi uint64) (int, error) {
 	if err := it.Error(); err != nil {
 		return dropped, err
 	}
-	if w.b.Empty() {
-		return dropped, nil
-	}
-	return dropped, w.b.Commit(pebble.NoSync)
+	return dropped, w.commit()
 }
 
 // dirtyPages remembers the minutes whose pages may hold deleted traces.

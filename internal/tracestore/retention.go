@@ -1,13 +1,17 @@
 package tracestore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/lookout-dev/lookout/internal/pebbledb"
 )
 
 // memtableFlushInterval is how often the background loop flushes the
@@ -50,7 +54,7 @@ func (s *Store) retentionLoop() {
 				s.logger.Warn("trace retention failed", "err", err)
 			}
 		case <-flush.C:
-			s.flushWritten(&walBytes)
+			s.flushWritten(ctx, &walBytes)
 			if err := s.CutPages(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				s.logger.Warn("trace store page cut failed", "err", err)
 			}
@@ -62,18 +66,96 @@ func (s *Store) retentionLoop() {
 	}
 }
 
-// flushWritten starts a flush of the memtable if the WAL took writes since
+// flushWritten flushes the memtable if the WAL took writes since
 // *walBytes was read, and updates *walBytes. Flushing an empty memtable
-// would still start a new WAL file, so an idle store does nothing.
-func (s *Store) flushWritten(walBytes *uint64) {
+// would still start a new WAL file, so an idle store does nothing. When
+// little was written (under trimWALBelow) the flush is synchronous and
+// trims the WAL files kept for reuse (trimWAL); otherwise it runs in the
+// background, beside ingest.
+func (s *Store) flushWritten(ctx context.Context, walBytes *uint64) {
 	in := s.db.Metrics().WAL.BytesIn
 	if in == *walBytes {
 		return
 	}
+	written := in - *walBytes
 	*walBytes = in
+	if written < trimWALBelow {
+		if err := s.trimWAL(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			s.logger.Warn("trace store WAL trim failed", "err", err)
+		}
+		*walBytes = s.db.Metrics().WAL.BytesIn
+		return
+	}
 	if _, err := s.db.AsyncFlush(); err != nil {
 		s.logger.Warn("trace store memtable flush failed", "err", err)
 	}
+}
+
+// trimWALBelow is the most written in a flush interval for which the
+// background loop trims the WAL: the flush holds back ingest while it
+// runs, a few milliseconds for this much.
+const trimWALBelow = 4 << 20
+
+// trimWAL flushes the memtable and gives back the disk space of the WAL
+// files Pebble keeps for reuse, each as large as the most ever written to
+// it: about 120 MiB after heavy ingest, whatever the store holds, and in a
+// small store most of its directory. Every writer waits meanwhile (ingest,
+// retention, sampling, the page passes), as the trim is safe only while the
+// newest WAL file is the only live one. A reused file then grows again
+// with the writes, paying a new file's metadata updates on its first
+// synced commits.
+func (s *Store) trimWAL(ctx context.Context) error {
+	s.retMu.Lock()
+	defer s.retMu.Unlock()
+	s.pageMu.Lock()
+	defer s.pageMu.Unlock()
+	held := 0
+	defer func() {
+		for range held {
+			<-s.sem
+		}
+	}()
+	for range cap(s.sem) {
+		select {
+		case s.sem <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	// The flush starts a new WAL file, most often a flushed one reused,
+	// whose old bytes stay until overwritten: after trimming the others,
+	// a second flush moves to a trimmed file and the first one's is
+	// trimmed too.
+	var freed int64
+	for range 2 {
+		if err := s.db.Flush(); err != nil {
+			return err
+		}
+		// The flushed WAL files leave the live ones once Pebble has
+		// noted the flush, just after it returns.
+		for i := 0; s.db.Metrics().WAL.Files != 1; i++ {
+			if i == 20 {
+				return nil // not the moment: a later pass trims
+			}
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		n, err := pebbledb.TrimFlushedWAL(s.dir)
+		if freed += n; err != nil {
+			return err
+		}
+	}
+	if freed > 0 {
+		s.logger.Debug("trimmed the trace store's flushed WAL files", "bytes", freed)
+	}
+	return nil
 }
 
 // RunRetention deletes traces whose first span is older than the retention
@@ -119,15 +201,11 @@ func (s *Store) RunRetention(ctx context.Context) error {
 	return nil
 }
 
-// deleteOlder deletes unpinned traces whose index key is before cutoff,
-// oldest first, until budget bytes (estimated) are freed; budget < 0 means
-// no byte budget. The deleted range is then compacted so the space returns.
+// deleteOlder deletes unpinned traces with a chunk whose index time is
+// before cutoff, oldest first, until budget bytes (estimated) are freed;
+// budget < 0 means no byte budget. The deleted range is then compacted so
+// the space returns.
 func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, reason string) error {
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(0), UpperBound: indexBound(cutoff)})
-	if err != nil {
-		return err
-	}
-	defer it.Close()
 	b := s.db.NewBatch()
 	defer func() { b.Close() }()
 	pinned := map[pcommon.TraceID]bool{}
@@ -143,44 +221,47 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 		b = s.db.NewBatch()
 		return err
 	}
-	for ok := it.First(); ok; ok = it.Next() {
+	err := s.walkChunks(ctx, 0, cutoff, func(k, v []byte, paged bool) error {
 		if budget >= 0 && freed >= budget {
-			break
+			return errStopWalk
 		}
-		k := it.Key()
-		if len(k) != 33 {
-			continue
-		}
-		tid := pcommon.TraceID(k[9:25])
-		if p, seen := pinned[tid]; seen {
-			if !p {
-				_ = b.Delete(k, nil) // a later chunk of a trace deleted in this pass
-			}
-			continue
+		tid := pcommon.TraceID(k[8:24])
+		if _, seen := pinned[tid]; seen {
+			return nil // kept, or deleted with all its chunks
 		}
 		isPinned := false
 		if s.opts.Pinner != nil {
-			isPinned, err = s.opts.Pinner.IsPinned(ctx, tid)
-			if err != nil {
+			var err error
+			if isPinned, err = s.opts.Pinner.IsPinned(ctx, tid); err != nil {
 				return err
 			}
 		}
 		pinned[tid] = isPinned
 		if isPinned {
 			s.m.pinnedKept.Inc()
-			continue
+			return nil
 		}
-		// Data and search records are roughly 3x the search record alone.
-		freed += int64(len(k)+len(it.Value())) * 3
 		sum, found, err := s.getSummary(tid)
 		if err != nil {
 			return err
 		}
 		if found {
 			s.deleteTrace(b, tid, &sum)
+			deleted++
+		} else {
+			// A chunk left by a trace deleted before a crash: its rows go
+			// now, a page entry with its page's next rewrite.
+			_ = b.Delete(chunkKey(pData, binary.BigEndian.Uint64(k[:8]), tid, binary.BigEndian.Uint64(k[24:])), nil)
+			_ = b.Delete(chunkKey(pIndex, binary.BigEndian.Uint64(k[:8]), tid, binary.BigEndian.Uint64(k[24:])), nil)
 		}
-		_ = b.Delete(k, nil)
-		deleted++
+		// What a chunk takes at rest, roughly: as rows, its protobuf and
+		// search record (about 3 times the record); paged, its protobuf
+		// compressed about 2.5 times, and its search columns.
+		if paged {
+			freed += int64(len(v))/2 + 64
+		} else {
+			freed += int64(len(v)) * 3
+		}
 		last = append(last[:0], k...)
 		if b.Count() >= 4096 {
 			if err := flush(); err != nil {
@@ -190,8 +271,9 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 		if len(pinned) > 1_000_000 {
 			pinned = map[pcommon.TraceID]bool{} // bound memory on huge passes
 		}
-	}
-	if err := it.Error(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if err := flush(); err != nil {
@@ -211,17 +293,14 @@ func (s *Store) deleteOlder(ctx context.Context, cutoff uint64, budget int64, re
 		return nil
 	}
 	s.m.tracesDeleted.WithLabelValues(reason).Add(float64(deleted))
-	end := append([]byte(nil), last...)
-	end = append(end, 0)
-	dEnd := append([]byte{pData}, end[1:]...)
-	if err := s.db.Compact(ctx, indexBound(0), end, false); err != nil {
-		return err
-	}
-	if err := s.db.Compact(ctx, []byte{pData}, dEnd, false); err != nil {
-		return err
+	end := append(slices.Clone(last), 0)
+	for _, table := range []byte{pIndex, pData} {
+		if err := s.db.Compact(ctx, []byte{table}, append([]byte{table}, end...), false); err != nil {
+			return err
+		}
 	}
 	// Pages end up to a minute after their first row.
-	pEnd := binary.BigEndian.AppendUint64([]byte{pPage}, binary.BigEndian.Uint64(end[1:9])+2*blockWidth)
+	pEnd := binary.BigEndian.AppendUint64([]byte{pPage}, binary.BigEndian.Uint64(last[:8])+2*blockWidth)
 	return s.db.Compact(ctx, []byte{pPage}, pEnd, false)
 }
 
@@ -256,7 +335,63 @@ func (s *Store) cutPagesBefore(ctx context.Context, before uint64, busy []uint64
 	if err != nil {
 		return err
 	}
+	if err := s.dropPagedRecords(ctx); err != nil {
+		return err
+	}
+	if before > s.cutBefore.Load() {
+		s.cutBefore.Store(before)
+	}
 	return s.collectPages(ctx, 0)
+}
+
+// pagedRecordsKey marks a store whose paged chunks have no search records.
+var pagedRecordsKey = []byte{pMeta, 'x', 'p', 'a', 'g', 'e', 'd'}
+
+// dropPagedRecords deletes, once, the search records of chunks that are no
+// longer rows: those kept by versions that cut rows into pages without
+// deleting their records. It reads the x and d rows side by side and
+// deletes the records without a row.
+func (s *Store) dropPagedRecords(ctx context.Context) error {
+	if _, closer, err := s.db.Get(pagedRecordsKey); err == nil {
+		return closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	x, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pIndex}, UpperBound: []byte{pIndex + 1}})
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	d, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pData}, UpperBound: []byte{pData + 1}})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	b := s.db.NewBatch()
+	defer func() { b.Close() }()
+	dok := d.First()
+	for ok := x.First(); ok; ok = x.Next() {
+		k := x.Key()[1:]
+		for dok && bytes.Compare(d.Key()[1:], k) < 0 {
+			dok = d.Next()
+		}
+		if dok && bytes.Equal(d.Key()[1:], k) {
+			continue
+		}
+		_ = b.Delete(x.Key(), nil)
+		if b.Len() >= pageBatchBytes {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Close()
+			b = s.db.NewBatch()
+		}
+	}
+	if err := errors.Join(x.Error(), d.Error()); err != nil {
+		return err
+	}
+	_ = b.Set(pagedRecordsKey, nil, nil)
+	return b.Commit(pebble.NoSync)
 }
 
 // rewritePages drops deleted traces from the pages deletions noted and,
@@ -290,7 +425,10 @@ func (s *Store) Compact(ctx context.Context) error {
 	if err := s.cutPagesBefore(ctx, ^uint64(0), nil); err != nil {
 		return err
 	}
-	return s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
+	if err := s.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+		return err
+	}
+	return s.trimWAL(ctx)
 }
 
 // deleteTrace adds to b the deletion of a trace's spans, search records and

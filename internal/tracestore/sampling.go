@@ -399,18 +399,12 @@ func (sm *sampler) checkLate(ctx context.Context, pinner Pinner, now time.Time) 
 // tracesStarted lists, sorted, the traces with a chunk whose start time is
 // in [from, to).
 func (s *Store) tracesStarted(ctx context.Context, from, to uint64) ([]pcommon.TraceID, error) {
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(from), UpperBound: indexBound(to)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
 	var tids []pcommon.TraceID
-	for ok := it.First(); ok; ok = it.Next() {
-		if k := it.Key(); len(k) == 33 {
-			tids = append(tids, pcommon.TraceID(k[9:25]))
-		}
-	}
-	if err := it.Error(); err != nil {
+	err := s.walkChunks(ctx, from, to, func(k, _ []byte, _ bool) error {
+		tids = append(tids, pcommon.TraceID(k[8:24]))
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(tids, func(a, b pcommon.TraceID) int { return bytes.Compare(a[:], b[:]) })

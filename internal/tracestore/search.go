@@ -92,7 +92,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	if !req.End.IsZero() && req.End.UnixNano() >= 0 {
 		hi = uint64(req.End.UnixNano())
 	}
-	lo, hi, ok, err := s.indexExtent(ctx, lo, hi)
+	lo, hi, ok, err := s.chunkExtent(ctx, lo, hi)
 	if err != nil || !ok {
 		return SearchResult{}, err
 	}
@@ -300,10 +300,10 @@ type scanner struct {
 // from the minute's column blocks when it has them (minutes
 // within retention, see Search), else from its search records.
 func (sc *scanner) scan(ctx context.Context, w *window, cs *colScan) {
-	var rows, cols *pebble.Iterator
+	var cols *pebble.Iterator
 	ar := attrReader{db: sc.s.db, ctx: ctx}
 	defer func() {
-		for _, it := range []*pebble.Iterator{rows, cols, ar.it} {
+		for _, it := range []*pebble.Iterator{cols, ar.it} {
 			if it != nil {
 				_ = it.Close()
 			}
@@ -311,7 +311,6 @@ func (sc *scanner) scan(ctx context.Context, w *window, cs *colScan) {
 	}()
 	cs.fetch = ar.get
 	sd := searchDecoder{spanAttrs: sc.spanAttrs, resAttrs: sc.resAttrs}
-	n := 0
 	for m := w.lo / blockWidth; m <= w.hi/blockWidth; m++ {
 		if m >= sc.firstColumnMinute {
 			b, ok, err := sc.s.loadBlock(m)
@@ -335,44 +334,32 @@ func (sc *scanner) scan(ctx context.Context, w *window, cs *colScan) {
 				continue
 			}
 		}
-		if rows == nil {
-			it, err := sc.s.db.NewIterWithContext(ctx, &pebble.IterOptions{})
-			if err != nil {
-				w.err = err
-				return
-			}
-			rows = it
+		last := m
+		if m < sc.firstColumnMinute {
+			// The minutes before the retention are read as one range.
+			last = min(w.hi/blockWidth, sc.firstColumnMinute-1)
 		}
-		mlo, mhi := max(w.lo, m*blockWidth), min(w.hi, minuteLast(m))
-		rows.SetBounds(indexBound(mlo), indexBoundAfter(mhi))
-		for ok := rows.First(); ok; ok = rows.Next() {
-			if n++; n%256 == 0 && ctx.Err() != nil {
-				w.err = ctx.Err()
-				return
-			}
-			k, v := rows.Key(), rows.Value()
-			if len(k) != 33 {
-				continue
-			}
+		mlo, mhi := max(w.lo, m*blockWidth), min(w.hi, minuteLast(last))
+		m = last
+		w.err = sc.s.walkRecords(ctx, mlo, mhi+1, nil, func(k, v []byte) error {
 			w.bytes += uint64(len(v))
 			if !sc.lits.possible(v) {
-				continue
+				return nil
 			}
 			spans, err := sd.decode(v)
 			if err != nil {
-				w.err = fmt.Errorf("decode search record of %x: %w", k[9:25], err)
-				return
+				return fmt.Errorf("decode search record of %x: %w", k[8:24], err)
 			}
 			w.spans += uint64(len(spans))
 			if traceql.PossibleInSpans(sc.q, spans) {
 				w.cands = append(w.cands, candidate{
-					minStart: binary.BigEndian.Uint64(k[1:9]), tid: pcommon.TraceID(k[9:25]),
-					seq: binary.BigEndian.Uint64(k[25:33]), rec: append([]byte(nil), v...),
+					minStart: binary.BigEndian.Uint64(k[:8]), tid: pcommon.TraceID(k[8:24]),
+					seq: binary.BigEndian.Uint64(k[24:32]), rec: append([]byte(nil), v...),
 				})
 			}
-		}
-		if err := rows.Error(); err != nil {
-			w.err = err
+			return nil
+		})
+		if w.err != nil {
 			return
 		}
 	}
@@ -484,7 +471,7 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 	var spans []traceql.Span
 	if local {
 		if c.rec == nil {
-			r, ok, err := s.readRecord((*rec)[:0], c.minStart, c.tid, c.seq)
+			r, ok, err := s.readRecord(ctx, (*rec)[:0], c.minStart, c.tid, c.seq)
 			if err != nil || !ok {
 				return TraceMatch{}, false, err // not found: deleted by retention meanwhile
 			}
@@ -537,33 +524,6 @@ func (s *Store) judge(ctx context.Context, sd *searchDecoder, c candidate, rec *
 		m.SpanSets[i] = ss
 	}
 	return m, true, nil
-}
-
-// indexExtent narrows [lo, hi] to the times actually present in the index;
-// ok is false when the range holds nothing.
-func (s *Store) indexExtent(ctx context.Context, lo, hi uint64) (uint64, uint64, bool, error) {
-	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: indexBound(lo), UpperBound: indexBoundAfter(hi)})
-	if err != nil {
-		return 0, 0, false, err
-	}
-	defer it.Close()
-	if !it.First() {
-		return 0, 0, false, it.Error()
-	}
-	first := binary.BigEndian.Uint64(it.Key()[1:9])
-	if !it.Last() {
-		return 0, 0, false, it.Error()
-	}
-	last := binary.BigEndian.Uint64(it.Key()[1:9])
-	return first, last, true, nil
-}
-
-// indexBoundAfter is the first index key after every key at time ts.
-func indexBoundAfter(ts uint64) []byte {
-	if ts == math.MaxUint64 {
-		return []byte{pIndex + 1}
-	}
-	return indexBound(ts + 1)
 }
 
 // literalSet is a byte-level pre-filter: for each spanset filter, strings
@@ -648,22 +608,36 @@ func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID, sum *summary
 	}
 	// In request order, as GetTrace reads them.
 	chunks := slices.SortedFunc(slices.Values(sum.Chunks), func(a, b chunkRef) int { return cmp.Compare(a.Seq, b.Seq) })
-	var spans []traceql.Span
-	seen := make(map[[8]byte]struct{}, sum.Spans)
+	recs := make([][]byte, 0, len(chunks))
 	for _, c := range chunks {
-		// The spans alias their own copy of the record and decoder arena.
-		rec, ok, err := s.readRecord(nil, c.MinStart, tid, c.Seq)
+		rec, ok, err := s.readRecord(ctx, nil, c.MinStart, tid, c.Seq)
 		if err != nil {
 			return traceql.Trace{}, false, err
 		}
-		if !ok {
-			continue // being deleted by retention
+		if ok { // else being deleted by retention
+			recs = append(recs, rec)
 		}
+		if err := ctx.Err(); err != nil {
+			return traceql.Trace{}, false, err
+		}
+	}
+	tr := s.traceOfRecords(tid, recs)
+	return tr, len(tr.Spans) > 0, nil
+}
+
+// traceOfRecords decodes the search records of a trace's chunks, given in
+// request order, into one trace; a span repeated by a client's retry counts
+// once. The spans alias recs.
+func (s *Store) traceOfRecords(tid pcommon.TraceID, recs [][]byte) traceql.Trace {
+	var spans []traceql.Span
+	seen := map[[8]byte]struct{}{}
+	for i, rec := range recs {
+		// Each record's spans get their own decoder arena.
 		sd := searchDecoder{spanAttrs: true, resAttrs: true}
 		dec, err := sd.decode(rec)
 		if err != nil {
 			s.m.undecodable.Inc()
-			s.logger.Warn("skipping a search record that does not decode", "trace_id", tid.String(), "chunk", c.Seq, "err", err)
+			s.logger.Warn("skipping a search record that does not decode", "trace_id", tid.String(), "record", i, "err", err)
 			continue
 		}
 		for _, sp := range dec {
@@ -672,25 +646,66 @@ func (s *Store) loadTrace(ctx context.Context, tid pcommon.TraceID, sum *summary
 				spans = append(spans, sp)
 			}
 		}
-		if err := ctx.Err(); err != nil {
-			return traceql.Trace{}, false, err
-		}
 	}
-	return traceql.Trace{Spans: spans}, len(spans) > 0, nil
+	return traceql.Trace{Spans: spans}
 }
 
 // readRecord appends the search record of a chunk to dst; ok is false when
-// it is gone (deleted by retention meanwhile).
-func (s *Store) readRecord(dst []byte, minStart uint64, tid pcommon.TraceID, seq uint64) ([]byte, bool, error) {
-	v, closer, err := s.db.Get(indexKey(minStart, tid, seq))
-	if errors.Is(err, pebble.ErrNotFound) {
+// it is gone (deleted by retention meanwhile). A chunk not yet cut into a
+// page has its record in a row; a cut chunk's record is made from its
+// OTLP protobuf (appendRecordOf), from its page.
+func (s *Store) readRecord(ctx context.Context, dst []byte, minStart uint64, tid pcommon.TraceID, seq uint64) ([]byte, bool, error) {
+	pages := pageReader{s: s}
+	defer pages.close()
+	key := indexKey(minStart, tid, seq)
+	// A chunk older than the last cut is most likely in a page: it is
+	// looked for there first, then in rows; a newer one the other way.
+	paged := minStart < s.cutBefore.Load()
+	var v []byte
+	var found bool
+	var err error
+	if paged {
+		v, found, err = pages.get(ctx, key[1:])
+	}
+	if !found && err == nil {
+		r, closer, gerr := s.db.Get(key)
+		if gerr == nil {
+			dst = append(dst, r...)
+			return dst, true, closer.Close()
+		}
+		if !errors.Is(gerr, pebble.ErrNotFound) {
+			return dst, false, gerr
+		}
+		key[0] = pData
+		r, closer, gerr = s.db.Get(key)
+		switch {
+		case gerr == nil:
+			defer closer.Close()
+			v, found = r, true
+		case !errors.Is(gerr, pebble.ErrNotFound):
+			return dst, false, gerr
+		case !paged:
+			v, found, err = pages.get(ctx, key[1:])
+		}
+	}
+	if !found && err == nil {
 		return dst, false, nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errCorrupt) {
 		return dst, false, err
 	}
-	dst = append(dst, v...)
-	return dst, true, closer.Close()
+	n := len(dst)
+	if err == nil {
+		dst, err = appendRecordOf(dst, v)
+	}
+	if errors.Is(err, errCorrupt) {
+		// A damaged page, or spans written before a limit that no longer
+		// decode: the chunk is skipped, as GetTrace skips it.
+		s.m.undecodable.Inc()
+		s.logger.Warn("skipping stored spans that do not decode", "trace_id", tid.String(), "chunk", seq, "err", err)
+		return dst[:n], false, nil
+	}
+	return dst, err == nil, err
 }
 
 // minuteLast is the last nanosecond of minute m, saturating at the end of time.

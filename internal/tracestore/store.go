@@ -42,7 +42,8 @@ type Options struct {
 	RetentionInterval time.Duration
 	// Pinner keeps traces referenced by exemplars. Nil pins nothing.
 	Pinner Pinner
-	// CacheSize is Pebble's block cache in bytes. Default 64 MiB.
+	// CacheSize is the store's cache in bytes: three quarters for Pebble's
+	// block cache, a quarter for decompressed pages. Default 64 MiB.
 	CacheSize int64
 	// MemTableSize is Pebble's memtable size in bytes. Default 32 MiB.
 	MemTableSize uint64
@@ -137,6 +138,7 @@ var ErrClosed = errors.New("trace store is closed")
 type Store struct {
 	opts   Options
 	logger *slog.Logger
+	dir    string
 	db     *pebble.DB
 	cache  *pebble.Cache
 	seq    atomic.Uint64
@@ -148,10 +150,15 @@ type Store struct {
 	// notes the minutes whose pages hold deleted traces, recent when each
 	// minute last took rows; pageMu serialises the passes that rewrite
 	// pages.
-	pages  *pageCodec
-	dirty  dirtyPages
-	recent recentWrites
-	pageMu sync.Mutex
+	pages     *pageCodec
+	pageCache *pageCache
+	dirty     dirtyPages
+	// cutBefore is the time before which the last cut pass moved rows
+	// into pages (but for the minutes still busy then and rows written
+	// since): a chunk older than it is looked for in pages first.
+	cutBefore atomic.Uint64
+	recent    recentWrites
+	pageMu    sync.Mutex
 
 	// searchRows makes Search read search records only, never column
 	// blocks; tests compare the two.
@@ -194,7 +201,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
-	cache := pebble.NewCache(opts.CacheSize)
+	cache := pebble.NewCache(opts.CacheSize - opts.CacheSize/4)
 	db, err := pebbledb.Open(dir, "trace store", pebbleOptions(opts, cache), logger)
 	if err != nil {
 		cache.Unref()
@@ -202,18 +209,26 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		return nil, err
 	}
 	s := &Store{
-		opts:   opts,
-		logger: logger,
-		db:     db,
-		cache:  cache,
-		pages:  codec,
-		sem:    make(chan struct{}, opts.MaxConcurrentWrites),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		opts:      opts,
+		logger:    logger,
+		dir:       dir,
+		db:        db,
+		cache:     cache,
+		pages:     codec,
+		pageCache: newPageCache(int(opts.CacheSize / 4)),
+		sem:       make(chan struct{}, opts.MaxConcurrentWrites),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	// Sequence numbers only need to be unique per trace; starting from the
 	// clock keeps them increasing across restarts.
 	s.seq.Store(uint64(time.Now().UnixNano()))
+	if err := s.loadCutBefore(); err != nil {
+		_ = db.Close()
+		cache.Unref()
+		codec.close()
+		return nil, err
+	}
 	s.m = metrics{
 		spansStored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lookout_tracestore_spans_stored_total", Help: "Spans durably stored.",
@@ -271,7 +286,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 // memtableFlushInterval's writes unless ingest fills the memtable first).
 // Pebble's defaults stay for the rest: Snappy-compressed 4 KiB blocks, and
 // flushed WAL files kept for reuse, which saves CPU on every synced
-// commit. Larger blocks and Zstandard make the sstables a quarter to a
+// commit (trimWAL truncates them when the store is quiet). Larger blocks and Zstandard make the sstables a quarter to a
 // half smaller, but every point read then decompresses more, and the
 // searches that read search records or whole traces took 20–200% more CPU
 // (BENCHMARKS.md, "Trace store at rest").
@@ -664,7 +679,7 @@ func (s *Store) GetTrace(ctx context.Context, traceID pcommon.TraceID) (ptrace.T
 			if !ok {
 				continue
 			}
-			data = pv // a copy, decompressed for this read
+			data = pv // shared with the page cache: unmarshalling copies
 		case err != nil:
 			return ptrace.Traces{}, false, err
 		default:
