@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/lookout-dev/lookout/internal/traceql"
 )
@@ -61,6 +62,21 @@ const (
 	haveMessages
 	haveDurations
 )
+
+// attrColumns keeps decoded attribute columns' buffers between scans: a
+// merged block's columns have tens of thousands of entries.
+var attrColumns = sync.Pool{New: func() any { return new(attrColumn) }}
+
+// close returns the scan's buffers for other scans to reuse.
+func (cs *colScan) close() {
+	for _, col := range cs.owned {
+		col.dict, col.rest, col.decoded = col.dict[:0], nil, false
+		clear(col.vals) // drop the strings
+		attrColumns.Put(col)
+	}
+	cs.owned, cs.used = nil, 0
+	clear(cs.attrs)
+}
 
 func newColScan(q traceql.Expr) *colScan {
 	cs := &colScan{attrs: map[string]*attrColumn{}}
@@ -448,7 +464,7 @@ func (cs *colScan) attr(key string) (*attrColumn, error) {
 		return nil, err
 	}
 	if cs.used == len(cs.owned) {
-		cs.owned = append(cs.owned, &attrColumn{})
+		cs.owned = append(cs.owned, attrColumns.Get().(*attrColumn))
 	}
 	col := cs.owned[cs.used]
 	cs.used++

@@ -3,6 +3,7 @@ package tracestore
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -15,7 +16,8 @@ import (
 // every minute its traces start in, one column block holding the search
 // fields of those spans column by column, strings replaced by ids into a
 // block dictionary, and one column per span attribute key in a key of its
-// own, so a query reads only the columns it uses:
+// own, so a query reads only the columns it uses (when the minute's rows
+// are cut into pages, its blocks are merged into a few: colmerge.go):
 //
 //	c | minute(8) | seq(8)       → column block (below)
 //	a | minute(8) | seq(8) | key → the spans' values of attribute key
@@ -130,6 +132,7 @@ type columnBuilder struct {
 	spans    int
 	dict     stringDict
 	resIDs   map[int]uint64
+	nRes     int // resources in res
 	res      []byte
 	cols     [numCols][]byte
 	attrs    map[string]*attrColumnBuilder
@@ -142,6 +145,7 @@ func (cb *columnBuilder) reset() {
 	cb.ids, cb.counts, cb.spans = cb.ids[:0], cb.counts[:0], 0
 	cb.dict.reset()
 	clear(cb.resIDs)
+	cb.nRes = 0
 	cb.res = cb.res[:0]
 	for i := range cb.cols {
 		cb.cols[i] = cb.cols[i][:0]
@@ -183,9 +187,10 @@ func (cb *columnBuilder) addSpan(resIndex int, res pcommon.Resource, sp ptrace.S
 		if cb.resIDs == nil {
 			cb.resIDs = map[int]uint64{}
 		}
-		rid = uint64(len(cb.resIDs))
+		rid = uint64(cb.nRes)
 		cb.resIDs[resIndex] = rid
 		cb.res = appendAttrs(cb.res, res.Attributes())
+		cb.nRes++
 	}
 	idx := cb.spans
 	cb.spans++
@@ -215,34 +220,43 @@ func (cb *columnBuilder) addSpan(resIndex int, res pcommon.Resource, sp ptrace.S
 			break
 		}
 		i++
-		k = truncate(k)
-		col := cb.attrs[k]
-		if col == nil {
-			if cb.attrs == nil {
-				cb.attrs = map[string]*attrColumnBuilder{}
-			}
-			if n := len(cb.spare); n > 0 {
-				col, cb.spare = cb.spare[n-1], cb.spare[:n-1]
-			} else {
-				col = &attrColumnBuilder{last: -1}
-			}
-			cb.attrs[k] = col
-			cb.attrKeys = append(cb.attrKeys, k)
+		cb.attr(truncate(k)).add(idx, searchValueOf(v))
+	}
+}
+
+// attr returns the builder of the attribute column of key.
+func (cb *columnBuilder) attr(key string) *attrColumnBuilder {
+	col := cb.attrs[key]
+	if col == nil {
+		if cb.attrs == nil {
+			cb.attrs = map[string]*attrColumnBuilder{}
 		}
-		if col.last == idx {
-			continue // a repeated key: lookups find the first value
-		}
-		col.entries = binary.AppendUvarint(col.entries, uint64(idx-col.last))
-		col.last = idx
-		col.n++
-		val := searchValueOf(v)
-		if val.Type == traceql.TypeString {
-			col.entries = append(col.entries, byte(traceql.TypeString))
-			col.entries = binary.AppendUvarint(col.entries, col.dict.id(val.S))
+		if n := len(cb.spare); n > 0 {
+			col, cb.spare = cb.spare[n-1], cb.spare[:n-1]
 		} else {
-			col.entries = appendSearchValue(col.entries, val)
-			col.other++
+			col = &attrColumnBuilder{last: -1}
 		}
+		cb.attrs[key] = col
+		cb.attrKeys = append(cb.attrKeys, key)
+	}
+	return col
+}
+
+// add adds span idx's value; spans come in order, and a span's repeated
+// key keeps its first value, which lookups find.
+func (col *attrColumnBuilder) add(idx int, val traceql.Value) {
+	if col.last == idx {
+		return
+	}
+	col.entries = binary.AppendUvarint(col.entries, uint64(idx-col.last))
+	col.last = idx
+	col.n++
+	if val.Type == traceql.TypeString {
+		col.entries = append(col.entries, byte(traceql.TypeString))
+		col.entries = binary.AppendUvarint(col.entries, col.dict.id(val.S))
+	} else {
+		col.entries = appendSearchValue(col.entries, val)
+		col.other++
 	}
 }
 
@@ -265,7 +279,7 @@ func (cb *columnBuilder) encode() []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(cb.dict.ids)))
 	b = append(b, cb.dict.enc...)
-	b = binary.AppendUvarint(b, uint64(len(cb.resIDs)))
+	b = binary.AppendUvarint(b, uint64(cb.nRes))
 	b = append(b, cb.res...)
 	for _, c := range cb.cols {
 		b = binary.AppendUvarint(b, uint64(len(c)))
@@ -547,7 +561,10 @@ func (col *attrColumn) decodeEntries(spans int) error {
 		return nil
 	}
 	d := decoder{b: col.rest, alias: true}
-	col.idx, col.vals, col.sid = col.idx[:0], col.vals[:0], col.sid[:0]
+	// Sized once: a merged block's column has tens of thousands of entries.
+	col.idx = slices.Grow(col.idx[:0], col.n)
+	col.vals = slices.Grow(col.vals[:0], col.n)
+	col.sid = slices.Grow(col.sid[:0], col.n)
 	idx, other := -1, 0
 	for range col.n {
 		delta := d.uvarint()

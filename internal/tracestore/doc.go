@@ -13,7 +13,8 @@
 // attribute key in a column of its own (see columns.go). Two minutes
 // after a minute ends, once it has taken no writes for a minute, the
 // background loop moves its OTLP protobuf records into pages, runs of consecutive records compressed together with
-// Zstandard (see pages.go), and deletes their search records; GetTrace
+// Zstandard (see pages.go), merges its column blocks into a few
+// (colmerge.go) and deletes their search records; GetTrace
 // reads a record, else its page, and readers of search records make those
 // of cut chunks from their protobuf (walk.go, readRecord).
 // Writes commit with Pebble's synced WAL, whose group commit batches

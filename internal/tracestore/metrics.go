@@ -226,6 +226,7 @@ func (p *metricsPlan) worker(ctx context.Context, w uint64, obs Observer, start,
 // that wait to be evaluated whole.
 func (ms *metricsScan) runAll(lo, hi uint64) error {
 	err := ms.run(lo, hi)
+	ms.cs.close()
 	if err == nil {
 		err = ms.flushTraces()
 	}

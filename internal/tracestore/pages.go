@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"sync"
 
@@ -176,6 +177,7 @@ type pageWriter struct {
 	b       *pebble.Batch
 	touched [][]byte // the page keys the batch sets or deletes
 	x       []byte
+	minutes map[uint64]struct{} // of the rows moved
 }
 
 func newPageWriter(s *Store) pageWriter { return pageWriter{s: s, b: s.db.NewBatch()} }
@@ -199,6 +201,10 @@ func (w *pageWriter) deleteRow(key []byte) {
 	_ = w.b.Delete(key, nil)
 	w.x = append(append(w.x[:0], pIndex), key[1:]...)
 	_ = w.b.Delete(w.x, nil)
+	if w.minutes == nil {
+		w.minutes = map[uint64]struct{}{}
+	}
+	w.minutes[binary.BigEndian.Uint64(key[1:9])/blockWidth] = struct{}{}
 }
 
 // delete deletes the page with key.
@@ -422,17 +428,17 @@ func (r *recentWrites) busy(since int64) []uint64 {
 // cutPages moves every OTLP protobuf row that started before the time
 // before into pages, but for the rows of the busy minutes (sorted),
 // merging rows that fall in an existing page's range into it, and returns
-// the rows moved. Each batch it commits leaves every row readable, as a
+// the rows moved and their minutes, sorted. Each batch it commits leaves every row readable, as a
 // row or in a page.
-func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int, error) {
+func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int, []uint64, error) {
 	rows, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pData}, UpperBound: binary.BigEndian.AppendUint64([]byte{pData}, before)})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer rows.Close()
 	pages, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{pPage}, UpperBound: []byte{pPage + 1}})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer pages.Close()
 	w := newPageWriter(s)
@@ -499,7 +505,7 @@ func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int
 			}
 		}
 		if err := locate(rk); err != nil {
-			return moved, err
+			return moved, nil, err
 		}
 		// A page whose range holds the row: merge the page with every row
 		// in its range.
@@ -530,7 +536,7 @@ func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int
 			w.write(mergeEntries(entries, add))
 			if w.b.Len() >= pageBatchBytes {
 				if err := commit(); err != nil {
-					return moved, err
+					return moved, nil, err
 				}
 			}
 			continue
@@ -556,21 +562,24 @@ func (s *Store) cutPages(ctx context.Context, before uint64, busy []uint64) (int
 		}
 		if w.b.Len() >= pageBatchBytes {
 			if err := commit(); err != nil {
-				return moved, err
+				return moved, nil, err
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return moved, err
+			return moved, nil, err
 		}
 		ok = rows.Next()
 	}
 	if err := rows.Error(); err != nil {
-		return moved, err
+		return moved, nil, err
 	}
 	if err := pages.Error(); err != nil {
-		return moved, err
+		return moved, nil, err
 	}
-	return moved, commit()
+	if err := commit(); err != nil {
+		return moved, nil, err
+	}
+	return moved, slices.Sorted(maps.Keys(w.minutes)), nil
 }
 
 // mergeEntries merges two key-ordered entry lists; on equal keys (a row
@@ -608,7 +617,7 @@ func (s *Store) gcPages(ctx context.Context, lo, hi uint64) (int, error) {
 	defer it.Close()
 	w := newPageWriter(s)
 	defer func() { w.b.Close() }()
-	live := map[pcommon.TraceID][]chunkRef{}
+	live := liveChunks{s: s}
 	dropped := 0
 	end := binary.BigEndian.AppendUint64(nil, hi)
 	for ok := it.First(); ok; ok = it.Next() {
@@ -627,22 +636,11 @@ func (s *Store) gcPages(ctx context.Context, lo, hi uint64) (int, error) {
 		}
 		keep := entries[:0:0]
 		for _, e := range entries {
-			tid := e.traceID()
-			chunks, seen := live[tid]
-			if !seen {
-				sum, found, err := s.getSummary(tid)
-				if err != nil {
-					return dropped, err
-				}
-				if found {
-					chunks = sum.Chunks
-				}
-				if len(live) >= 1<<16 {
-					clear(live)
-				}
-				live[tid] = chunks
+			ok, err := live.has(e.traceID(), chunkRef{MinStart: e.minStart(), Seq: e.seq()})
+			if err != nil {
+				return dropped, err
 			}
-			if slices.Contains(chunks, chunkRef{MinStart: e.minStart(), Seq: e.seq()}) {
+			if ok {
 				keep = append(keep, e)
 			}
 		}
@@ -694,6 +692,14 @@ func (d *dirtyPages) add(minutes iter.Seq[uint64]) {
 	for m := range minutes {
 		d.minutes[m] = struct{}{}
 	}
+}
+
+// has reports whether minute m is noted.
+func (d *dirtyPages) has(m uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.minutes[m]
+	return ok
 }
 
 // take returns the noted minutes, sorted, and forgets them.

@@ -330,9 +330,12 @@ func (s *Store) CutPages(ctx context.Context) error {
 func (s *Store) cutPagesBefore(ctx context.Context, before uint64, busy []uint64) error {
 	s.pageMu.Lock()
 	defer s.pageMu.Unlock()
-	n, err := s.cutPages(ctx, before, busy)
+	n, minutes, err := s.cutPages(ctx, before, busy)
 	s.m.rowsPaged.Add(float64(n))
 	if err != nil {
+		return err
+	}
+	if err := s.mergeMinutes(ctx, minutes); err != nil {
 		return err
 	}
 	if err := s.dropPagedRecords(ctx); err != nil {

@@ -160,6 +160,7 @@ func (s *Store) Search(ctx context.Context, req SearchRequest) (SearchResult, er
 	var scans [2]*colScan
 	for i := range scans {
 		scans[i] = newColScan(pre)
+		defer scans[i].close()
 	}
 	var rec []byte
 	for {

@@ -186,6 +186,8 @@ type metrics struct {
 	// the deleted traces' entries dropped from pages.
 	rowsPaged          prometheus.Counter
 	pageEntriesDropped prometheus.Counter
+	// blocksMerged counts the minutes whose column blocks were merged.
+	blocksMerged prometheus.Counter
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -252,6 +254,9 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 		rowsPaged: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lookout_tracestore_rows_paged_total", Help: "Stored span chunks moved from their own records into compressed pages.",
 		}),
+		blocksMerged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lookout_tracestore_column_minutes_merged_total", Help: "Minutes whose column blocks were merged into fewer, larger ones when their spans were cut into pages.",
+		}),
 		pageEntriesDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lookout_tracestore_page_entries_dropped_total", Help: "Span chunks of deleted traces dropped from compressed pages.",
 		}),
@@ -266,7 +271,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	diskUsage := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "lookout_tracestore_disk_bytes", Help: "Disk space used by the trace store.",
 	}, func() float64 { return float64(db.Metrics().DiskSpaceUsage()) })
-	cs := []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, s.m.rowsPaged, s.m.pageEntriesDropped, diskUsage}
+	cs := []prometheus.Collector{s.m.spansStored, s.m.spansRejected, s.m.undecodable, s.m.tracesDeleted, s.m.pinnedKept, s.m.retentionRuns, s.m.rowsPaged, s.m.pageEntriesDropped, s.m.blocksMerged, diskUsage}
 	if s.sampler != nil {
 		cs = append(cs, s.sampler.collectors()...)
 	}
@@ -527,16 +532,24 @@ func (s *Store) stageMinutes(b *pebble.Batch, blocks map[uint64]*blockSummary, c
 		if err := b.Merge(blockKey(minute), blk.encode(), nil); err != nil {
 			return fmt.Errorf("stage block summary: %w", err)
 		}
-		cols, seq := columns[minute], s.seq.Add(1)
-		if err := b.Set(columnKey(minute, seq), cols.encode(), nil); err != nil {
-			return fmt.Errorf("stage column block: %w", err)
+		if err := stageColumns(b, minute, s.seq.Add(1), columns[minute]); err != nil {
+			return err
 		}
-		var key []byte
-		for _, k := range cols.attrKeys {
-			key = attrColumnKey(key[:0], minute, seq, k)
-			if err := b.Set(key, cols.encodeAttr(k), nil); err != nil {
-				return fmt.Errorf("stage attribute column: %w", err)
-			}
+	}
+	return nil
+}
+
+// stageColumns adds to b the column block cb as minute's block seq, with
+// its attribute columns.
+func stageColumns(b *pebble.Batch, minute, seq uint64, cb *columnBuilder) error {
+	if err := b.Set(columnKey(minute, seq), cb.encode(), nil); err != nil {
+		return fmt.Errorf("stage column block: %w", err)
+	}
+	var key []byte
+	for _, k := range cb.attrKeys {
+		key = attrColumnKey(key[:0], minute, seq, k)
+		if err := b.Set(key, cb.encodeAttr(k), nil); err != nil {
+			return fmt.Errorf("stage attribute column: %w", err)
 		}
 	}
 	return nil

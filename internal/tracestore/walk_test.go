@@ -272,3 +272,146 @@ func TestDropPagedRecords(t *testing.T) {
 		t.Errorf("search found %d traces, want 50", len(res.Traces))
 	}
 }
+
+// blocksPerMinute counts each minute's column blocks.
+func blocksPerMinute(t *testing.T, s *Store) map[uint64]int {
+	t.Helper()
+	out := map[uint64]int{}
+	for k := range rowsOf(t, s, pColumns) {
+		if len(k) == 16 {
+			out[binary.BigEndian.Uint64([]byte(k)[:8])]++
+		}
+	}
+	return out
+}
+
+// TestMergeColumns checks the merge of a minute's column blocks when its
+// rows are cut: one block per minute, the chunks of deleted traces gone,
+// at most maxSpans spans a block (but for a larger source block), and the
+// same answers as the search records give.
+func TestMergeColumns(t *testing.T) {
+	now := base.Add(time.Hour)
+	s := openTest(t, t.TempDir(), Options{Now: func() time.Time { return now }})
+	defer s.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(8, 8))
+	for i := range 16 {
+		consume(t, s, randomRequest(rng, 12, byte(i), base.Add(time.Duration(i)*15*time.Second)))
+	}
+	before := blocksPerMinute(t, s)
+	// Delete some traces, as sampling and retention do.
+	b := s.db.NewBatch()
+	deleted := map[pcommon.TraceID]bool{}
+	for i := range 16 {
+		tid := pcommon.TraceID{0xee, 14: byte(i), 15: 3}
+		sum, ok, err := s.getSummary(tid)
+		if err != nil || !ok {
+			t.Fatalf("trace %x: %v %v", tid, ok, err)
+		}
+		s.deleteTrace(b, tid, &sum)
+		deleted[tid] = true
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	// Merge one minute into small blocks, by hand.
+	var m uint64
+	for m = range before {
+		if before[m] > 2 {
+			break
+		}
+	}
+	mb := s.db.NewBatch()
+	if ok, err := s.mergeColumns(ctx, mb, m, 20, &liveChunks{s: s}); err != nil || !ok {
+		t.Fatalf("merging minute %d: %v %v", m, ok, err)
+	}
+	if err := mb.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: columnBound(pColumns, m), UpperBound: columnBound(pColumns, m+1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, largest := 0, 0
+	for ok := it.First(); ok; ok = it.Next() {
+		blk, err := parseColumnBlock(it.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks++
+		largest = max(largest, blk.spans)
+		for j := range blk.chunks {
+			if tid, _, _ := blk.chunkID(j); deleted[tid] {
+				t.Errorf("merged block keeps a chunk of deleted trace %x", tid)
+			}
+		}
+	}
+	it.Close()
+	// A block of more than 20 spans is a source block merged alone: one
+	// request's spans of a minute, at most 12 traces of 4 spans.
+	if blocks < 2 || largest > 48 {
+		t.Errorf("minute %d merged into %d blocks, the largest of %d spans", m, blocks, largest)
+	}
+
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for m, n := range blocksPerMinute(t, s) {
+		if n != 1 {
+			t.Errorf("minute %d has %d column blocks after the cut, was %d", m, n, before[m])
+		}
+	}
+	for _, qs := range equivalenceQueries {
+		req := SearchRequest{Limit: 1000, Query: traceql.MustParse(qs)}
+		got, err := s.Search(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.searchRows = true
+		want, err := s.Search(ctx, req)
+		s.searchRows = false
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Traces, want.Traces) {
+			t.Errorf("%s: merged columns found %d traces, records %d, or other spans", qs, len(got.Traces), len(want.Traces))
+		}
+		for _, tr := range got.Traces {
+			if deleted[tr.TraceID] {
+				t.Errorf("%s found deleted trace %x", qs, tr.TraceID)
+			}
+		}
+	}
+}
+
+// TestMergeLeavesVersion1Minutes: a minute with a block written before the
+// start and parent columns existed is not merged.
+func TestMergeLeavesVersion1Minutes(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(2, 8))
+	for i := range 3 {
+		consume(t, s, randomRequest(rng, 4, byte(i), base))
+	}
+	m := uint64(base.UnixNano()) / blockWidth
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: columnBound(pColumns, m), UpperBound: columnBound(pColumns, m+1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !it.First() {
+		t.Fatal("no column block")
+	}
+	key, v1 := bytes.Clone(it.Key()), asVersion1(t, it.Value())
+	it.Close()
+	if err := s.db.Set(key, v1, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	before := rowsOf(t, s, pColumns)
+	b := s.db.NewBatch()
+	if ok, err := s.mergeColumns(context.Background(), b, m, maxMergedSpans, &liveChunks{s: s}); ok || err != nil || !b.Empty() {
+		t.Fatalf("merged a minute with a version 1 block: %v %v", ok, err)
+	}
+	if after := rowsOf(t, s, pColumns); !reflect.DeepEqual(after, before) {
+		t.Error("the minute's blocks changed")
+	}
+}
