@@ -76,10 +76,6 @@ type chunkRef struct {
 	MinStart, Seq uint64
 }
 
-func indexBound(ts uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{pIndex}, ts)
-}
-
 func summaryKey(tid pcommon.TraceID) []byte {
 	return append([]byte{pSummary}, tid[:]...)
 }
