@@ -2,7 +2,9 @@ package tracestore
 
 import (
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -216,20 +218,72 @@ func TestSampling(t *testing.T) {
 	}
 }
 
-// TestSummaryReadsOldEncoding: summaries written before RootEnd and Errors
-// existed decode with both zero.
-func TestSummaryReadsOldEncoding(t *testing.T) {
-	s := summary{MinStart: 5, MaxEnd: 9, Spans: 2, HasRoot: true, RootStart: 5, RootEnd: 8, RootName: "op", RootService: "svc", Errors: 1,
-		Chunks: []chunkRef{{MinStart: 5, Seq: 1}}}
-	b := s.encode()
-	got, err := decodeSummary(b)
-	if err != nil || got.RootEnd != 8 || got.Errors != 1 || got.RootName != "op" || len(got.Chunks) != 1 {
-		t.Fatalf("round trip: %+v, %v", got, err)
+// encodeSummaryV1 encodes s as summaries were before summaryV2.
+func encodeSummaryV1(s *summary, withRootEnd bool) []byte {
+	b := binary.BigEndian.AppendUint64(nil, s.MinStart)
+	b = binary.BigEndian.AppendUint64(b, s.MaxEnd)
+	b = binary.AppendUvarint(b, s.Spans)
+	if s.HasRoot {
+		b = append(b, 1)
+		b = binary.AppendUvarint(b, s.RootStart)
+		b = appendString(b, s.RootName)
+		b = appendString(b, s.RootService)
+	} else {
+		b = append(b, 0)
 	}
-	old := b[:len(b)-2] // without the two trailing uvarints
-	got, err = decodeSummary(old)
-	if err != nil || got.RootEnd != 0 || got.Errors != 0 || got.RootName != "op" || got.Chunks[0].Seq != 1 {
-		t.Fatalf("old encoding: %+v, %v", got, err)
+	b = binary.AppendUvarint(b, uint64(len(s.Chunks)))
+	for _, c := range s.Chunks {
+		b = binary.BigEndian.AppendUint64(b, c.MinStart)
+		b = binary.BigEndian.AppendUint64(b, c.Seq)
+	}
+	if !withRootEnd {
+		return b
+	}
+	b = binary.AppendUvarint(b, s.RootEnd)
+	return binary.AppendUvarint(b, s.Errors)
+}
+
+// TestSummaryReadsOldEncoding: summaries round-trip; those written with
+// fixed-width times decode, with RootEnd and Errors zero when written
+// before they existed; and summaries of both encodings merge.
+func TestSummaryReadsOldEncoding(t *testing.T) {
+	s := summary{MinStart: 1_795_000_000_000_000_005, MaxEnd: 1_795_000_000_000_000_009, Spans: 2, HasRoot: true,
+		RootStart: 1_795_000_000_000_000_005, RootEnd: 1_795_000_000_000_000_008, RootName: "op", RootService: "svc", Errors: 1,
+		Chunks: []chunkRef{{MinStart: 1_795_000_000_000_000_005, Seq: 1}, {MinStart: 1_794_999_999_000_000_000, Seq: 1 << 62}}}
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want summary
+	}{
+		{"current", s.encode(), s},
+		{"fixed-width times", encodeSummaryV1(&s, true), s},
+		{"before RootEnd and Errors", encodeSummaryV1(&s, false), func() summary { o := s; o.RootEnd, o.Errors = 0, 0; return o }()},
+		{"no root", (&summary{MinStart: 7, MaxEnd: 3, Spans: 1}).encode(), summary{MinStart: 7, MaxEnd: 3, Spans: 1}},
+	} {
+		got, err := decodeSummary(c.b)
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
+		}
+	}
+	if n, o := len(s.encode()), len(encodeSummaryV1(&s, true)); n >= o-20 {
+		t.Errorf("the summary takes %d bytes, %d before", n, o)
+	}
+	// A v1 operand merged with a current one.
+	m, err := summaryMerger.Merge(nil, encodeSummaryV1(&s, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := summary{MinStart: s.MinStart + 100, MaxEnd: s.MaxEnd + 1000, Spans: 1, Chunks: []chunkRef{{MinStart: s.MinStart + 100, Seq: 7}}}
+	if err := m.MergeNewer(later.encode()); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := m.Finish(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSummary(out)
+	if err != nil || got.Spans != 3 || got.MaxEnd != s.MaxEnd+1000 || len(got.Chunks) != 3 || got.RootName != "op" {
+		t.Errorf("merged: %+v, %v", got, err)
 	}
 }
 
