@@ -350,6 +350,20 @@ func (s *Store) cutPagesBefore(ctx context.Context, before uint64, busy []uint64
 // pagedRecordsKey marks a store whose paged chunks have no search records.
 var pagedRecordsKey = []byte{pMeta, 'x', 'p', 'a', 'g', 'e', 'd'}
 
+// markNewStore marks an empty store as one whose paged chunks have no
+// search records, so that its first cut pass does not read every row.
+func (s *Store) markNewStore() error {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	empty := !it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil || !empty {
+		return err
+	}
+	return s.db.Set(pagedRecordsKey, nil, pebble.Sync)
+}
+
 // dropPagedRecords deletes, once, the search records of chunks that are no
 // longer rows: those kept by versions that cut rows into pages without
 // deleting their records. It reads the x and d rows side by side and

@@ -225,7 +225,7 @@ func Open(dir string, opts Options, logger *slog.Logger, reg prometheus.Register
 	// Sequence numbers only need to be unique per trace; starting from the
 	// clock keeps them increasing across restarts.
 	s.seq.Store(uint64(time.Now().UnixNano()))
-	if err := s.loadCutBefore(); err != nil {
+	if err := errors.Join(s.loadCutBefore(), s.markNewStore()); err != nil {
 		_ = db.Close()
 		cache.Unref()
 		codec.close()
