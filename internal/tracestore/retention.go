@@ -31,7 +31,7 @@ func (s *Store) retentionLoop() {
 	defer t.Stop()
 	flush := time.NewTicker(memtableFlushInterval)
 	defer flush.Stop()
-	var walBytes uint64 // the WAL's bytes written at the last flush
+	walBytes := s.db.Metrics().WAL.BytesIn // the WAL's bytes written at the last flush
 	// The sampling pass, when a policy is set, runs on its own tick.
 	var sampling <-chan time.Time
 	if s.sampler != nil {
